@@ -1,0 +1,18 @@
+//! # sitrep-domain
+//!
+//! The language of sitrep, with no I/O. Start at [`wire`] to see what collectors send, then at
+//! [`component`] to see what becomes of it.
+//!
+//! - [`names`]: `SystemName` and `ComponentName`, parsed at the edge with field-naming errors.
+//! - [`status`]: the statuses a collector may report, and their order of badness.
+//! - [`wire`]: wire format v1 (one report or a batch), decoded and validated into [`wire::Report`]s.
+//! - [`component`]: the component aggregate (cqrs-es): the `ReportStatus` command and the
+//!   `StatusReported` / `StatusChanged` events.
+
+pub mod component;
+pub mod names;
+pub mod status;
+pub mod wire;
+
+pub use names::{ComponentName, SystemName};
+pub use status::Status;

@@ -1,0 +1,61 @@
+//! NATS JetStream: connecting, the report stream and the durable consumer ingest reads it with.
+
+use crate::Settings;
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer, stream};
+use std::time::Duration;
+
+/// How long JetStream remembers a `Nats-Msg-Id` to drop a publisher's retry.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Connects to NATS, failing with a clear error if the server cannot be reached.
+pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name("sitrep")
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to NATS at {url} (set SITREP_NATS_URL)"))
+}
+
+/// Creates the report stream if it is missing, and returns it.
+pub async fn ensure_reports_stream(
+    js: &jetstream::Context,
+    settings: &Settings,
+) -> anyhow::Result<stream::Stream> {
+    js.get_or_create_stream(stream::Config {
+        name: settings.reports_stream.clone(),
+        subjects: vec![settings.report_subjects()],
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "creating the JetStream stream {} (is JetStream enabled?)",
+            settings.reports_stream
+        )
+    })
+}
+
+/// The durable pull consumer ingest reads reports with; created if missing.
+pub async fn reports_consumer(
+    stream: &stream::Stream,
+    settings: &Settings,
+) -> anyhow::Result<consumer::PullConsumer> {
+    stream
+        .get_or_create_consumer(
+            &settings.ingest_consumer,
+            consumer::pull::Config {
+                durable_name: Some(settings.ingest_consumer.clone()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 20_000,
+                filter_subject: settings.report_subjects(),
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("creating the durable consumer {}", settings.ingest_consumer))
+}

@@ -1,0 +1,386 @@
+//! The Postgres event store.
+//!
+//! - [`append`] writes a batch of events with one statement inside the caller's transaction
+//!   (ingest appends a whole NATS batch, plus snapshots and quarantine, in one commit).
+//! - [`read_after`] is the global reader: events after a position, in order.
+//! - [`PgEventRepository`] is the cqrs-es `PersistedEventRepository` over the same tables, for
+//!   per-command use (`CqrsFramework::execute`).
+//!
+//! **Gap-safe order: one writer at a time.** A statement-level trigger on `events` (migration
+//! V1) takes a transaction-scoped advisory lock before any inserted row draws its `position`,
+//! so appends are serialised and commit in position order. A reader that asks for
+//! `position > checkpoint` therefore never misses an event that committed late. We chose this
+//! over transaction-id plus snapshot-xmin reading because ingest already appends in large
+//! batches (one lock per batch, not per event), it keeps `position` a plain total order that
+//! pages, links and checkpoints can use, and the reader stays one index range scan. The cost is
+//! that appends never overlap; `append_is_serialised_so_readers_never_skip_a_late_commit` in the
+//! end-to-end tests shows the reader cannot skip with two concurrent writers.
+
+use crate::InfraError;
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::Aggregate;
+use deadpool_postgres::Pool;
+use serde_json::Value;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+/// The notification channel that fires when events commit.
+pub const EVENTS_CHANNEL: &str = "sitrep_events";
+
+/// Namespace for event ids derived from message ids (UUID v5).
+const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5e1f_72e9_9c4a_4b8e_a1d2_6f03_c0de_0001);
+
+/// Derives a stable event id: the same message and index give the same id on every delivery.
+pub fn derived_event_id(message_key: &str, index: usize, event_type: &str) -> Uuid {
+    Uuid::new_v5(
+        &EVENT_ID_NAMESPACE,
+        format!("{message_key}/{index}/{event_type}").as_bytes(),
+    )
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+}
+
+/// An event as stored, with its global position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: OffsetDateTime,
+}
+
+const STORED_COLUMNS: &str =
+    "position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
+                              event_version, payload, metadata, recorded_at";
+
+impl StoredEvent {
+    fn from_row(row: &tokio_postgres::Row) -> Self {
+        Self {
+            position: row.get(0),
+            event_id: row.get(1),
+            aggregate_type: row.get(2),
+            aggregate_id: row.get(3),
+            sequence: row.get(4),
+            event_type: row.get(5),
+            event_version: row.get(6),
+            payload: row.get(7),
+            metadata: row.get(8),
+            recorded_at: row.get(9),
+        }
+    }
+}
+
+/// Appends events in one statement and notifies readers when the caller's transaction commits.
+/// Fails with [`InfraError::Conflict`] or [`InfraError::DuplicateEvent`] on the unique keys.
+pub async fn append(tx: &impl GenericClient, events: &[NewEvent]) -> Result<(), InfraError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(events.len());
+    let mut agg_types = Vec::with_capacity(events.len());
+    let mut agg_ids = Vec::with_capacity(events.len());
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut versions = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    let mut metas = Vec::with_capacity(events.len());
+    for e in events {
+        ids.push(e.event_id);
+        agg_types.push(e.aggregate_type.as_str());
+        agg_ids.push(e.aggregate_id.as_str());
+        seqs.push(e.sequence);
+        types.push(e.event_type.as_str());
+        versions.push(e.event_version.as_str());
+        payloads.push(&e.payload);
+        metas.push(&e.metadata);
+    }
+    tx.execute(
+        "INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[])
+         ORDER BY 1 IS NULL", // keep input order (unnest's order) for positions
+        &[&ids, &agg_types, &agg_ids, &seqs, &types, &versions, &payloads, &metas],
+    )
+    .await?;
+    tx.execute("SELECT pg_notify($1, '')", &[&EVENTS_CHANNEL])
+        .await?;
+    Ok(())
+}
+
+/// Which of these event ids are already stored.
+pub async fn existing_ids(
+    client: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, InfraError> {
+    let rows = client
+        .query(
+            "SELECT event_id FROM events WHERE event_id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Events after `position`, in global order, at most `limit`.
+pub async fn read_after(
+    client: &impl GenericClient,
+    position: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, InfraError> {
+    let rows = client
+        .query(
+            &format!("SELECT {STORED_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"),
+            &[&position, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(StoredEvent::from_row).collect())
+}
+
+/// The highest position stored (0 when empty).
+pub async fn head(client: &impl GenericClient) -> Result<i64, InfraError> {
+    Ok(client
+        .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
+        .await?
+        .get(0))
+}
+
+/// A stored aggregate state and the sequence of the last event it includes.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub payload: Value,
+    pub last_sequence: i64,
+    pub version: i64,
+}
+
+/// Loads snapshots for these aggregates of one type.
+pub async fn load_snapshots(
+    client: &impl GenericClient,
+    aggregate_type: &str,
+    ids: &[&str],
+) -> Result<HashMap<String, Snapshot>, InfraError> {
+    let rows = client
+        .query(
+            "SELECT aggregate_id, payload, last_sequence, snapshot_version FROM snapshots
+             WHERE aggregate_type = $1 AND aggregate_id = ANY($2)",
+            &[&aggregate_type, &ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Snapshot {
+                    payload: r.get(1),
+                    last_sequence: r.get(2),
+                    version: r.get(3),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Writes snapshots for these aggregates of one type: `(id, state, last_sequence)`.
+pub async fn save_snapshots(
+    tx: &impl GenericClient,
+    aggregate_type: &str,
+    snapshots: &[(&str, Value, i64)],
+) -> Result<(), InfraError> {
+    if snapshots.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = snapshots.iter().map(|s| s.0).collect();
+    let payloads: Vec<&Value> = snapshots.iter().map(|s| &s.1).collect();
+    let seqs: Vec<i64> = snapshots.iter().map(|s| s.2).collect();
+    tx.execute(
+        "INSERT INTO snapshots (aggregate_type, aggregate_id, payload, last_sequence, snapshot_version)
+         SELECT $1, id, p, s, 1 FROM unnest($2::text[], $3::jsonb[], $4::int8[]) AS u(id, p, s)
+         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+            SET payload = excluded.payload, last_sequence = excluded.last_sequence,
+                snapshot_version = snapshots.snapshot_version + 1
+            WHERE snapshots.last_sequence < excluded.last_sequence",
+        &[&aggregate_type, &ids, &payloads, &seqs],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The cqrs-es repository over the same tables, for commands handled one at a time through
+/// `CqrsFramework`. Event ids come from the metadata key `event_id` when the caller sets one
+/// (so a retried command is not stored twice), else they are random.
+#[derive(Clone)]
+pub struct PgEventRepository {
+    pool: Pool,
+}
+
+impl PgEventRepository {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    async fn select(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        after: i64,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let client = self.pool.get().await.map_err(conn_err)?;
+        let rows = client
+            .query(
+                "SELECT aggregate_id, sequence, aggregate_type, event_type, event_version, payload, metadata
+                 FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
+                &[&aggregate_type, &id, &after],
+            )
+            .await
+            .map_err(conn_err)?;
+        Ok(rows.iter().map(serialized_from_row).collect())
+    }
+}
+
+fn serialized_from_row(r: &tokio_postgres::Row) -> SerializedEvent {
+    SerializedEvent {
+        aggregate_id: r.get(0),
+        sequence: r.get::<_, i64>(1) as usize,
+        aggregate_type: r.get(2),
+        event_type: r.get(3),
+        event_version: r.get(4),
+        payload: r.get(5),
+        metadata: r.get(6),
+    }
+}
+
+fn conn_err(e: impl std::error::Error + Send + Sync + 'static) -> PersistenceError {
+    PersistenceError::ConnectionError(Box::new(e))
+}
+
+impl From<InfraError> for PersistenceError {
+    fn from(e: InfraError) -> Self {
+        match e {
+            InfraError::Conflict(_) | InfraError::DuplicateEvent => {
+                PersistenceError::OptimisticLockError
+            }
+            other => PersistenceError::UnknownError(Box::new(other)),
+        }
+    }
+}
+
+impl PersistedEventRepository for PgEventRepository {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.select(A::TYPE, aggregate_id, 0).await
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.select(A::TYPE, aggregate_id, last_sequence as i64)
+            .await
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        let client = self.pool.get().await.map_err(conn_err)?;
+        let found = load_snapshots(&**client, A::TYPE, &[aggregate_id]).await?;
+        Ok(found.into_iter().next().map(|(id, s)| SerializedSnapshot {
+            aggregate_id: id,
+            aggregate: s.payload,
+            current_sequence: s.last_sequence as usize,
+            current_snapshot: s.version as usize,
+        }))
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let mut client = self.pool.get().await.map_err(conn_err)?;
+        let tx = client.transaction().await.map_err(conn_err)?;
+        let new: Vec<NewEvent> = events
+            .iter()
+            .map(|e| NewEvent {
+                event_id: e
+                    .metadata
+                    .get("event_id")
+                    .and_then(Value::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .unwrap_or_else(Uuid::new_v4),
+                aggregate_type: e.aggregate_type.clone(),
+                aggregate_id: e.aggregate_id.clone(),
+                sequence: e.sequence as i64,
+                event_type: e.event_type.clone(),
+                event_version: e.event_version.clone(),
+                payload: e.payload.clone(),
+                metadata: e.metadata.clone(),
+            })
+            .collect();
+        append(&*tx, &new).await?;
+        if let Some((id, state, _)) = snapshot_update {
+            let last = events.iter().map(|e| e.sequence as i64).max().unwrap_or(0);
+            save_snapshots(&*tx, A::TYPE, &[(id.as_str(), state, last)]).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| PersistenceError::from(InfraError::from_db(e)))?;
+        Ok(())
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        let events = self.select(A::TYPE, aggregate_id, 0).await?;
+        Ok(feed(events))
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        let client = self.pool.get().await.map_err(conn_err)?;
+        let rows = client
+            .query(
+                "SELECT aggregate_id, sequence, aggregate_type, event_type, event_version, payload, metadata
+                 FROM events WHERE aggregate_type = $1 ORDER BY position",
+                &[&A::TYPE],
+            )
+            .await
+            .map_err(conn_err)?;
+        Ok(feed(rows.iter().map(serialized_from_row).collect()))
+    }
+}
+
+fn feed(events: Vec<SerializedEvent>) -> ReplayStream {
+    let (mut feed, stream) = ReplayStream::new(1024);
+    tokio::spawn(async move {
+        for e in events {
+            if feed.push(Ok(e)).await.is_err() {
+                break;
+            }
+        }
+    });
+    stream
+}

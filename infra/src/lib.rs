@@ -1,0 +1,28 @@
+//! # sitrep-infra
+//!
+//! Everything that touches the outside world. Start at [`settings`] (what can be configured),
+//! then [`event_store`] (how events are kept and read back in order).
+//!
+//! - [`settings`]: the typed `Settings`, with local defaults and `SITREP_*` overrides.
+//! - [`telemetry`]: tracing set-up, in one place.
+//! - [`db`]: the Postgres pool, creating the database, and migrations (`migrations/`).
+//! - [`event_store`]: the `events` table: batched append, the gap-safe global reader, snapshots,
+//!   and the cqrs-es `PersistedEventRepository` for per-command use.
+//! - [`quarantine`]: messages that could not be decoded or validated, kept with their reason.
+//! - [`wakeup`]: LISTEN/NOTIFY, so readers wake as soon as events commit.
+//! - [`bus`]: NATS JetStream: the report stream, its durable consumer, and subjects.
+//! - [`devservices`]: local Postgres and NATS for the demo and tests when none are reachable.
+//! - [`error`]: this crate's error type.
+
+pub mod bus;
+pub mod db;
+pub mod devservices;
+pub mod error;
+pub mod event_store;
+pub mod quarantine;
+pub mod settings;
+pub mod telemetry;
+pub mod wakeup;
+
+pub use error::InfraError;
+pub use settings::Settings;

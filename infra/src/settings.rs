@@ -1,0 +1,128 @@
+//! Typed settings. Every field has a default that works on a developer's machine and an
+//! `SITREP_*` environment override; the command line can override both.
+
+use clap::Args;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A value that must never be printed (a URL with a password, a key).
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// All of sitrep's settings.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Postgres URL. The database is created if it does not exist.
+    #[arg(
+        long,
+        env = "SITREP_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/sitrep"
+    )]
+    pub database_url: Secret,
+
+    /// NATS server URL (JetStream must be enabled).
+    #[arg(long, env = "SITREP_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Address the web dashboard and API listen on.
+    #[arg(long, env = "SITREP_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// First token(s) of every subject: reports arrive on `<prefix>.report.<system>`.
+    #[arg(long, env = "SITREP_SUBJECT_PREFIX", default_value = "sitrep")]
+    pub subject_prefix: String,
+
+    /// JetStream stream that holds incoming reports.
+    #[arg(long, env = "SITREP_REPORTS_STREAM", default_value = "SITREP_REPORTS")]
+    pub reports_stream: String,
+
+    /// Durable consumer name that ingest reads the report stream with.
+    #[arg(long, env = "SITREP_INGEST_CONSUMER", default_value = "sitrep-ingest")]
+    pub ingest_consumer: String,
+
+    /// Most messages ingest takes in one batch (one transaction).
+    #[arg(long, env = "SITREP_INGEST_BATCH", default_value_t = 1000)]
+    pub ingest_batch: usize,
+
+    /// Longest wait, in milliseconds, for a batch to fill before ingest commits what it has.
+    #[arg(long, env = "SITREP_INGEST_WAIT_MS", default_value_t = 5)]
+    pub ingest_wait_ms: u64,
+
+    /// Freshness window, in seconds, for components whose reports carry no `ttl_seconds`.
+    #[arg(long, env = "SITREP_DEFAULT_TTL_SECONDS", default_value_t = 600)]
+    pub default_ttl_seconds: u32,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "SITREP_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Settings {
+    /// The defaults, with `SITREP_*` environment overrides applied; what a test starts from.
+    pub fn from_env() -> Self {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        <Only as clap::Parser>::parse_from(["sitrep"]).settings
+    }
+
+    /// The subject collectors publish reports for `system` on.
+    pub fn report_subject(&self, system: &str) -> String {
+        format!("{}.report.{system}", self.subject_prefix)
+    }
+
+    /// The wildcard subject the report stream captures.
+    pub fn report_subjects(&self) -> String {
+        format!("{}.report.>", self.subject_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_prints() {
+        let s = Secret::new("postgres://u:hunter2@db/x");
+        assert_eq!(format!("{s:?}"), "Secret(..)");
+        assert!(!format!("{:?}", Settings::from_env()).contains("postgres://"));
+    }
+
+    #[test]
+    fn subjects_follow_the_prefix() {
+        let mut s = Settings::from_env();
+        s.subject_prefix = "t1.sitrep".into();
+        assert_eq!(s.report_subject("derecho"), "t1.sitrep.report.derecho");
+        assert_eq!(s.report_subjects(), "t1.sitrep.report.>");
+    }
+}

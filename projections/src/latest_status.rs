@@ -1,0 +1,170 @@
+//! The latest state of every component: status, message, metrics, labels, when it was
+//! observed, and since when it has had that status.
+
+use crate::runner::Projection;
+use deadpool_postgres::Transaction;
+use serde_json::Value;
+use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE};
+use sitrep_infra::event_store::StoredEvent;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+pub struct LatestStatus;
+
+/// One component's row, folded from a batch of events before it is written.
+#[derive(Debug)]
+struct Row {
+    status: &'static str,
+    message: Option<String>,
+    metrics: Value,
+    labels: Value,
+    ttl_seconds: Option<i32>,
+    observed_at: OffsetDateTime,
+    received_at: OffsetDateTime,
+    last_position: i64,
+}
+
+impl Projection for LatestStatus {
+    fn name(&self) -> &'static str {
+        "latest_status"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["latest_status"]
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
+        let mut rows: HashMap<(String, String), Row> = HashMap::new();
+        let mut order: Vec<(String, String)> = Vec::new();
+        // Status changes, applied after the rows: a change may come in a later batch than its report.
+        let mut changes: HashMap<(String, String), OffsetDateTime> = HashMap::new();
+        for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
+            match serde_json::from_value::<ComponentEvent>(stored.payload.clone())? {
+                ComponentEvent::StatusReported {
+                    system,
+                    component,
+                    status,
+                    observed_at,
+                    received_at,
+                    message,
+                    metrics,
+                    labels,
+                    ttl_seconds,
+                    late,
+                } => {
+                    if late {
+                        continue;
+                    }
+                    let key = (system.to_string(), component.to_string());
+                    if !rows.contains_key(&key) {
+                        order.push(key.clone());
+                    }
+                    rows.insert(
+                        key,
+                        Row {
+                            status: status.as_str(),
+                            message,
+                            metrics: serde_json::to_value(metrics)?,
+                            labels: serde_json::to_value(labels)?,
+                            ttl_seconds: ttl_seconds.map(|t| t as i32),
+                            observed_at,
+                            received_at,
+                            last_position: stored.position,
+                        },
+                    );
+                }
+                ComponentEvent::StatusChanged {
+                    system,
+                    component,
+                    at,
+                    ..
+                } => {
+                    changes.insert((system.to_string(), component.to_string()), at);
+                }
+            }
+        }
+        self.upsert(tx, &order, &rows).await?;
+        self.mark_changes(tx, &changes).await
+    }
+}
+
+impl LatestStatus {
+    async fn upsert(
+        &self,
+        tx: &Transaction<'_>,
+        order: &[(String, String)],
+        rows: &HashMap<(String, String), Row>,
+    ) -> anyhow::Result<()> {
+        if order.is_empty() {
+            return Ok(());
+        }
+        let mut cols = Columns::default();
+        for key in order {
+            let row = &rows[key];
+            cols.system.push(key.0.as_str());
+            cols.component.push(key.1.as_str());
+            cols.status.push(row.status);
+            cols.message.push(row.message.as_deref());
+            cols.metrics.push(&row.metrics);
+            cols.labels.push(&row.labels);
+            cols.ttl.push(row.ttl_seconds);
+            cols.observed.push(row.observed_at);
+            cols.received.push(row.received_at);
+            cols.position.push(row.last_position);
+        }
+        tx.execute(
+            "INSERT INTO latest_status AS l (system, component, status, message, metrics, labels, ttl_seconds,
+                                             observed_at, received_at, status_since, last_position)
+             SELECT s, c, st, m, me, la, t, o, r, o, p
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::int4[],
+                         $8::timestamptz[], $9::timestamptz[], $10::int8[])
+                  AS u(s, c, st, m, me, la, t, o, r, p)
+             ON CONFLICT (system, component) DO UPDATE SET
+                status = excluded.status, message = excluded.message, metrics = excluded.metrics,
+                labels = excluded.labels, ttl_seconds = excluded.ttl_seconds,
+                observed_at = excluded.observed_at, received_at = excluded.received_at,
+                last_position = excluded.last_position",
+            &[
+                &cols.system, &cols.component, &cols.status, &cols.message, &cols.metrics, &cols.labels, &cols.ttl,
+                &cols.observed, &cols.received, &cols.position,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_changes(
+        &self,
+        tx: &Transaction<'_>,
+        changes: &HashMap<(String, String), OffsetDateTime>,
+    ) -> anyhow::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let systems: Vec<&str> = changes.keys().map(|k| k.0.as_str()).collect();
+        let components: Vec<&str> = changes.keys().map(|k| k.1.as_str()).collect();
+        let ats: Vec<OffsetDateTime> = changes.values().copied().collect();
+        tx.execute(
+            "UPDATE latest_status l SET status_since = u.at
+             FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(s, c, at)
+             WHERE l.system = u.s AND l.component = u.c",
+            &[&systems, &components, &ats],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Columns<'a> {
+    system: Vec<&'a str>,
+    component: Vec<&'a str>,
+    status: Vec<&'static str>,
+    message: Vec<Option<&'a str>>,
+    metrics: Vec<&'a Value>,
+    labels: Vec<&'a Value>,
+    ttl: Vec<Option<i32>>,
+    observed: Vec<OffsetDateTime>,
+    received: Vec<OffsetDateTime>,
+    position: Vec<i64>,
+}
