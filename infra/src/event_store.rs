@@ -31,6 +31,17 @@ use uuid::Uuid;
 /// The notification channel that fires when events commit.
 pub const EVENTS_CHANNEL: &str = "sitrep_events";
 
+/// The advisory lock that serialises writers (migration V1's trigger takes the same one).
+pub const WRITER_LOCK: i64 = 7_381_620_227_497_754_624;
+
+/// Takes the writer lock for the rest of the caller's transaction. Appending takes it anyway;
+/// take it first when what you read before appending must not change under you.
+pub async fn lock_writer(tx: &impl GenericClient) -> Result<(), InfraError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK])
+        .await?;
+    Ok(())
+}
+
 /// Namespace for event ids derived from message ids (UUID v5).
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5e1f_72e9_9c4a_4b8e_a1d2_6f03_c0de_0001);
 

@@ -1,0 +1,135 @@
+//! Builds sitrep's long-running parts (ingest, projections, web) and runs them until stopped.
+//! `sitrep run` starts all three in one process; `ingest`, `project` and `web` start one each.
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use sitrep_infra::{bus, db, wakeup, Settings};
+use sitrep_projections::LatestStatus;
+use std::net::SocketAddr;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Which parts to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Parts {
+    pub ingest: bool,
+    pub project: bool,
+    pub web: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        ingest: true,
+        project: true,
+        web: true,
+    };
+}
+
+/// The running parts.
+pub struct Running {
+    /// Where the web server listens (with the real port when configured with port 0).
+    pub http_addr: Option<SocketAddr>,
+    pub pool: Pool,
+    cancel: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+/// Migrates the database, connects, and starts the parts.
+pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> {
+    let pg = db::parse_url(settings.database_url.expose())?;
+    db::migrate(&pg).await?;
+    let pool = db::pool(&pg, 16)?;
+    db::check(&pool).await?;
+    let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    if parts.ingest {
+        let nats = bus::connect(&settings.nats_url).await?;
+        let (pool, settings, cancel) = (pool.clone(), settings.clone(), cancel.clone());
+        tasks.spawn(async move {
+            crate::ingest::run(pool, nats, settings, cancel)
+                .await
+                .context("ingest")
+        });
+    }
+    if parts.project {
+        let wakeups = wakeup::listen(pg.clone(), cancel.clone());
+        let (pool, cancel) = (pool.clone(), cancel.clone());
+        tasks.spawn(async move {
+            sitrep_projections::run(pool, LatestStatus, wakeups, cancel).await;
+            Ok(())
+        });
+    }
+    let mut http_addr = None;
+    if parts.web {
+        let listener = tokio::net::TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| {
+                format!("listening on {} (set SITREP_HTTP_ADDR)", settings.http_addr)
+            })?;
+        http_addr = Some(listener.local_addr()?);
+        let state = sitrep_web::AppState::new(
+            pool.clone(),
+            settings.default_ttl_seconds,
+            settings.subject_prefix.clone(),
+        );
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            sitrep_web::serve(listener, state, cancel)
+                .await
+                .context("web server")
+        });
+    }
+    Ok(Running {
+        http_addr,
+        pool,
+        cancel,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Runs until `shutdown` resolves or a part fails, then stops every part.
+    pub async fn run_until_stopped(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let result = tokio::select! {
+            _ = shutdown => Ok(()),
+            Some(done) = self.tasks.join_next() => match done {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(anyhow::Error::new(e).context("a part of sitrep panicked")),
+            },
+        };
+        self.stop().await;
+        result
+    }
+
+    /// Stops every part and waits for them to finish.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        while let Some(done) = self.tasks.join_next().await {
+            if let Ok(Err(e)) = done {
+                tracing::warn!(error = format!("{e:#}"), "part stopped with an error");
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,158 @@
+//! The `sitrep` command line.
+
+use crate::app::{self, Parts};
+use crate::simulate::{self, SimulateArgs};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sitrep_infra::{bus, db, devservices, telemetry, Settings};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+/// sitrep: live and historical status of HPC systems and platform services, from collectors'
+/// reports on NATS, kept as events in Postgres.
+///
+/// Every setting has a local default and a SITREP_* environment variable; the options below
+/// override both.
+#[derive(Debug, Parser)]
+#[command(name = "sitrep", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run ingest, the projections and the web dashboard in one process.
+    Run,
+    /// Run only ingest: read reports from the JetStream stream, append events, ack.
+    Ingest,
+    /// Run only the projection workers that keep the read models current.
+    Project,
+    /// Run only the web dashboard and JSON API (reads the read models).
+    Web,
+    /// Create the database if needed and apply pending migrations, then exit.
+    Migrate,
+    /// Publish realistic collector traffic (Derecho, Casper, JupyterHub, platform services).
+    Simulate(SimulateArgs),
+    /// Try sitrep: start everything with the simulator and print the dashboard's URL.
+    ///
+    /// Uses the Postgres and NATS at the configured URLs; when those are on this machine and
+    /// nothing answers, starts project-local ones (data under <DIR>/.sitrep, ports 55432 and
+    /// 54222) with the initdb/pg_ctl and nats-server binaries.
+    Demo {
+        /// Folder whose .sitrep/ holds the local services' data.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Reports per second the simulator publishes.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+    },
+}
+
+pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    let Cli {
+        command,
+        mut settings,
+    } = cli;
+    telemetry::init(settings.log_format, "info,tower_http=warn,async_nats=warn");
+    match command {
+        Command::Run => serve(settings, Parts::ALL).await,
+        Command::Ingest => {
+            serve(
+                settings,
+                Parts {
+                    ingest: true,
+                    project: false,
+                    web: false,
+                },
+            )
+            .await
+        }
+        Command::Project => {
+            serve(
+                settings,
+                Parts {
+                    ingest: false,
+                    project: true,
+                    web: false,
+                },
+            )
+            .await
+        }
+        Command::Web => {
+            serve(
+                settings,
+                Parts {
+                    ingest: false,
+                    project: false,
+                    web: true,
+                },
+            )
+            .await
+        }
+        Command::Migrate => {
+            let applied = db::migrate(&db::parse_url(settings.database_url.expose())?).await?;
+            println!("database is up to date ({applied} migrations applied now)");
+            Ok(())
+        }
+        Command::Simulate(args) => {
+            let nats = bus::connect(&settings.nats_url).await?;
+            let cancel = CancellationToken::new();
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                app::shutdown_signal().await;
+                stop.cancel();
+            });
+            let n = simulate::run(nats, &settings, &args, cancel).await?;
+            println!("published {n} reports");
+            Ok(())
+        }
+        Command::Demo { dir, rate } => {
+            let dir2 = dir.clone();
+            let mut s2 = settings.clone();
+            let said = tokio::task::spawn_blocking(move || {
+                devservices::ensure(&mut s2, &dir2).map(|said| (said, s2))
+            })
+            .await
+            .context("starting local services")??;
+            for line in &said.0 {
+                println!("{line}");
+            }
+            settings = said.1;
+            let running = app::start(settings.clone(), Parts::ALL).await?;
+            let nats = bus::connect(&settings.nats_url).await?;
+            let cancel = CancellationToken::new();
+            let sim_cancel = cancel.clone();
+            let sim_settings = settings.clone();
+            let args = SimulateArgs {
+                rate,
+                rounds: 0,
+                seed: None,
+                churn: 0.02,
+            };
+            let simulator =
+                tokio::spawn(
+                    async move { simulate::run(nats, &sim_settings, &args, sim_cancel).await },
+                );
+            if let Some(addr) = running.http_addr {
+                println!("\nsitrep is running: open http://{addr}/   (Ctrl-C stops it)");
+            }
+            let result = running.run_until_stopped(app::shutdown_signal()).await;
+            cancel.cancel();
+            if let Ok(Err(e)) = simulator.await {
+                tracing::warn!(error = format!("{e:#}"), "simulator stopped with an error");
+            }
+            result
+        }
+    }
+}
+
+async fn serve(settings: Settings, parts: Parts) -> anyhow::Result<()> {
+    let running = app::start(settings, parts).await?;
+    if let Some(addr) = running.http_addr {
+        tracing::info!(%addr, "dashboard listening on http://{addr}/");
+    }
+    running.run_until_stopped(app::shutdown_signal()).await
+}

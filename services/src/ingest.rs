@@ -1,0 +1,325 @@
+//! Ingest: the command side. Reads the report stream in batches, decodes each message, runs the
+//! component aggregate for every report, and appends the whole batch (events, snapshots and
+//! quarantine) in one transaction. Only after that commit are the messages acked, so nothing is
+//! lost; event ids derive from the message (its `Nats-Msg-Id`, else stream and sequence), so a
+//! redelivery adds nothing.
+
+use anyhow::Context;
+use async_nats::jetstream::{self, AckKind};
+use cqrs_es::DomainEvent;
+use deadpool_postgres::Pool;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use sitrep_domain::component::{Component, ComponentCommand, AGGREGATE_TYPE};
+use sitrep_domain::names::component_aggregate_id;
+use sitrep_domain::wire::{self, FieldError, Report};
+use sitrep_infra::event_store::{self, derived_event_id, NewEvent};
+use sitrep_infra::quarantine::{self, NewQuarantined};
+use sitrep_infra::{bus, Settings};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What became of one batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub messages: usize,
+    pub events: usize,
+    pub quarantined: usize,
+    pub duplicates: usize,
+}
+
+/// One message, decoded.
+pub(crate) struct Incoming {
+    key: String,
+    msg_id: Option<String>,
+    subject: String,
+    stream_seq: u64,
+    received_at: OffsetDateTime,
+    reports: Vec<Report>,
+    /// Why (part of) the message was rejected, if it was.
+    rejected: Vec<FieldError>,
+    /// True when nothing in the message was usable.
+    whole_rejected: bool,
+    headers: Value,
+    payload: bytes::Bytes,
+}
+
+impl Incoming {
+    fn decode(settings: &Settings, msg: &jetstream::Message) -> Self {
+        let (stream, stream_seq, published) = match msg.info() {
+            Ok(info) => (info.stream.to_owned(), info.stream_sequence, info.published),
+            Err(_) => (String::new(), 0, OffsetDateTime::now_utc()),
+        };
+        let msg_id = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_owned())
+            .filter(|v| !v.is_empty());
+        let key = match &msg_id {
+            Some(id) => format!("msgid:{id}"),
+            None => format!("seq:{stream}:{stream_seq}"),
+        };
+        let subject = msg.subject.to_string();
+        let decoded = wire::system_from_subject(&settings.subject_prefix, &subject)
+            .and_then(|system| wire::decode(system, &msg.payload, published));
+        let (reports, rejected, whole_rejected) = match decoded {
+            Ok(d) => {
+                let whole = d.reports.is_empty();
+                (d.reports, d.rejected, whole)
+            }
+            Err(e) => (vec![], vec![e], true),
+        };
+        let headers = msg
+            .headers
+            .as_ref()
+            .map(|h| {
+                let map: serde_json::Map<String, Value> = h
+                    .iter()
+                    .map(|(k, vs)| {
+                        (
+                            k.to_string(),
+                            json!(vs.iter().map(|v| v.as_str()).collect::<Vec<_>>()),
+                        )
+                    })
+                    .collect();
+                Value::Object(map)
+            })
+            .unwrap_or_else(|| json!({}));
+        Incoming {
+            key,
+            msg_id,
+            subject,
+            stream_seq,
+            received_at: published,
+            reports,
+            rejected,
+            whole_rejected,
+            headers,
+            payload: msg.payload.clone(),
+        }
+    }
+
+    /// The id of the message's first event: if it is stored, the whole message is.
+    fn marker(&self) -> Option<uuid::Uuid> {
+        (!self.reports.is_empty()).then(|| derived_event_id(&self.key, 0, "StatusReported"))
+    }
+}
+
+/// Appends one batch in one transaction and returns what it did. Acks are the caller's job,
+/// after this returns.
+pub(crate) async fn store_batch(
+    pool: &Pool,
+    incoming: &[Incoming],
+) -> anyhow::Result<BatchOutcome> {
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    // One writer at a time (see event_store): take the lock first, so what we read below (which
+    // messages are stored, each aggregate's state) cannot change before we append.
+    event_store::lock_writer(&*tx).await?;
+
+    let markers: Vec<uuid::Uuid> = incoming.iter().filter_map(Incoming::marker).collect();
+    let stored: HashSet<uuid::Uuid> = event_store::existing_ids(&*tx, &markers)
+        .await?
+        .into_iter()
+        .collect();
+
+    let mut outcome = BatchOutcome {
+        messages: incoming.len(),
+        ..Default::default()
+    };
+    let mut seen_keys = HashSet::new();
+    let fresh: Vec<&Incoming> = incoming
+        .iter()
+        .filter(|m| {
+            let dup = m.marker().is_some_and(|id| stored.contains(&id))
+                || !seen_keys.insert(m.key.as_str());
+            outcome.duplicates += usize::from(dup);
+            !dup
+        })
+        .collect();
+
+    let ids: Vec<String> = fresh
+        .iter()
+        .flat_map(|m| {
+            m.reports
+                .iter()
+                .map(|r| component_aggregate_id(&r.system, &r.component))
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut states: HashMap<String, (Component, i64)> =
+        event_store::load_snapshots(&*tx, AGGREGATE_TYPE, &id_refs)
+            .await?
+            .into_iter()
+            .map(|(id, s)| Ok((id, (serde_json::from_value(s.payload)?, s.last_sequence))))
+            .collect::<Result<_, serde_json::Error>>()?;
+
+    let mut events = Vec::new();
+    let mut quarantined = Vec::new();
+    for m in &fresh {
+        let mut rejected: Vec<String> = m.rejected.iter().map(ToString::to_string).collect();
+        let mut index = 0;
+        for report in &m.reports {
+            let agg_id = component_aggregate_id(&report.system, &report.component);
+            let (state, seq) = states.entry(agg_id.clone()).or_default();
+            let command = ComponentCommand::ReportStatus {
+                report: report.clone(),
+                received_at: m.received_at,
+            };
+            match state.decide(command).await {
+                Ok(decided) => {
+                    for event in decided {
+                        *seq += 1;
+                        let event_type = event.event_type();
+                        events.push(NewEvent {
+                            event_id: derived_event_id(&m.key, index, &event_type),
+                            aggregate_type: AGGREGATE_TYPE.to_owned(),
+                            aggregate_id: agg_id.clone(),
+                            sequence: *seq,
+                            event_version: event.event_version(),
+                            event_type,
+                            payload: serde_json::to_value(&event)?,
+                            metadata: json!({
+                                "source": "nats",
+                                "subject": m.subject,
+                                "stream_seq": m.stream_seq,
+                                "msg_id": m.msg_id,
+                                "message_key": m.key,
+                            }),
+                        });
+                    }
+                }
+                Err(e) => rejected.push(format!("{}: {e}", report.component)),
+            }
+            index += 1;
+        }
+        if !rejected.is_empty() {
+            quarantined.push(NewQuarantined {
+                source_key: m.key.clone(),
+                subject: m.subject.clone(),
+                headers: m.headers.clone(),
+                payload: m.payload.to_vec(),
+                reason: rejected.join("; "),
+            });
+        }
+    }
+
+    let touched: HashSet<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
+    let snapshots: Vec<(&str, Value, i64)> = touched
+        .into_iter()
+        .map(|id| {
+            let (state, seq) = &states[id];
+            Ok((id, serde_json::to_value(state)?, *seq))
+        })
+        .collect::<Result<_, serde_json::Error>>()?;
+
+    event_store::append(&*tx, &events).await?;
+    event_store::save_snapshots(&*tx, AGGREGATE_TYPE, &snapshots).await?;
+    quarantine::insert(&*tx, &quarantined).await?;
+    tx.commit().await.context("committing the batch")?;
+
+    outcome.events = events.len();
+    outcome.quarantined = quarantined.len();
+    Ok(outcome)
+}
+
+/// Runs ingest until cancelled.
+pub async fn run(
+    pool: Pool,
+    nats: async_nats::Client,
+    settings: Settings,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let js = jetstream::new(nats);
+    let stream = bus::ensure_reports_stream(&js, &settings).await?;
+    let consumer = bus::reports_consumer(&stream, &settings).await?;
+    let wait = Duration::from_millis(settings.ingest_wait_ms);
+    tracing::info!(stream = %settings.reports_stream, consumer = %settings.ingest_consumer, "ingest started");
+    'outer: while !cancel.is_cancelled() {
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(settings.ingest_batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .context("subscribing to the report stream")?;
+        loop {
+            let first = tokio::select! {
+                _ = cancel.cancelled() => break 'outer,
+                next = messages.next() => next,
+            };
+            let mut batch = match first {
+                Some(Ok(m)) => vec![m],
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "report stream hiccup; continuing");
+                    continue;
+                }
+                None => continue 'outer,
+            };
+            let deadline = Instant::now() + wait;
+            while batch.len() < settings.ingest_batch {
+                match tokio::time::timeout_at(deadline, messages.next()).await {
+                    Ok(Some(Ok(m))) => batch.push(m),
+                    Ok(Some(Err(e))) => {
+                        tracing::warn!(error = %e, "report stream hiccup; continuing")
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            handle_batch(&pool, &settings, &batch, &cancel).await;
+        }
+    }
+    tracing::info!("ingest stopped");
+    Ok(())
+}
+
+/// Stores a batch, retrying with backoff while Postgres is unavailable, then acks it.
+#[tracing::instrument(skip_all, fields(messages = batch.len()))]
+async fn handle_batch(
+    pool: &Pool,
+    settings: &Settings,
+    batch: &[jetstream::Message],
+    cancel: &CancellationToken,
+) {
+    let incoming: Vec<Incoming> = batch
+        .iter()
+        .map(|m| Incoming::decode(settings, m))
+        .collect();
+    let mut backoff = Duration::from_millis(100);
+    let outcome = loop {
+        match store_batch(pool, &incoming).await {
+            Ok(outcome) => break outcome,
+            Err(e) => {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "storing a batch failed"
+                );
+                tokio::select! {
+                    // Not acked: JetStream redelivers after ack_wait, and ids make that harmless.
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    };
+    for (msg, inc) in batch.iter().zip(&incoming) {
+        let kind = if inc.whole_rejected {
+            AckKind::Term
+        } else {
+            AckKind::Ack
+        };
+        if let Err(e) = msg.ack_with(kind).await {
+            tracing::warn!(error = %e, key = %inc.key, "ack failed; the message will be redelivered and deduplicated");
+        }
+    }
+    tracing::debug!(?outcome, "batch stored");
+}

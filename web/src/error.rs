@@ -1,0 +1,112 @@
+//! The one error type handlers return, and the one place errors become HTTP responses.
+//!
+//! Pages answer with the error page (through the same layout as every other page); the API
+//! answers with JSON `{"error": ...}`. A 500 is logged with its whole cause chain and shows the
+//! user only that something went wrong.
+
+use crate::pages::Layout;
+use crate::templates;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+
+/// Which kind of answer the caller expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Html,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// 404: the thing asked for does not exist; `hint` says what to do.
+    #[error("{what}")]
+    NotFound {
+        format: Format,
+        what: String,
+        hint: String,
+    },
+    /// 500: something failed inside; logged, never shown.
+    #[error("{source:#}")]
+    Internal {
+        format: Format,
+        source: anyhow::Error,
+    },
+}
+
+impl WebError {
+    pub fn not_found(format: Format, what: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::NotFound {
+            format,
+            what: what.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// Wraps an internal failure for a page.
+    pub fn page(source: impl Into<anyhow::Error>) -> Self {
+        Self::Internal {
+            format: Format::Html,
+            source: source.into(),
+        }
+    }
+
+    /// Wraps an internal failure for the API.
+    pub fn api(source: impl Into<anyhow::Error>) -> Self {
+        Self::Internal {
+            format: Format::Json,
+            source: source.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorPage<'a> {
+    layout: Layout,
+    status: u16,
+    message: &'a str,
+    hint: &'a str,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, format, message, hint) = match &self {
+            WebError::NotFound { format, what, hint } => {
+                (StatusCode::NOT_FOUND, *format, what.as_str(), hint.as_str())
+            }
+            WebError::Internal { format, source } => {
+                tracing::error!(error = format!("{source:#}"), "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    *format,
+                    "Something went wrong inside sitrep.",
+                    "The error is in sitrep's log. Try again in a moment.",
+                )
+            }
+        };
+        match format {
+            Format::Json => (
+                status,
+                axum::Json(serde_json::json!({"error": message, "hint": hint})),
+            )
+                .into_response(),
+            Format::Html => {
+                let title = status.canonical_reason().unwrap_or("Error");
+                let layout = Layout::still(title, time::OffsetDateTime::now_utc());
+                let page = ErrorPage {
+                    layout,
+                    status: status.as_u16(),
+                    message,
+                    hint,
+                };
+                match templates::render("error", &page) {
+                    Ok(body) => (status, Html(body)).into_response(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "rendering the error page failed");
+                        (status, message.to_owned()).into_response()
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Reads of the read models. The web side never reads the event log.
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use serde_json::{Map, Value};
+use sitrep_domain::Status;
+use time::OffsetDateTime;
+
+/// One row of `latest_status`.
+#[derive(Debug, Clone)]
+pub struct ComponentState {
+    pub system: String,
+    pub component: String,
+    pub status: Status,
+    pub message: Option<String>,
+    pub metrics: Map<String, Value>,
+    pub labels: Map<String, Value>,
+    pub ttl_seconds: Option<u32>,
+    pub observed_at: OffsetDateTime,
+    pub received_at: OffsetDateTime,
+    pub status_since: OffsetDateTime,
+}
+
+const COLUMNS: &str =
+    "system, component, status, message, metrics, labels, ttl_seconds, observed_at, received_at, status_since";
+
+fn from_row(r: &tokio_postgres::Row) -> anyhow::Result<ComponentState> {
+    let status: String = r.get(2);
+    let object = |v: Value| match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    Ok(ComponentState {
+        system: r.get(0),
+        component: r.get(1),
+        status: Status::parse(&status)
+            .map_err(anyhow::Error::msg)
+            .context("latest_status.status")?,
+        message: r.get(3),
+        metrics: object(r.get(4)),
+        labels: object(r.get(5)),
+        ttl_seconds: r.get::<_, Option<i32>>(6).map(|t| t as u32),
+        observed_at: r.get(7),
+        received_at: r.get(8),
+        status_since: r.get(9),
+    })
+}
+
+/// Every component of every system, ordered by system and component.
+pub async fn all_components(pool: &Pool) -> anyhow::Result<Vec<ComponentState>> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM latest_status ORDER BY system, component"),
+            &[],
+        )
+        .await
+        .context("reading latest_status")?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Every component of one system (empty if the system has never reported).
+pub async fn system_components(pool: &Pool, system: &str) -> anyhow::Result<Vec<ComponentState>> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM latest_status WHERE system = $1 ORDER BY component"),
+            &[&system],
+        )
+        .await
+        .context("reading latest_status")?;
+    rows.iter().map(from_row).collect()
+}

@@ -1,0 +1,49 @@
+//! Every URL of sitrep, in one place.
+
+use crate::state::AppState;
+use crate::{api, pages, templates};
+use axum::http::header;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+pub fn router(state: AppState) -> Router {
+    let pages = Router::new()
+        .route("/", get(pages::home))
+        .route("/systems/{system}", get(pages::system))
+        .route("/quarantine", get(pages::quarantine));
+    let api = Router::new()
+        .route("/api/v1/status", get(api::status_all))
+        .route("/api/v1/status/{system}", get(api::status_system))
+        .route("/api/v1/quarantine", get(api::quarantine));
+    let plumbing = Router::new()
+        .route(
+            "/static/sitrep.css",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    templates::CSS,
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    pages
+        .merge(api)
+        .merge(plumbing)
+        .fallback(pages::not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}

@@ -1,0 +1,33 @@
+//! State shared by every handler.
+
+use deadpool_postgres::Pool;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Where "now" comes from, for ages and staleness; tests fix it.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    /// Freshness window for components whose reports carry no `ttl_seconds`.
+    pub default_ttl_seconds: u32,
+    /// The subject prefix collectors publish to, shown in empty states.
+    pub subject_prefix: String,
+    pub clock: Clock,
+}
+
+impl AppState {
+    pub fn new(pool: Pool, default_ttl_seconds: u32, subject_prefix: String) -> Self {
+        Self {
+            pool,
+            default_ttl_seconds,
+            subject_prefix,
+            clock: Arc::new(OffsetDateTime::now_utc),
+        }
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        (self.clock)()
+    }
+}

@@ -1,0 +1,56 @@
+//! The Handlebars registry. Templates and partials are compiled into the binary (operators'
+//! networks are often closed, and the binary must serve everything it needs). Strict mode is on,
+//! so a template that names a missing field fails loudly in the tests instead of rendering blank.
+
+use handlebars::Handlebars;
+use serde::Serialize;
+use std::sync::LazyLock;
+
+/// `(name, source)` of every page template.
+pub const PAGES: &[(&str, &str)] = &[
+    ("home", include_str!("../templates/home.hbs")),
+    ("system", include_str!("../templates/system.hbs")),
+    ("quarantine", include_str!("../templates/quarantine.hbs")),
+    ("error", include_str!("../templates/error.hbs")),
+];
+
+/// `(name, source)` of every partial.
+pub const PARTIALS: &[(&str, &str)] = &[
+    ("layout", include_str!("../templates/partials/layout.hbs")),
+    (
+        "status_badge",
+        include_str!("../templates/partials/status_badge.hbs"),
+    ),
+    ("age", include_str!("../templates/partials/age.hbs")),
+    ("metric", include_str!("../templates/partials/metric.hbs")),
+    (
+        "system_tile",
+        include_str!("../templates/partials/system_tile.hbs"),
+    ),
+    (
+        "component_row",
+        include_str!("../templates/partials/component_row.hbs"),
+    ),
+];
+
+static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
+    let mut hbs = Handlebars::new();
+    hbs.set_strict_mode(true);
+    for (name, source) in PARTIALS {
+        hbs.register_partial(name, *source)
+            .unwrap_or_else(|e| panic!("partial {name}: {e}"));
+    }
+    for (name, source) in PAGES {
+        hbs.register_template_string(name, *source)
+            .unwrap_or_else(|e| panic!("template {name}: {e}"));
+    }
+    hbs
+});
+
+/// Renders a page template with its view model.
+pub fn render<T: Serialize>(name: &str, data: &T) -> Result<String, handlebars::RenderError> {
+    REGISTRY.render(name, data)
+}
+
+/// The stylesheet, served at `/static/sitrep.css`.
+pub const CSS: &str = include_str!("../static/sitrep.css");

@@ -1,0 +1,255 @@
+//! Presentation pieces shared by every page: what a status looks like, how old a value is,
+//! how a metric reads. Pages never show colour alone: every status has a word and a glyph too.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sitrep_domain::Status;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+/// A status as shown: what the collector said, or `stale` when its report is older than the
+/// component's freshness window. Ordered worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Shown {
+    Failed,
+    Stale,
+    Degraded,
+    Unknown,
+    Starting,
+    Stopped,
+    Ok,
+}
+
+impl Shown {
+    pub const ALL: [Shown; 7] = [
+        Shown::Failed,
+        Shown::Stale,
+        Shown::Degraded,
+        Shown::Unknown,
+        Shown::Starting,
+        Shown::Stopped,
+        Shown::Ok,
+    ];
+
+    pub fn of(status: Status, stale: bool) -> Self {
+        if stale {
+            return Shown::Stale;
+        }
+        match status {
+            Status::Ok => Shown::Ok,
+            Status::Degraded => Shown::Degraded,
+            Status::Failed => Shown::Failed,
+            Status::Starting => Shown::Starting,
+            Status::Stopped => Shown::Stopped,
+            Status::Unknown => Shown::Unknown,
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Shown::Failed => "failed",
+            Shown::Stale => "stale",
+            Shown::Degraded => "degraded",
+            Shown::Unknown => "unknown",
+            Shown::Starting => "starting",
+            Shown::Stopped => "stopped",
+            Shown::Ok => "ok",
+        }
+    }
+
+    pub fn badge(self) -> Badge {
+        let (label, icon) = match self {
+            Shown::Failed => ("FAILED", "✖"),
+            Shown::Stale => ("STALE", "◷"),
+            Shown::Degraded => ("DEGRADED", "▲"),
+            Shown::Unknown => ("UNKNOWN", "?"),
+            Shown::Starting => ("STARTING", "▶"),
+            Shown::Stopped => ("STOPPED", "■"),
+            Shown::Ok => ("OK", "✓"),
+        };
+        Badge {
+            key: self.key(),
+            label,
+            icon,
+        }
+    }
+}
+
+/// The status badge partial's data: colour class, word and glyph.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Badge {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub icon: &'static str,
+}
+
+/// How old a value is: `text` for the eye ("12 s ago"), `exact` on hover, `iso` for machines.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Age {
+    pub text: String,
+    pub exact: String,
+    pub iso: String,
+    pub stale: bool,
+}
+
+/// Whether a report observed at `observed_at` is past its freshness window at `now`.
+pub fn is_stale(observed_at: OffsetDateTime, ttl_seconds: u32, now: OffsetDateTime) -> bool {
+    (now - observed_at).whole_seconds() > i64::from(ttl_seconds)
+}
+
+pub fn age(at: OffsetDateTime, now: OffsetDateTime, stale: bool) -> Age {
+    Age {
+        text: ago(at, now),
+        exact: utc_text(at),
+        iso: at.format(&Rfc3339).unwrap_or_default(),
+        stale,
+    }
+}
+
+/// "12 s ago", "5 min ago", "3 h ago", "2 d ago"; "in the future" for clock skew.
+pub fn ago(at: OffsetDateTime, now: OffsetDateTime) -> String {
+    let secs = (now - at).whole_seconds();
+    match secs {
+        s if s < -1 => "in the future".into(),
+        s if s < 60 => format!("{} s ago", s.max(0)),
+        s if s < 3600 => format!("{} min ago", s / 60),
+        s if s < 86_400 => format!("{} h ago", s / 3600),
+        s => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// `2026-11-22 10:00:00 UTC`.
+pub fn utc_text(at: OffsetDateTime) -> String {
+    let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
+}
+
+/// A metric as shown: name, formatted value and unit, and a bar for percentages.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MetricView {
+    pub name: String,
+    pub value: String,
+    pub unit: &'static str,
+    /// Width of the utilisation bar in percent (0-100), for percentage metrics.
+    pub bar: Option<f64>,
+    pub high: bool,
+}
+
+/// Formats a component's metrics, percentages first (they get bars), then by name.
+pub fn metrics(map: &Map<String, Value>) -> Vec<MetricView> {
+    let mut out: Vec<MetricView> = map
+        .iter()
+        .filter_map(|(name, v)| v.as_f64().map(|x| metric(name, x)))
+        .collect();
+    out.sort_by(|a, b| {
+        b.bar
+            .is_some()
+            .cmp(&a.bar.is_some())
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out
+}
+
+pub fn metric(name: &str, x: f64) -> MetricView {
+    let lower = name.to_ascii_lowercase();
+    let is_pct = lower.ends_with("_pct")
+        || lower.ends_with("_percent")
+        || lower.contains("utilisation")
+        || lower.contains("utilization");
+    let unit = if is_pct {
+        "%"
+    } else if lower.ends_with("_bytes") {
+        "B"
+    } else if lower.ends_with("_tb") {
+        "TB"
+    } else if lower.ends_with("_gb") {
+        "GB"
+    } else if lower.ends_with("_seconds") {
+        "s"
+    } else if lower.ends_with("_ms") {
+        "ms"
+    } else {
+        ""
+    };
+    MetricView {
+        name: name.to_owned(),
+        value: number(x),
+        unit,
+        bar: is_pct.then(|| x.clamp(0.0, 100.0)),
+        high: is_pct && x >= 90.0,
+    }
+}
+
+/// Whole numbers with thousands separators; others with up to two decimals.
+pub fn number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        let digits = (x.abs() as u64).to_string();
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        if x < 0.0 {
+            grouped.insert(0, '-');
+        }
+        grouped
+    } else {
+        let s = format!("{x:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn ages_read_like_a_person_would_say_them() {
+        let now = datetime!(2026-11-22 10:00:00 UTC);
+        assert_eq!(ago(now - time::Duration::seconds(12), now), "12 s ago");
+        assert_eq!(ago(now - time::Duration::minutes(5), now), "5 min ago");
+        assert_eq!(ago(now - time::Duration::hours(3), now), "3 h ago");
+        assert_eq!(ago(now - time::Duration::days(2), now), "2 d ago");
+        assert_eq!(ago(now + time::Duration::minutes(2), now), "in the future");
+        assert_eq!(utc_text(now), "2026-11-22 10:00:00 UTC");
+    }
+
+    #[test]
+    fn stale_is_past_the_freshness_window() {
+        let now = datetime!(2026-11-22 10:00:00 UTC);
+        assert!(!is_stale(now - time::Duration::seconds(600), 600, now));
+        assert!(is_stale(now - time::Duration::seconds(601), 600, now));
+    }
+
+    #[test]
+    fn stale_outranks_everything_but_failed() {
+        assert!(
+            Shown::Failed < Shown::Stale
+                && Shown::Stale < Shown::Degraded
+                && Shown::Stopped < Shown::Ok
+        );
+        assert_eq!(Shown::of(Status::Ok, true), Shown::Stale);
+        assert_eq!(Shown::of(Status::Failed, false).badge().label, "FAILED");
+    }
+
+    #[test]
+    fn numbers_and_units_are_formatted() {
+        assert_eq!(number(1203.0), "1,203");
+        assert_eq!(number(-1234567.0), "-1,234,567");
+        assert_eq!(number(3.2), "3.2");
+        assert_eq!(number(0.125), "0.13");
+        let m = metric("used_pct", 93.5);
+        assert_eq!(
+            (m.unit, m.bar, m.high, m.value.as_str()),
+            ("%", Some(93.5), true, "93.5")
+        );
+        assert_eq!(metric("users", 41.0).unit, "");
+        assert_eq!(metric("capacity_tb", 38000.0).unit, "TB");
+    }
+}
