@@ -22,21 +22,13 @@ impl SystemName {
             return Err("must not be empty".into());
         }
         if raw.len() > MAX_SYSTEM_LEN {
-            return Err(format!(
-                "is {} bytes long; at most {MAX_SYSTEM_LEN} are allowed",
-                raw.len()
-            ));
+            return Err(format!("is {} bytes long; at most {MAX_SYSTEM_LEN} are allowed", raw.len()));
         }
         if !raw.starts_with(|c: char| c.is_ascii_alphanumeric()) {
             return Err(format!("{raw:?} must start with a letter or digit"));
         }
-        if let Some(bad) = raw
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-        {
-            return Err(format!(
-                "{raw:?} contains {bad:?}; only ASCII letters, digits, '-' and '_' are allowed"
-            ));
+        if let Some(bad) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+            return Err(format!("{raw:?} contains {bad:?}; only ASCII letters, digits, '-' and '_' are allowed"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -59,10 +51,7 @@ impl ComponentName {
             return Err("must not be empty".into());
         }
         if raw.len() > MAX_COMPONENT_LEN {
-            return Err(format!(
-                "is {} bytes long; at most {MAX_COMPONENT_LEN} are allowed",
-                raw.len()
-            ));
+            return Err(format!("is {} bytes long; at most {MAX_COMPONENT_LEN} are allowed", raw.len()));
         }
         if raw.split('/').any(str::is_empty) {
             return Err(format!("{raw:?} has an empty path segment"));
@@ -83,10 +72,7 @@ impl ComponentName {
     /// The path prefix used to group components when no `kind` label is given:
     /// `login/derecho1` → `login`; a name with no `/` → `other`.
     pub fn prefix(&self) -> &str {
-        self.0
-            .split_once('/')
-            .map(|(head, _)| head)
-            .unwrap_or("other")
+        self.0.split_once('/').map(|(head, _)| head).unwrap_or("other")
     }
 }
 
@@ -145,20 +131,12 @@ mod tests {
             let err = SystemName::parse(raw).unwrap_err();
             assert!(err.contains(why), "{raw:?}: {err}");
         }
-        assert!(SystemName::parse(&"a".repeat(65))
-            .unwrap_err()
-            .contains("at most 64"));
+        assert!(SystemName::parse(&"a".repeat(65)).unwrap_err().contains("at most 64"));
     }
 
     #[test]
     fn valid_component_names_parse() {
-        for ok in [
-            "login/derecho1",
-            "queue/main",
-            "fs/glade",
-            "node",
-            "gpu/a100.x@1+2",
-        ] {
+        for ok in ["login/derecho1", "queue/main", "fs/glade", "node", "gpu/a100.x@1+2"] {
             assert!(ComponentName::parse(ok).is_ok(), "{ok}");
         }
     }
@@ -182,14 +160,8 @@ mod tests {
 
     #[test]
     fn prefix_is_the_first_path_segment() {
-        assert_eq!(
-            ComponentName::parse("login/derecho1").unwrap().prefix(),
-            "login"
-        );
-        assert_eq!(
-            ComponentName::parse("fs/glade/ost3").unwrap().prefix(),
-            "fs"
-        );
+        assert_eq!(ComponentName::parse("login/derecho1").unwrap().prefix(), "login");
+        assert_eq!(ComponentName::parse("fs/glade/ost3").unwrap().prefix(), "fs");
         assert_eq!(ComponentName::parse("broker").unwrap().prefix(), "other");
     }
 

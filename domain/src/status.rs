@@ -17,14 +17,8 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
-        Status::Ok,
-        Status::Degraded,
-        Status::Failed,
-        Status::Starting,
-        Status::Stopped,
-        Status::Unknown,
-    ];
+    pub const ALL: [Status; 6] =
+        [Status::Ok, Status::Degraded, Status::Failed, Status::Starting, Status::Stopped, Status::Unknown];
 
     /// Parses the wire spelling (lower case, exactly as documented).
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -59,10 +53,7 @@ mod tests {
     fn every_status_round_trips_through_its_wire_spelling() {
         for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Ok(s));
-            assert_eq!(
-                serde_json::to_value(s).unwrap(),
-                serde_json::json!(s.as_str())
-            );
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
         }
     }
 

@@ -57,10 +57,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -81,8 +78,7 @@ pub struct Decoded {
 
 /// The system token of a report subject `<prefix>.report.<system>`.
 pub fn system_from_subject<'a>(prefix: &str, subject: &'a str) -> Result<&'a str, FieldError> {
-    let expected =
-        || format!("{subject:?} is not a report subject; expected {prefix}.report.<system>");
+    let expected = || format!("{subject:?} is not a report subject; expected {prefix}.report.<system>");
     let rest = subject
         .strip_prefix(prefix)
         .and_then(|r| r.strip_prefix(".report."))
@@ -96,48 +92,30 @@ pub fn system_from_subject<'a>(prefix: &str, subject: &'a str) -> Result<&'a str
 /// Decodes one message. `subject_system` is the system its subject (or URL) names; the payload's
 /// `system` must equal it. `received_at` stands in for a missing `observed_at` and bounds how far
 /// in the future one may be.
-pub fn decode(
-    subject_system: &str,
-    payload: &[u8],
-    received_at: OffsetDateTime,
-) -> Result<Decoded, FieldError> {
+pub fn decode(subject_system: &str, payload: &[u8], received_at: OffsetDateTime) -> Result<Decoded, FieldError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(FieldError::new(
             "payload",
-            format!(
-                "is {} bytes; at most {MAX_PAYLOAD_BYTES} are allowed",
-                payload.len()
-            ),
+            format!("is {} bytes; at most {MAX_PAYLOAD_BYTES} are allowed", payload.len()),
         ));
     }
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| FieldError::new("payload", format!("is not valid UTF-8 ({e})")))?;
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| FieldError::new("payload", format!("is not valid JSON: {e}")))?;
+    let text =
+        std::str::from_utf8(payload).map_err(|e| FieldError::new("payload", format!("is not valid UTF-8 ({e})")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| FieldError::new("payload", format!("is not valid JSON: {e}")))?;
     let Value::Object(top) = value else {
-        return Err(FieldError::new(
-            "payload",
-            format!("must be a JSON object, not {}", kind(&value)),
-        ));
+        return Err(FieldError::new("payload", format!("must be a JSON object, not {}", kind(&value))));
     };
 
     let system = match top.get("system") {
         None | Some(Value::Null) => return Err(FieldError::new("system", "is required")),
         Some(Value::String(s)) => SystemName::parse(s).map_err(|r| FieldError::new("system", r))?,
-        Some(other) => {
-            return Err(FieldError::new(
-                "system",
-                format!("must be a string, not {}", kind(other)),
-            ))
-        }
+        Some(other) => return Err(FieldError::new("system", format!("must be a string, not {}", kind(other)))),
     };
     if system.as_str() != subject_system {
         return Err(FieldError::new(
             "system",
-            format!(
-                "{:?} does not match the subject's system {subject_system:?}",
-                system.as_str()
-            ),
+            format!("{:?} does not match the subject's system {subject_system:?}", system.as_str()),
         ));
     }
 
@@ -145,10 +123,7 @@ pub fn decode(
     match top.get("reports") {
         None | Some(Value::Null) => {
             let report = parse_item(&top, "", &system, &batch_defaults)?;
-            Ok(Decoded {
-                reports: vec![report],
-                rejected: vec![],
-            })
+            Ok(Decoded { reports: vec![report], rejected: vec![] })
         }
         Some(Value::Array(items)) => {
             if items.is_empty() {
@@ -157,10 +132,7 @@ pub fn decode(
             if items.len() > MAX_REPORTS_PER_BATCH {
                 return Err(FieldError::new(
                     "reports",
-                    format!(
-                        "holds {} reports; at most {MAX_REPORTS_PER_BATCH} are allowed",
-                        items.len()
-                    ),
+                    format!("holds {} reports; at most {MAX_REPORTS_PER_BATCH} are allowed", items.len()),
                 ));
             }
             let mut decoded = Decoded::default();
@@ -183,10 +155,7 @@ pub fn decode(
             }
             Ok(decoded)
         }
-        Some(other) => Err(FieldError::new(
-            "reports",
-            format!("must be an array, not {}", kind(other)),
-        )),
+        Some(other) => Err(FieldError::new("reports", format!("must be an array, not {}", kind(other)))),
     }
 }
 
@@ -199,11 +168,7 @@ struct Defaults {
 
 impl Defaults {
     fn none(received_at: OffsetDateTime) -> Self {
-        Self {
-            observed_at: received_at,
-            labels: BTreeMap::new(),
-            ttl_seconds: None,
-        }
+        Self { observed_at: received_at, labels: BTreeMap::new(), ttl_seconds: None }
     }
 
     fn parse(
@@ -222,10 +187,7 @@ impl Defaults {
             if labels.len() > MAX_LABELS {
                 return Err(FieldError::new(
                     format!("{path}labels"),
-                    format!(
-                        "holds {} labels with the batch's; at most {MAX_LABELS} are allowed",
-                        labels.len()
-                    ),
+                    format!("holds {} labels with the batch's; at most {MAX_LABELS} are allowed", labels.len()),
                 ));
             }
         }
@@ -233,28 +195,17 @@ impl Defaults {
             None => outer.ttl_seconds,
             Some(v) => Some(parse_ttl(v, &format!("{path}ttl_seconds"))?),
         };
-        Ok(Self {
-            observed_at,
-            labels,
-            ttl_seconds,
-        })
+        Ok(Self { observed_at, labels, ttl_seconds })
     }
 }
 
-fn check_item_system(
-    obj: &Map<String, Value>,
-    path: &str,
-    system: &SystemName,
-) -> Result<(), FieldError> {
+fn check_item_system(obj: &Map<String, Value>, path: &str, system: &SystemName) -> Result<(), FieldError> {
     match present(obj, "system") {
         None => Ok(()),
         Some(Value::String(s)) if s == system.as_str() => Ok(()),
         Some(v) => Err(FieldError::new(
             format!("{path}system"),
-            format!(
-                "{v} does not match the batch's system {:?}",
-                system.as_str()
-            ),
+            format!("{v} does not match the batch's system {:?}", system.as_str()),
         )),
     }
 }
@@ -268,27 +219,13 @@ fn parse_item(
     let field = |name: &str| format!("{path}{name}");
     let component = match present(obj, "component") {
         None => return Err(FieldError::new(field("component"), "is required")),
-        Some(Value::String(s)) => {
-            ComponentName::parse(s).map_err(|r| FieldError::new(field("component"), r))?
-        }
-        Some(v) => {
-            return Err(FieldError::new(
-                field("component"),
-                format!("must be a string, not {}", kind(v)),
-            ))
-        }
+        Some(Value::String(s)) => ComponentName::parse(s).map_err(|r| FieldError::new(field("component"), r))?,
+        Some(v) => return Err(FieldError::new(field("component"), format!("must be a string, not {}", kind(v)))),
     };
     let status = match present(obj, "status") {
         None => return Err(FieldError::new(field("status"), "is required")),
-        Some(Value::String(s)) => {
-            Status::parse(s).map_err(|r| FieldError::new(field("status"), r))?
-        }
-        Some(v) => {
-            return Err(FieldError::new(
-                field("status"),
-                format!("must be a string, not {}", kind(v)),
-            ))
-        }
+        Some(Value::String(s)) => Status::parse(s).map_err(|r| FieldError::new(field("status"), r))?,
+        Some(v) => return Err(FieldError::new(field("status"), format!("must be a string, not {}", kind(v)))),
     };
     let message = match present(obj, "message") {
         None => None,
@@ -302,12 +239,7 @@ fn parse_item(
             }
             Some(s.clone())
         }
-        Some(v) => {
-            return Err(FieldError::new(
-                field("message"),
-                format!("must be a string, not {}", kind(v)),
-            ))
-        }
+        Some(v) => return Err(FieldError::new(field("message"), format!("must be a string, not {}", kind(v)))),
     };
     let metrics = match present(obj, "metrics") {
         None => BTreeMap::new(),
@@ -330,23 +262,13 @@ fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|v| !v.is_null())
 }
 
-fn parse_time(
-    v: &Value,
-    field: &str,
-    received_at: OffsetDateTime,
-) -> Result<OffsetDateTime, FieldError> {
+fn parse_time(v: &Value, field: &str, received_at: OffsetDateTime) -> Result<OffsetDateTime, FieldError> {
     let Value::String(s) = v else {
-        return Err(FieldError::new(
-            field,
-            format!("must be an RFC 3339 time string, not {}", kind(v)),
-        ));
+        return Err(FieldError::new(field, format!("must be an RFC 3339 time string, not {}", kind(v))));
     };
     let t = OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|e| {
-            FieldError::new(
-                field,
-                format!("{s:?} is not an RFC 3339 time such as 2026-11-22T10:00:00Z ({e})"),
-            )
+            FieldError::new(field, format!("{s:?} is not an RFC 3339 time such as 2026-11-22T10:00:00Z ({e})"))
         })?
         .to_offset(UtcOffset::UTC);
     if t > received_at + MAX_FUTURE_SKEW {
@@ -374,9 +296,7 @@ fn parse_ttl(v: &Value, field: &str) -> Result<u32, FieldError> {
 fn check_name(name: &str, field: &str, what: &str) -> Result<(), FieldError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -389,19 +309,10 @@ fn check_name(name: &str, field: &str, what: &str) -> Result<(), FieldError> {
 
 fn parse_metrics(v: &Value, field: &str) -> Result<BTreeMap<String, f64>, FieldError> {
     let Value::Object(map) = v else {
-        return Err(FieldError::new(
-            field,
-            format!("must be an object of name to number, not {}", kind(v)),
-        ));
+        return Err(FieldError::new(field, format!("must be an object of name to number, not {}", kind(v))));
     };
     if map.len() > MAX_METRICS {
-        return Err(FieldError::new(
-            field,
-            format!(
-                "holds {} metrics; at most {MAX_METRICS} are allowed",
-                map.len()
-            ),
-        ));
+        return Err(FieldError::new(field, format!("holds {} metrics; at most {MAX_METRICS} are allowed", map.len())));
     }
     let mut out = BTreeMap::new();
     for (name, value) in map {
@@ -411,12 +322,7 @@ fn parse_metrics(v: &Value, field: &str) -> Result<BTreeMap<String, f64>, FieldE
             Some(x) if x.is_finite() => {
                 out.insert(name.clone(), x);
             }
-            _ => {
-                return Err(FieldError::new(
-                    f,
-                    format!("must be a finite number, not {}", kind(value)),
-                ))
-            }
+            _ => return Err(FieldError::new(f, format!("must be a finite number, not {}", kind(value)))),
         }
     }
     Ok(out)
@@ -424,19 +330,10 @@ fn parse_metrics(v: &Value, field: &str) -> Result<BTreeMap<String, f64>, FieldE
 
 fn parse_labels(v: &Value, field: &str) -> Result<BTreeMap<String, String>, FieldError> {
     let Value::Object(map) = v else {
-        return Err(FieldError::new(
-            field,
-            format!("must be an object of name to string, not {}", kind(v)),
-        ));
+        return Err(FieldError::new(field, format!("must be an object of name to string, not {}", kind(v))));
     };
     if map.len() > MAX_LABELS {
-        return Err(FieldError::new(
-            field,
-            format!(
-                "holds {} labels; at most {MAX_LABELS} are allowed",
-                map.len()
-            ),
-        ));
+        return Err(FieldError::new(field, format!("holds {} labels; at most {MAX_LABELS} are allowed", map.len())));
     }
     let mut out = BTreeMap::new();
     for (name, value) in map {
@@ -447,17 +344,9 @@ fn parse_labels(v: &Value, field: &str) -> Result<BTreeMap<String, String>, Fiel
                 out.insert(name.clone(), s.clone());
             }
             Value::String(_) => {
-                return Err(FieldError::new(
-                    f,
-                    format!("is longer than {MAX_LABEL_VALUE_CHARS} characters"),
-                ))
+                return Err(FieldError::new(f, format!("is longer than {MAX_LABEL_VALUE_CHARS} characters")))
             }
-            other => {
-                return Err(FieldError::new(
-                    f,
-                    format!("must be a string, not {}", kind(other)),
-                ))
-            }
+            other => return Err(FieldError::new(f, format!("must be a string, not {}", kind(other)))),
         }
     }
     Ok(out)
@@ -490,12 +379,10 @@ mod tests {
 
     #[test]
     fn the_documented_single_report_decodes_with_every_field() {
-        let r = one(
-            r#"{"system": "derecho", "component": "login/derecho1", "status": "ok",
+        let r = one(r#"{"system": "derecho", "component": "login/derecho1", "status": "ok",
             "observed_at": "2026-11-22T10:00:00Z", "message": "41 users",
             "metrics": {"users": 41, "load_1m": 3.2}, "labels": {"kind": "login_node"},
-            "ttl_seconds": 600}"#,
-        )
+            "ttl_seconds": 600}"#)
         .unwrap();
         assert_eq!(r.system.as_str(), "derecho");
         assert_eq!(r.component.as_str(), "login/derecho1");
@@ -524,10 +411,7 @@ mod tests {
         assert_eq!(d.reports.len(), 2);
         assert_eq!(d.reports[0].observed_at, datetime!(2026-11-22 10:00:00 UTC));
         assert_eq!(d.reports[0].ttl_seconds, Some(120));
-        assert_eq!(
-            d.reports[0].labels.get("site").map(String::as_str),
-            Some("nwsc")
-        );
+        assert_eq!(d.reports[0].labels.get("site").map(String::as_str), Some("nwsc"));
         assert_eq!(d.reports[1].status, Status::Degraded);
         assert_eq!(d.reports[1].ttl_seconds, Some(60));
         assert_eq!(d.reports[1].labels.len(), 2);
@@ -545,8 +429,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_nulls_are_ignored() {
-        let r = one(r#"{"system":"derecho","component":"x","status":"failed","extra":{"a":[1]},"message":null,"metrics":null}"#)
-            .unwrap();
+        let r = one(
+            r#"{"system":"derecho","component":"x","status":"failed","extra":{"a":[1]},"message":null,"metrics":null}"#,
+        )
+        .unwrap();
         assert_eq!(r.status, Status::Failed);
         assert_eq!(r.message, None);
         assert!(r.metrics.is_empty());
@@ -561,7 +447,11 @@ mod tests {
             (b"[1,2]", "payload", "must be a JSON object, not an array"),
             (br#"{"component":"x","status":"ok"}"#, "system", "is required"),
             (br#"{"system":7,"component":"x","status":"ok"}"#, "system", "must be a string, not a number"),
-            (br#"{"system":"casper","component":"x","status":"ok"}"#, "system", "does not match the subject's system \"derecho\""),
+            (
+                br#"{"system":"casper","component":"x","status":"ok"}"#,
+                "system",
+                "does not match the subject's system \"derecho\"",
+            ),
             (br#"{"system":"der.echo","component":"x","status":"ok"}"#, "system", "contains '.'"),
             (br#"{"system":"derecho","status":"ok"}"#, "component", "is required"),
             (br#"{"system":"derecho","component":"a b","status":"ok"}"#, "component", "contains ' '"),
@@ -569,57 +459,82 @@ mod tests {
             (br#"{"system":"derecho","component":"x"}"#, "status", "is required"),
             (br#"{"system":"derecho","component":"x","status":"green"}"#, "status", "\"green\" is not a status"),
             (br#"{"system":"derecho","component":"x","status":1}"#, "status", "must be a string, not a number"),
-            (br#"{"system":"derecho","component":"x","status":"ok","observed_at":"yesterday"}"#, "observed_at", "not an RFC 3339 time"),
-            (br#"{"system":"derecho","component":"x","status":"ok","observed_at":1700000000}"#, "observed_at", "must be an RFC 3339 time string, not a number"),
-            (br#"{"system":"derecho","component":"x","status":"ok","observed_at":"2026-11-22T11:00:00Z"}"#, "observed_at", "in the future"),
-            (br#"{"system":"derecho","component":"x","status":"ok","metrics":{"load":"high"}}"#, "metrics.load", "must be a finite number, not a string"),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","observed_at":"yesterday"}"#,
+                "observed_at",
+                "not an RFC 3339 time",
+            ),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","observed_at":1700000000}"#,
+                "observed_at",
+                "must be an RFC 3339 time string, not a number",
+            ),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","observed_at":"2026-11-22T11:00:00Z"}"#,
+                "observed_at",
+                "in the future",
+            ),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","metrics":{"load":"high"}}"#,
+                "metrics.load",
+                "must be a finite number, not a string",
+            ),
             (br#"{"system":"derecho","component":"x","status":"ok","metrics":[1]}"#, "metrics", "must be an object"),
-            (br#"{"system":"derecho","component":"x","status":"ok","metrics":{"a b":1}}"#, "metrics.a b", "metric name"),
-            (br#"{"system":"derecho","component":"x","status":"ok","metrics":{"big":1e400}}"#, "payload", "not valid JSON"),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","metrics":{"a b":1}}"#,
+                "metrics.a b",
+                "metric name",
+            ),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","metrics":{"big":1e400}}"#,
+                "payload",
+                "not valid JSON",
+            ),
             (br#"{"system":"derecho","component":"x","status":"ok","metrics":{"x":NaN}}"#, "payload", "not valid JSON"),
-            (br#"{"system":"derecho","component":"x","status":"ok","labels":{"kind":3}}"#, "labels.kind", "must be a string, not a number"),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","labels":{"kind":3}}"#,
+                "labels.kind",
+                "must be a string, not a number",
+            ),
             (br#"{"system":"derecho","component":"x","status":"ok","labels":"login"}"#, "labels", "must be an object"),
-            (br#"{"system":"derecho","component":"x","status":"ok","ttl_seconds":0}"#, "ttl_seconds", "whole number of seconds"),
-            (br#"{"system":"derecho","component":"x","status":"ok","ttl_seconds":1.5}"#, "ttl_seconds", "whole number of seconds"),
-            (br#"{"system":"derecho","component":"x","status":"ok","ttl_seconds":"600"}"#, "ttl_seconds", "whole number of seconds"),
-            (br#"{"system":"derecho","component":"x","status":"ok","message":5}"#, "message", "must be a string, not a number"),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","ttl_seconds":0}"#,
+                "ttl_seconds",
+                "whole number of seconds",
+            ),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","ttl_seconds":1.5}"#,
+                "ttl_seconds",
+                "whole number of seconds",
+            ),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","ttl_seconds":"600"}"#,
+                "ttl_seconds",
+                "whole number of seconds",
+            ),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","message":5}"#,
+                "message",
+                "must be a string, not a number",
+            ),
             (br#"{"system":"derecho","reports":{}}"#, "reports", "must be an array, not an object"),
             (br#"{"system":"derecho","reports":[]}"#, "reports", "at least one report"),
         ];
         for (payload, field, reason) in cases {
             let err = decode("derecho", payload, NOW).unwrap_err();
-            assert_eq!(
-                err.field,
-                *field,
-                "{}: {err}",
-                String::from_utf8_lossy(payload)
-            );
-            assert!(
-                err.reason.contains(reason),
-                "{}: {err}",
-                String::from_utf8_lossy(payload)
-            );
+            assert_eq!(err.field, *field, "{}: {err}", String::from_utf8_lossy(payload));
+            assert!(err.reason.contains(reason), "{}: {err}", String::from_utf8_lossy(payload));
         }
     }
 
     #[test]
     fn limits_are_enforced_with_the_limit_named() {
-        let long = format!(
-            r#"{{"system":"derecho","component":"x","status":"ok","message":"{}"}}"#,
-            "m".repeat(1001)
-        );
+        let long = format!(r#"{{"system":"derecho","component":"x","status":"ok","message":"{}"}}"#, "m".repeat(1001));
         let err = decode("derecho", long.as_bytes(), NOW).unwrap_err();
-        assert_eq!(
-            (err.field.as_str(), err.reason.contains("at most 1000")),
-            ("message", true),
-            "{err}"
-        );
+        assert_eq!((err.field.as_str(), err.reason.contains("at most 1000")), ("message", true), "{err}");
 
         let labels: Vec<String> = (0..10_000).map(|i| format!(r#""l{i}":"v""#)).collect();
-        let many = format!(
-            r#"{{"system":"derecho","component":"x","status":"ok","labels":{{{}}}}}"#,
-            labels.join(",")
-        );
+        let many = format!(r#"{{"system":"derecho","component":"x","status":"ok","labels":{{{}}}}}"#, labels.join(","));
         let err = decode("derecho", many.as_bytes(), NOW).unwrap_err();
         assert_eq!(err.field, "labels");
         assert!(err.reason.contains("at most 50"), "{err}");
@@ -630,10 +545,7 @@ mod tests {
         assert!(err.reason.contains("at most 1048576"), "{err}");
 
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert_eq!(
-            decode("derecho", deep.as_bytes(), NOW).unwrap_err().field,
-            "payload"
-        );
+        assert_eq!(decode("derecho", deep.as_bytes(), NOW).unwrap_err().field, "payload");
     }
 
     #[test]
@@ -652,35 +564,17 @@ mod tests {
         let kept: Vec<&str> = d.reports.iter().map(|r| r.component.as_str()).collect();
         assert_eq!(kept, ["a", "d"]);
         let fields: Vec<&str> = d.rejected.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            ["reports[1].status", "reports[2]", "reports[3].system"]
-        );
+        assert_eq!(fields, ["reports[1].status", "reports[2]", "reports[3].system"]);
     }
 
     #[test]
     fn the_subject_names_the_system() {
-        assert_eq!(
-            system_from_subject("sitrep", "sitrep.report.derecho"),
-            Ok("derecho")
-        );
-        assert_eq!(
-            system_from_subject("t1.sitrep", "t1.sitrep.report.x"),
-            Ok("x")
-        );
-        for bad in [
-            "sitrep.report.",
-            "sitrep.report.a.b",
-            "sitrep.outage.a",
-            "other.report.a",
-            "sitrepx.report.a",
-        ] {
+        assert_eq!(system_from_subject("sitrep", "sitrep.report.derecho"), Ok("derecho"));
+        assert_eq!(system_from_subject("t1.sitrep", "t1.sitrep.report.x"), Ok("x"));
+        for bad in ["sitrep.report.", "sitrep.report.a.b", "sitrep.outage.a", "other.report.a", "sitrepx.report.a"] {
             let err = system_from_subject("sitrep", bad).unwrap_err();
             assert_eq!(err.field, "subject", "{bad}");
-            assert!(
-                err.reason.contains("sitrep.report.<system>"),
-                "{bad}: {err}"
-            );
+            assert!(err.reason.contains("sitrep.report.<system>"), "{bad}: {err}");
         }
     }
 }

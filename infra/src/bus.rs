@@ -19,10 +19,7 @@ pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
 }
 
 /// Creates the report stream if it is missing, and returns it.
-pub async fn ensure_reports_stream(
-    js: &jetstream::Context,
-    settings: &Settings,
-) -> anyhow::Result<stream::Stream> {
+pub async fn ensure_reports_stream(js: &jetstream::Context, settings: &Settings) -> anyhow::Result<stream::Stream> {
     js.get_or_create_stream(stream::Config {
         name: settings.reports_stream.clone(),
         subjects: vec![settings.report_subjects()],
@@ -31,19 +28,11 @@ pub async fn ensure_reports_stream(
         ..Default::default()
     })
     .await
-    .with_context(|| {
-        format!(
-            "creating the JetStream stream {} (is JetStream enabled?)",
-            settings.reports_stream
-        )
-    })
+    .with_context(|| format!("creating the JetStream stream {} (is JetStream enabled?)", settings.reports_stream))
 }
 
 /// The durable pull consumer ingest reads reports with; created if missing.
-pub async fn reports_consumer(
-    stream: &stream::Stream,
-    settings: &Settings,
-) -> anyhow::Result<consumer::PullConsumer> {
+pub async fn reports_consumer(stream: &stream::Stream, settings: &Settings) -> anyhow::Result<consumer::PullConsumer> {
     stream
         .get_or_create_consumer(
             &settings.ingest_consumer,

@@ -17,8 +17,7 @@ const MIGRATION_LOCK: i64 = 0x5172_6570_0001;
 
 /// Parses a Postgres URL.
 pub fn parse_url(url: &str) -> anyhow::Result<Config> {
-    url.parse::<Config>()
-        .context("SITREP_DATABASE_URL is not a valid Postgres URL")
+    url.parse::<Config>().context("SITREP_DATABASE_URL is not a valid Postgres URL")
 }
 
 /// Connects one client outside the pool (migrations, LISTEN). The connection task ends when the
@@ -27,11 +26,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Client> {
     let (client, connection) = config.connect(NoTls).await.with_context(|| {
         format!(
             "connecting to Postgres at {}:{} (database {:?})",
-            config
-                .get_hosts()
-                .first()
-                .map(host_name)
-                .unwrap_or_default(),
+            config.get_hosts().first().map(host_name).unwrap_or_default(),
             config.get_ports().first().copied().unwrap_or(5432),
             config.get_dbname().unwrap_or("")
         )
@@ -54,10 +49,7 @@ fn host_name(h: &tokio_postgres::config::Host) -> String {
 /// Creates the database named in `config` if it does not exist, connecting to the `postgres`
 /// maintenance database to do it.
 pub async fn ensure_database(config: &Config) -> anyhow::Result<()> {
-    let name = config
-        .get_dbname()
-        .context("SITREP_DATABASE_URL names no database")?
-        .to_owned();
+    let name = config.get_dbname().context("SITREP_DATABASE_URL names no database")?.to_owned();
     let mut admin = config.clone();
     admin.dbname("postgres");
     let client = connect(&admin).await?;
@@ -68,10 +60,7 @@ pub async fn ensure_database(config: &Config) -> anyhow::Result<()> {
         .is_some();
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        match client
-            .batch_execute(&format!("CREATE DATABASE {quoted}"))
-            .await
-        {
+        match client.batch_execute(&format!("CREATE DATABASE {quoted}")).await {
             Ok(()) => tracing::info!(database = %name, "created database"),
             // Another process created it between our look and our create.
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
@@ -85,15 +74,9 @@ pub async fn ensure_database(config: &Config) -> anyhow::Result<()> {
 pub async fn migrate(config: &Config) -> anyhow::Result<usize> {
     ensure_database(config).await?;
     let mut client = connect(config).await?;
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .context("taking the migration lock")?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.context("taking the migration lock")?;
     let report = embedded::migrations::runner().run_async(&mut client).await;
-    client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await
-        .ok();
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await.ok();
     let report = report.context("applying migrations")?;
     for m in report.applied_migrations() {
         tracing::info!(migration = %m, "applied migration");
@@ -103,25 +86,14 @@ pub async fn migrate(config: &Config) -> anyhow::Result<usize> {
 
 /// Builds the connection pool. Connections are opened lazily; call [`check`] to fail early.
 pub fn pool(config: &Config, max_size: usize) -> anyhow::Result<Pool> {
-    let manager = Manager::from_config(
-        config.clone(),
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(max_size)
-        .build()
-        .context("building the Postgres pool")
+    let manager =
+        Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager).max_size(max_size).build().context("building the Postgres pool")
 }
 
 /// Checks that the pool can reach the database.
 pub async fn check(pool: &Pool) -> anyhow::Result<()> {
     let client = pool.get().await.context("connecting to Postgres")?;
-    client
-        .simple_query("SELECT 1")
-        .await
-        .context("querying Postgres")?;
+    client.simple_query("SELECT 1").await.context("querying Postgres")?;
     Ok(())
 }

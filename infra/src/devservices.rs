@@ -62,19 +62,9 @@ pub fn ensure(settings: &mut Settings, dir: &Path) -> anyhow::Result<Vec<String>
 
 fn nats_host_port(url: &str) -> anyhow::Result<(String, u16)> {
     let rest = url.split("://").nth(1).unwrap_or(url);
-    let hostport = rest
-        .rsplit('@')
-        .next()
-        .unwrap_or(rest)
-        .split([',', '/'])
-        .next()
-        .unwrap_or("");
+    let hostport = rest.rsplit('@').next().unwrap_or(rest).split([',', '/']).next().unwrap_or("");
     let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (
-            h.to_owned(),
-            p.parse()
-                .with_context(|| format!("bad port in SITREP_NATS_URL {url}"))?,
-        ),
+        Some((h, p)) => (h.to_owned(), p.parse().with_context(|| format!("bad port in SITREP_NATS_URL {url}"))?),
         None => (hostport.to_owned(), 4222),
     };
     Ok((host, port))
@@ -89,9 +79,7 @@ pub fn answers(host: &str, port: u16) -> bool {
     let Ok(addrs) = (host, port).to_socket_addrs() else {
         return false;
     };
-    addrs.into_iter().any(|a: SocketAddr| {
-        std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok()
-    })
+    addrs.into_iter().any(|a: SocketAddr| std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
 }
 
 fn wait_until_answers(port: u16, what: &str, log: &Path) -> anyhow::Result<()> {
@@ -102,10 +90,7 @@ fn wait_until_answers(port: u16, what: &str, log: &Path) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    bail!(
-        "{what} did not start listening on 127.0.0.1:{port} within 30 s; see {}",
-        log.display()
-    )
+    bail!("{what} did not start listening on 127.0.0.1:{port} within 30 s; see {}", log.display())
 }
 
 /// Finds a binary on PATH or in Debian's versioned Postgres folder.
@@ -116,24 +101,15 @@ fn find_binary(name: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file());
     on_path.or_else(|| {
-        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
+        let mut versions: Vec<PathBuf> =
+            std::fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path()).collect();
         versions.sort();
-        versions
-            .into_iter()
-            .rev()
-            .map(|v| v.join("bin").join(name))
-            .find(|p| p.is_file())
+        versions.into_iter().rev().map(|v| v.join("bin").join(name)).find(|p| p.is_file())
     })
 }
 
 fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
 /// Runs a command, as the `postgres` user when we are root (Postgres refuses to run as root).
@@ -145,11 +121,7 @@ fn run(bin: &Path, args: &[&str], as_postgres: bool) -> anyhow::Result<()> {
     } else {
         Command::new(bin)
     };
-    let out = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {}", bin.display()))?;
+    let out = cmd.args(args).stdin(Stdio::null()).output().with_context(|| format!("running {}", bin.display()))?;
     if !out.status.success() {
         bail!(
             "{} {} failed: {}{}",
@@ -176,51 +148,22 @@ fn start_postgres(state: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     if as_postgres {
         // Postgres refuses to run as root, so the data folder belongs to the postgres user.
-        run(
-            Path::new("chown"),
-            &["-R", "postgres:postgres", &data.to_string_lossy()],
-            false,
-        )?;
-        run(
-            Path::new("chmod"),
-            &["0700", &data.to_string_lossy()],
-            false,
-        )?;
+        run(Path::new("chown"), &["-R", "postgres:postgres", &data.to_string_lossy()], false)?;
+        run(Path::new("chmod"), &["0700", &data.to_string_lossy()], false)?;
     }
     let data_s = data.to_string_lossy().into_owned();
     if !data.join("PG_VERSION").exists() {
         eprintln!("sitrep: creating a project-local Postgres cluster in {data_s}");
         run(
             &initdb,
-            &[
-                "-D",
-                &data_s,
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-instructions",
-            ],
+            &["-D", &data_s, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-instructions"],
             as_postgres,
         )?;
     }
     let log = data.join("server.log");
     let opts = format!("-p {LOCAL_PG_PORT} -c listen_addresses=127.0.0.1 -k {data_s}");
     eprintln!("sitrep: starting the project-local Postgres on 127.0.0.1:{LOCAL_PG_PORT}");
-    run(
-        &pg_ctl,
-        &[
-            "-D",
-            &data_s,
-            "-l",
-            &log.to_string_lossy(),
-            "-o",
-            &opts,
-            "-w",
-            "start",
-        ],
-        as_postgres,
-    )?;
+    run(&pg_ctl, &["-D", &data_s, "-l", &log.to_string_lossy(), "-o", &opts, "-w", "start"], as_postgres)?;
     wait_until_answers(LOCAL_PG_PORT, "Postgres", &log)?;
     write_stop_script(state)
 }
@@ -249,21 +192,14 @@ fn start_nats(state: &Path) -> anyhow::Result<()> {
         .stderr(Stdio::null());
     // Its own process group, so it outlives this command and ^C here does not stop it.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    cmd.spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+    cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
     wait_until_answers(LOCAL_NATS_PORT, "NATS", &log)?;
     write_stop_script(state)
 }
 
 fn write_stop_script(state: &Path) -> anyhow::Result<()> {
-    let pg_ctl = find_binary("pg_ctl")
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "pg_ctl".into());
-    let prefix = if running_as_root() {
-        "runuser -u postgres -- "
-    } else {
-        ""
-    };
+    let pg_ctl = find_binary("pg_ctl").map(|p| p.display().to_string()).unwrap_or_else(|| "pg_ctl".into());
+    let prefix = if running_as_root() { "runuser -u postgres -- " } else { "" };
     let script = format!(
         "#!/bin/sh\n# Stops the project-local services sitrep started.\ncd \"$(dirname \"$0\")\"\n\
          [ -f postgres/postmaster.pid ] && {prefix}{pg_ctl} -D \"$PWD/postgres\" -m fast stop\n\
@@ -280,18 +216,9 @@ mod tests {
 
     #[test]
     fn nats_urls_split_into_host_and_port() {
-        assert_eq!(
-            nats_host_port("nats://127.0.0.1:4222").unwrap(),
-            ("127.0.0.1".into(), 4222)
-        );
-        assert_eq!(
-            nats_host_port("nats://u:p@localhost").unwrap(),
-            ("localhost".into(), 4222)
-        );
-        assert_eq!(
-            nats_host_port("tls://nats.example:7422,nats://b:1").unwrap(),
-            ("nats.example".into(), 7422)
-        );
+        assert_eq!(nats_host_port("nats://127.0.0.1:4222").unwrap(), ("127.0.0.1".into(), 4222));
+        assert_eq!(nats_host_port("nats://u:p@localhost").unwrap(), ("localhost".into(), 4222));
+        assert_eq!(nats_host_port("tls://nats.example:7422,nats://b:1").unwrap(), ("nats.example".into(), 7422));
     }
 
     #[test]

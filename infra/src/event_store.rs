@@ -17,9 +17,7 @@
 //! end-to-end tests shows the reader cannot skip with two concurrent writers.
 
 use crate::InfraError;
-use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
-};
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot};
 use cqrs_es::Aggregate;
 use deadpool_postgres::Pool;
 use serde_json::Value;
@@ -37,8 +35,7 @@ pub const WRITER_LOCK: i64 = 7_381_620_227_497_754_624;
 /// Takes the writer lock for the rest of the caller's transaction. Appending takes it anyway;
 /// take it first when what you read before appending must not change under you.
 pub async fn lock_writer(tx: &impl GenericClient) -> Result<(), InfraError> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK])
-        .await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).await?;
     Ok(())
 }
 
@@ -47,10 +44,7 @@ const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5e1f_72e9_9c4a_4b8e_a1d2_6f03
 
 /// Derives a stable event id: the same message and index give the same id on every delivery.
 pub fn derived_event_id(message_key: &str, index: usize, event_type: &str) -> Uuid {
-    Uuid::new_v5(
-        &EVENT_ID_NAMESPACE,
-        format!("{message_key}/{index}/{event_type}").as_bytes(),
-    )
+    Uuid::new_v5(&EVENT_ID_NAMESPACE, format!("{message_key}/{index}/{event_type}").as_bytes())
 }
 
 /// An event to append.
@@ -81,8 +75,7 @@ pub struct StoredEvent {
     pub recorded_at: OffsetDateTime,
 }
 
-const STORED_COLUMNS: &str =
-    "position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
+const STORED_COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
                               event_version, payload, metadata, recorded_at";
 
 impl StoredEvent {
@@ -133,22 +126,13 @@ pub async fn append(tx: &impl GenericClient, events: &[NewEvent]) -> Result<(), 
         &[&ids, &agg_types, &agg_ids, &seqs, &types, &versions, &payloads, &metas],
     )
     .await?;
-    tx.execute("SELECT pg_notify($1, '')", &[&EVENTS_CHANNEL])
-        .await?;
+    tx.execute("SELECT pg_notify($1, '')", &[&EVENTS_CHANNEL]).await?;
     Ok(())
 }
 
 /// Which of these event ids are already stored.
-pub async fn existing_ids(
-    client: &impl GenericClient,
-    ids: &[Uuid],
-) -> Result<Vec<Uuid>, InfraError> {
-    let rows = client
-        .query(
-            "SELECT event_id FROM events WHERE event_id = ANY($1)",
-            &[&ids],
-        )
-        .await?;
+pub async fn existing_ids(client: &impl GenericClient, ids: &[Uuid]) -> Result<Vec<Uuid>, InfraError> {
+    let rows = client.query("SELECT event_id FROM events WHERE event_id = ANY($1)", &[&ids]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
@@ -169,10 +153,7 @@ pub async fn read_after(
 
 /// The highest position stored (0 when empty).
 pub async fn head(client: &impl GenericClient) -> Result<i64, InfraError> {
-    Ok(client
-        .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
-        .await?
-        .get(0))
+    Ok(client.query_one("SELECT coalesce(max(position), 0) FROM events", &[]).await?.get(0))
 }
 
 /// A stored aggregate state and the sequence of the last event it includes.
@@ -198,16 +179,7 @@ pub async fn load_snapshots(
         .await?;
     Ok(rows
         .iter()
-        .map(|r| {
-            (
-                r.get(0),
-                Snapshot {
-                    payload: r.get(1),
-                    last_sequence: r.get(2),
-                    version: r.get(3),
-                },
-            )
-        })
+        .map(|r| (r.get(0), Snapshot { payload: r.get(1), last_sequence: r.get(2), version: r.get(3) }))
         .collect())
 }
 
@@ -287,19 +259,14 @@ fn conn_err(e: impl std::error::Error + Send + Sync + 'static) -> PersistenceErr
 impl From<InfraError> for PersistenceError {
     fn from(e: InfraError) -> Self {
         match e {
-            InfraError::Conflict(_) | InfraError::DuplicateEvent => {
-                PersistenceError::OptimisticLockError
-            }
+            InfraError::Conflict(_) | InfraError::DuplicateEvent => PersistenceError::OptimisticLockError,
             other => PersistenceError::UnknownError(Box::new(other)),
         }
     }
 }
 
 impl PersistedEventRepository for PgEventRepository {
-    async fn get_events<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
         self.select(A::TYPE, aggregate_id, 0).await
     }
 
@@ -308,8 +275,7 @@ impl PersistedEventRepository for PgEventRepository {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.select(A::TYPE, aggregate_id, last_sequence as i64)
-            .await
+        self.select(A::TYPE, aggregate_id, last_sequence as i64).await
     }
 
     async fn get_snapshot<A: Aggregate>(
@@ -356,16 +322,11 @@ impl PersistedEventRepository for PgEventRepository {
             let last = events.iter().map(|e| e.sequence as i64).max().unwrap_or(0);
             save_snapshots(&*tx, A::TYPE, &[(id.as_str(), state, last)]).await?;
         }
-        tx.commit()
-            .await
-            .map_err(|e| PersistenceError::from(InfraError::from_db(e)))?;
+        tx.commit().await.map_err(|e| PersistenceError::from(InfraError::from_db(e)))?;
         Ok(())
     }
 
-    async fn stream_events<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<ReplayStream, PersistenceError> {
+    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
         let events = self.select(A::TYPE, aggregate_id, 0).await?;
         Ok(feed(events))
     }

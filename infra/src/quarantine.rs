@@ -56,14 +56,8 @@ pub async fn insert(tx: &impl GenericClient, items: &[NewQuarantined]) -> Result
 }
 
 /// The newest quarantined messages, and how many there are in all.
-pub async fn recent(
-    client: &impl GenericClient,
-    limit: i64,
-) -> Result<(i64, Vec<Quarantined>), InfraError> {
-    let total: i64 = client
-        .query_one("SELECT count(*) FROM quarantine", &[])
-        .await?
-        .get(0);
+pub async fn recent(client: &impl GenericClient, limit: i64) -> Result<(i64, Vec<Quarantined>), InfraError> {
+    let total: i64 = client.query_one("SELECT count(*) FROM quarantine", &[]).await?.get(0);
     let rows = client
         .query(
             "SELECT id, source_key, subject, headers, payload, reason, received_at

@@ -35,83 +35,39 @@ impl std::str::FromStr for Secret {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Postgres URL. The database is created if it does not exist.
-    #[arg(
-        long,
-        env = "SITREP_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/sitrep"
-    )]
+    #[arg(long, env = "SITREP_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/sitrep")]
     pub database_url: Secret,
 
     /// NATS server URL (JetStream must be enabled).
-    #[arg(
-        long,
-        global = true,
-        env = "SITREP_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
+    #[arg(long, global = true, env = "SITREP_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 
     /// Address the web dashboard and API listen on.
-    #[arg(
-        long,
-        global = true,
-        env = "SITREP_HTTP_ADDR",
-        default_value = "127.0.0.1:8080"
-    )]
+    #[arg(long, global = true, env = "SITREP_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
     /// First token(s) of every subject: reports arrive on `<prefix>.report.<system>`.
-    #[arg(
-        long,
-        global = true,
-        env = "SITREP_SUBJECT_PREFIX",
-        default_value = "sitrep"
-    )]
+    #[arg(long, global = true, env = "SITREP_SUBJECT_PREFIX", default_value = "sitrep")]
     pub subject_prefix: String,
 
     /// JetStream stream that holds incoming reports.
-    #[arg(
-        long,
-        global = true,
-        env = "SITREP_REPORTS_STREAM",
-        default_value = "SITREP_REPORTS"
-    )]
+    #[arg(long, global = true, env = "SITREP_REPORTS_STREAM", default_value = "SITREP_REPORTS")]
     pub reports_stream: String,
 
     /// Durable consumer name that ingest reads the report stream with.
-    #[arg(
-        long,
-        global = true,
-        env = "SITREP_INGEST_CONSUMER",
-        default_value = "sitrep-ingest"
-    )]
+    #[arg(long, global = true, env = "SITREP_INGEST_CONSUMER", default_value = "sitrep-ingest")]
     pub ingest_consumer: String,
 
     /// Most messages ingest takes in one batch (one transaction).
-    #[arg(
-        long,
-        global = true,
-        env = "SITREP_INGEST_BATCH",
-        default_value_t = 1000
-    )]
+    #[arg(long, global = true, env = "SITREP_INGEST_BATCH", default_value_t = 1000)]
     pub ingest_batch: usize,
 
     /// Longest wait, in milliseconds, for a batch to fill before ingest commits what it has.
-    #[arg(
-        long,
-        global = true,
-        env = "SITREP_INGEST_WAIT_MS",
-        default_value_t = 5
-    )]
+    #[arg(long, global = true, env = "SITREP_INGEST_WAIT_MS", default_value_t = 5)]
     pub ingest_wait_ms: u64,
 
     /// Freshness window, in seconds, for components whose reports carry no `ttl_seconds`.
-    #[arg(
-        long,
-        global = true,
-        env = "SITREP_DEFAULT_TTL_SECONDS",
-        default_value_t = 600
-    )]
+    #[arg(long, global = true, env = "SITREP_DEFAULT_TTL_SECONDS", default_value_t = 600)]
     pub default_ttl_seconds: u32,
 
     /// Log format: `text` or `json`.

@@ -73,12 +73,7 @@ impl Projection for LatestStatus {
                         },
                     );
                 }
-                ComponentEvent::StatusChanged {
-                    system,
-                    component,
-                    at,
-                    ..
-                } => {
+                ComponentEvent::StatusChanged { system, component, at, .. } => {
                     changes.insert((system.to_string(), component.to_string()), at);
                 }
             }
@@ -125,8 +120,16 @@ impl LatestStatus {
                 observed_at = excluded.observed_at, received_at = excluded.received_at,
                 last_position = excluded.last_position",
             &[
-                &cols.system, &cols.component, &cols.status, &cols.message, &cols.metrics, &cols.labels, &cols.ttl,
-                &cols.observed, &cols.received, &cols.position,
+                &cols.system,
+                &cols.component,
+                &cols.status,
+                &cols.message,
+                &cols.metrics,
+                &cols.labels,
+                &cols.ttl,
+                &cols.observed,
+                &cols.received,
+                &cols.position,
             ],
         )
         .await?;

@@ -29,11 +29,7 @@ pub trait Projection: Send + Sync + 'static {
     /// The tables it owns, emptied by [`reset`].
     fn tables(&self) -> &'static [&'static str];
     /// Applies events, in order, inside the runner's transaction. Must not read the clock.
-    fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        events: &[StoredEvent],
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// Applies one batch; returns how many events it applied and the new checkpoint.
@@ -41,18 +37,9 @@ pub async fn step<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<
     let name = projection.name();
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
-    tx.execute(
-        "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING",
-        &[&name],
-    )
-    .await?;
-    let position: i64 = tx
-        .query_one(
-            "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
-            &[&name],
-        )
-        .await?
-        .get(0);
+    tx.execute("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&name]).await?;
+    let position: i64 =
+        tx.query_one("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", &[&name]).await?.get(0);
     let events = event_store::read_after(&*tx, position, BATCH).await?;
     let Some(last) = events.last().map(|e| e.position) else {
         tx.rollback().await?;
@@ -62,11 +49,8 @@ pub async fn step<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<
         .apply(&tx, &events)
         .await
         .with_context(|| format!("projection {name} applying events after {position}"))?;
-    tx.execute(
-        "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
-        &[&name, &last],
-    )
-    .await?;
+    tx.execute("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1", &[&name, &last])
+        .await?;
     tx.commit().await?;
     Ok((events.len(), last))
 }
@@ -102,12 +86,7 @@ pub async fn reset<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result
 }
 
 /// Keeps the projection caught up until cancelled, waking on new events.
-pub async fn run<P: Projection>(
-    pool: Pool,
-    projection: P,
-    mut wakeups: Wakeups,
-    cancel: CancellationToken,
-) {
+pub async fn run<P: Projection>(pool: Pool, projection: P, mut wakeups: Wakeups, cancel: CancellationToken) {
     let name = projection.name();
     tracing::info!(projection = name, "projection runner started");
     while !cancel.is_cancelled() {
@@ -120,11 +99,7 @@ pub async fn run<P: Projection>(
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::error!(
-                    projection = name,
-                    error = format!("{e:#}"),
-                    "projection step failed; retrying"
-                );
+                tracing::error!(projection = name, error = format!("{e:#}"), "projection step failed; retrying");
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(IDLE_POLL) => continue,

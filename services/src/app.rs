@@ -18,11 +18,7 @@ pub struct Parts {
 }
 
 impl Parts {
-    pub const ALL: Parts = Parts {
-        ingest: true,
-        project: true,
-        web: true,
-    };
+    pub const ALL: Parts = Parts { ingest: true, project: true, web: true };
 }
 
 /// The running parts.
@@ -45,12 +41,9 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
 
     if parts.ingest {
         let nats = bus::connect(&settings.nats_url).await?;
+        let consumer = crate::ingest::prepare(nats, &settings).await?;
         let (pool, settings, cancel) = (pool.clone(), settings.clone(), cancel.clone());
-        tasks.spawn(async move {
-            crate::ingest::run(pool, nats, settings, cancel)
-                .await
-                .context("ingest")
-        });
+        tasks.spawn(async move { crate::ingest::run(pool, consumer, settings, cancel).await.context("ingest") });
     }
     if parts.project {
         let wakeups = wakeup::listen(pg.clone(), cancel.clone());
@@ -64,36 +57,19 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
     if parts.web {
         let listener = tokio::net::TcpListener::bind(settings.http_addr)
             .await
-            .with_context(|| {
-                format!("listening on {} (set SITREP_HTTP_ADDR)", settings.http_addr)
-            })?;
+            .with_context(|| format!("listening on {} (set SITREP_HTTP_ADDR)", settings.http_addr))?;
         http_addr = Some(listener.local_addr()?);
-        let state = sitrep_web::AppState::new(
-            pool.clone(),
-            settings.default_ttl_seconds,
-            settings.subject_prefix.clone(),
-        );
+        let state =
+            sitrep_web::AppState::new(pool.clone(), settings.default_ttl_seconds, settings.subject_prefix.clone());
         let cancel = cancel.clone();
-        tasks.spawn(async move {
-            sitrep_web::serve(listener, state, cancel)
-                .await
-                .context("web server")
-        });
+        tasks.spawn(async move { sitrep_web::serve(listener, state, cancel).await.context("web server") });
     }
-    Ok(Running {
-        http_addr,
-        pool,
-        cancel,
-        tasks,
-    })
+    Ok(Running { http_addr, pool, cancel, tasks })
 }
 
 impl Running {
     /// Runs until `shutdown` resolves or a part fails, then stops every part.
-    pub async fn run_until_stopped(
-        mut self,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let result = tokio::select! {
             _ = shutdown => Ok(()),
             Some(done) = self.tasks.join_next() => match done {

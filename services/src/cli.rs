@@ -52,46 +52,13 @@ pub enum Command {
 }
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
-    let Cli {
-        command,
-        mut settings,
-    } = cli;
+    let Cli { command, mut settings } = cli;
     telemetry::init(settings.log_format, "info,tower_http=warn,async_nats=warn");
     match command {
         Command::Run => serve(settings, Parts::ALL).await,
-        Command::Ingest => {
-            serve(
-                settings,
-                Parts {
-                    ingest: true,
-                    project: false,
-                    web: false,
-                },
-            )
-            .await
-        }
-        Command::Project => {
-            serve(
-                settings,
-                Parts {
-                    ingest: false,
-                    project: true,
-                    web: false,
-                },
-            )
-            .await
-        }
-        Command::Web => {
-            serve(
-                settings,
-                Parts {
-                    ingest: false,
-                    project: false,
-                    web: true,
-                },
-            )
-            .await
-        }
+        Command::Ingest => serve(settings, Parts { ingest: true, project: false, web: false }).await,
+        Command::Project => serve(settings, Parts { ingest: false, project: true, web: false }).await,
+        Command::Web => serve(settings, Parts { ingest: false, project: false, web: true }).await,
         Command::Migrate => {
             let applied = db::migrate(&db::parse_url(settings.database_url.expose())?).await?;
             println!("database is up to date ({applied} migrations applied now)");
@@ -112,11 +79,9 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { dir, rate } => {
             let dir2 = dir.clone();
             let mut s2 = settings.clone();
-            let said = tokio::task::spawn_blocking(move || {
-                devservices::ensure(&mut s2, &dir2).map(|said| (said, s2))
-            })
-            .await
-            .context("starting local services")??;
+            let said = tokio::task::spawn_blocking(move || devservices::ensure(&mut s2, &dir2).map(|said| (said, s2)))
+                .await
+                .context("starting local services")??;
             for line in &said.0 {
                 println!("{line}");
             }
@@ -126,16 +91,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             let cancel = CancellationToken::new();
             let sim_cancel = cancel.clone();
             let sim_settings = settings.clone();
-            let args = SimulateArgs {
-                rate,
-                rounds: 0,
-                seed: None,
-                churn: 0.02,
-            };
-            let simulator =
-                tokio::spawn(
-                    async move { simulate::run(nats, &sim_settings, &args, sim_cancel).await },
-                );
+            let args = SimulateArgs { rate, rounds: 0, seed: None, churn: 0.02 };
+            let simulator = tokio::spawn(async move { simulate::run(nats, &sim_settings, &args, sim_cancel).await });
             if let Some(addr) = running.http_addr {
                 println!("\nsitrep is running: open http://{addr}/   (Ctrl-C stops it)");
             }

@@ -5,6 +5,7 @@
 //! redelivery adds nothing.
 
 use anyhow::Context;
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
 use cqrs_es::DomainEvent;
 use deadpool_postgres::Pool;
@@ -79,12 +80,7 @@ impl Incoming {
             .map(|h| {
                 let map: serde_json::Map<String, Value> = h
                     .iter()
-                    .map(|(k, vs)| {
-                        (
-                            k.to_string(),
-                            json!(vs.iter().map(|v| v.as_str()).collect::<Vec<_>>()),
-                        )
-                    })
+                    .map(|(k, vs)| (k.to_string(), json!(vs.iter().map(|v| v.as_str()).collect::<Vec<_>>())))
                     .collect();
                 Value::Object(map)
             })
@@ -111,10 +107,7 @@ impl Incoming {
 
 /// Appends one batch in one transaction and returns what it did. Acks are the caller's job,
 /// after this returns.
-pub(crate) async fn store_batch(
-    pool: &Pool,
-    incoming: &[Incoming],
-) -> anyhow::Result<BatchOutcome> {
+pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::Result<BatchOutcome> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     // One writer at a time (see event_store): take the lock first, so what we read below (which
@@ -122,21 +115,14 @@ pub(crate) async fn store_batch(
     event_store::lock_writer(&*tx).await?;
 
     let markers: Vec<uuid::Uuid> = incoming.iter().filter_map(Incoming::marker).collect();
-    let stored: HashSet<uuid::Uuid> = event_store::existing_ids(&*tx, &markers)
-        .await?
-        .into_iter()
-        .collect();
+    let stored: HashSet<uuid::Uuid> = event_store::existing_ids(&*tx, &markers).await?.into_iter().collect();
 
-    let mut outcome = BatchOutcome {
-        messages: incoming.len(),
-        ..Default::default()
-    };
+    let mut outcome = BatchOutcome { messages: incoming.len(), ..Default::default() };
     let mut seen_keys = HashSet::new();
     let fresh: Vec<&Incoming> = incoming
         .iter()
         .filter(|m| {
-            let dup = m.marker().is_some_and(|id| stored.contains(&id))
-                || !seen_keys.insert(m.key.as_str());
+            let dup = m.marker().is_some_and(|id| stored.contains(&id)) || !seen_keys.insert(m.key.as_str());
             outcome.duplicates += usize::from(dup);
             !dup
         })
@@ -144,21 +130,16 @@ pub(crate) async fn store_batch(
 
     let ids: Vec<String> = fresh
         .iter()
-        .flat_map(|m| {
-            m.reports
-                .iter()
-                .map(|r| component_aggregate_id(&r.system, &r.component))
-        })
+        .flat_map(|m| m.reports.iter().map(|r| component_aggregate_id(&r.system, &r.component)))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut states: HashMap<String, (Component, i64)> =
-        event_store::load_snapshots(&*tx, AGGREGATE_TYPE, &id_refs)
-            .await?
-            .into_iter()
-            .map(|(id, s)| Ok((id, (serde_json::from_value(s.payload)?, s.last_sequence))))
-            .collect::<Result<_, serde_json::Error>>()?;
+    let mut states: HashMap<String, (Component, i64)> = event_store::load_snapshots(&*tx, AGGREGATE_TYPE, &id_refs)
+        .await?
+        .into_iter()
+        .map(|(id, s)| Ok((id, (serde_json::from_value(s.payload)?, s.last_sequence))))
+        .collect::<Result<_, serde_json::Error>>()?;
 
     let mut events = Vec::new();
     let mut quarantined = Vec::new();
@@ -168,10 +149,7 @@ pub(crate) async fn store_batch(
         for report in &m.reports {
             let agg_id = component_aggregate_id(&report.system, &report.component);
             let (state, seq) = states.entry(agg_id.clone()).or_default();
-            let command = ComponentCommand::ReportStatus {
-                report: report.clone(),
-                received_at: m.received_at,
-            };
+            let command = ComponentCommand::ReportStatus { report: report.clone(), received_at: m.received_at };
             match state.decide(command).await {
                 Ok(decided) => {
                     for event in decided {
@@ -229,16 +207,20 @@ pub(crate) async fn store_batch(
     Ok(outcome)
 }
 
+/// Creates the report stream and ingest's durable consumer if they are missing.
+pub async fn prepare(nats: async_nats::Client, settings: &Settings) -> anyhow::Result<PullConsumer> {
+    let js = jetstream::new(nats);
+    let stream = bus::ensure_reports_stream(&js, settings).await?;
+    bus::reports_consumer(&stream, settings).await
+}
+
 /// Runs ingest until cancelled.
 pub async fn run(
     pool: Pool,
-    nats: async_nats::Client,
+    consumer: PullConsumer,
     settings: Settings,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let js = jetstream::new(nats);
-    let stream = bus::ensure_reports_stream(&js, &settings).await?;
-    let consumer = bus::reports_consumer(&stream, &settings).await?;
     let wait = Duration::from_millis(settings.ingest_wait_ms);
     tracing::info!(stream = %settings.reports_stream, consumer = %settings.ingest_consumer, "ingest started");
     'outer: while !cancel.is_cancelled() {
@@ -282,16 +264,8 @@ pub async fn run(
 
 /// Stores a batch, retrying with backoff while Postgres is unavailable, then acks it.
 #[tracing::instrument(skip_all, fields(messages = batch.len()))]
-async fn handle_batch(
-    pool: &Pool,
-    settings: &Settings,
-    batch: &[jetstream::Message],
-    cancel: &CancellationToken,
-) {
-    let incoming: Vec<Incoming> = batch
-        .iter()
-        .map(|m| Incoming::decode(settings, m))
-        .collect();
+async fn handle_batch(pool: &Pool, settings: &Settings, batch: &[jetstream::Message], cancel: &CancellationToken) {
+    let incoming: Vec<Incoming> = batch.iter().map(|m| Incoming::decode(settings, m)).collect();
     let mut backoff = Duration::from_millis(100);
     let outcome = loop {
         match store_batch(pool, &incoming).await {
@@ -312,11 +286,7 @@ async fn handle_batch(
         }
     };
     for (msg, inc) in batch.iter().zip(&incoming) {
-        let kind = if inc.whole_rejected {
-            AckKind::Term
-        } else {
-            AckKind::Ack
-        };
+        let kind = if inc.whole_rejected { AckKind::Term } else { AckKind::Ack };
         if let Err(e) = msg.ack_with(kind).await {
             tracing::warn!(error = %e, key = %inc.key, "ack failed; the message will be redelivered and deduplicated");
         }

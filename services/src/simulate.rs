@@ -42,14 +42,7 @@ struct Metric {
 
 impl Metric {
     fn new(name: &'static str, value: f64, min: f64, max: f64, step: f64, whole: bool) -> Self {
-        Self {
-            name,
-            value,
-            min,
-            max,
-            step,
-            whole,
-        }
+        Self { name, value, min, max, step, whole }
     }
     fn wander(&mut self, rng: &mut fastrand::Rng) {
         self.value = (self.value + (rng.f64() * 2.0 - 1.0) * self.step).clamp(self.min, self.max);
@@ -76,12 +69,7 @@ struct Part {
     single: bool,
 }
 
-fn part(
-    system: &'static str,
-    component: impl Into<String>,
-    kind: &'static str,
-    metrics: Vec<Metric>,
-) -> Part {
+fn part(system: &'static str, component: impl Into<String>, kind: &'static str, metrics: Vec<Metric>) -> Part {
     Part {
         system,
         component: component.into(),
@@ -110,8 +98,7 @@ fn centre() -> Vec<Part> {
                 M::new("mem_used_pct", 40.0, 5.0, 99.0, 4.0, false),
             ],
         );
-        p.labels
-            .push(("node_type", if gpu { "gpu".into() } else { "cpu".into() }));
+        p.labels.push(("node_type", if gpu { "gpu".into() } else { "cpu".into() }));
         p.single = true;
         parts.push(p);
     }
@@ -122,84 +109,31 @@ fn centre() -> Vec<Part> {
             "partition",
             vec![
                 M::new("nodes_total", total, total, total, 0.0, true),
-                M::new(
-                    "nodes_available",
-                    total * 0.95,
-                    total * 0.7,
-                    total,
-                    total * 0.01,
-                    true,
-                ),
-                M::new(
-                    "nodes_down",
-                    total * 0.01,
-                    0.0,
-                    total * 0.1,
-                    total * 0.005,
-                    true,
-                ),
-                M::new(
-                    "nodes_reserved",
-                    total * 0.02,
-                    0.0,
-                    total * 0.2,
-                    total * 0.005,
-                    true,
-                ),
+                M::new("nodes_available", total * 0.95, total * 0.7, total, total * 0.01, true),
+                M::new("nodes_down", total * 0.01, 0.0, total * 0.1, total * 0.005, true),
+                M::new("nodes_reserved", total * 0.02, 0.0, total * 0.2, total * 0.005, true),
                 M::new("utilisation_pct", 88.0, 30.0, 100.0, 3.0, false),
             ],
         ));
     }
-    for (q, running, pending) in [
-        ("main", 1200.0, 900.0),
-        ("preempt", 150.0, 40.0),
-        ("develop", 30.0, 5.0),
-    ] {
+    for (q, running, pending) in [("main", 1200.0, 900.0), ("preempt", 150.0, 40.0), ("develop", 30.0, 5.0)] {
         parts.push(part(
             "derecho",
             format!("queue/{q}"),
             "queue",
             vec![
-                M::new(
-                    "running_jobs",
-                    running,
-                    0.0,
-                    running * 2.0,
-                    running * 0.05 + 1.0,
-                    true,
-                ),
-                M::new(
-                    "pending_jobs",
-                    pending,
-                    0.0,
-                    pending * 3.0,
-                    pending * 0.08 + 1.0,
-                    true,
-                ),
-                M::new(
-                    "active_users",
-                    running / 6.0,
-                    0.0,
-                    running,
-                    running * 0.02 + 1.0,
-                    true,
-                ),
+                M::new("running_jobs", running, 0.0, running * 2.0, running * 0.05 + 1.0, true),
+                M::new("pending_jobs", pending, 0.0, pending * 3.0, pending * 0.08 + 1.0, true),
+                M::new("active_users", running / 6.0, 0.0, running, running * 0.02 + 1.0, true),
             ],
         ));
     }
-    for (fs, cap, used) in [
-        ("glade", 20_000.0, 71.0),
-        ("campaign", 120_000.0, 84.0),
-        ("scratch", 60_000.0, 62.0),
-    ] {
+    for (fs, cap, used) in [("glade", 20_000.0, 71.0), ("campaign", 120_000.0, 84.0), ("scratch", 60_000.0, 62.0)] {
         let mut p = part(
             "derecho",
             format!("fs/{fs}"),
             "filesystem",
-            vec![
-                M::new("capacity_tb", cap, cap, cap, 0.0, true),
-                M::new("used_pct", used, 20.0, 99.5, 0.3, false),
-            ],
+            vec![M::new("capacity_tb", cap, cap, cap, 0.0, true), M::new("used_pct", used, 20.0, 99.5, 0.3, false)],
         );
         p.labels.push(("mount", format!("/glade/{fs}")));
         parts.push(p);
@@ -222,11 +156,7 @@ fn centre() -> Vec<Part> {
                 M::new("utilisation_pct", 70.0, 0.0, 100.0, 5.0, false),
             ],
         );
-        p.labels.extend([
-            ("cores", cores.to_string()),
-            ("memory_gb", mem.to_string()),
-            ("gpus", gpus.to_string()),
-        ]);
+        p.labels.extend([("cores", cores.to_string()), ("memory_gb", mem.to_string()), ("gpus", gpus.to_string())]);
         parts.push(p);
     }
     for (q, running) in [("casper", 400.0), ("gpudev", 12.0), ("htc", 900.0)] {
@@ -235,30 +165,9 @@ fn centre() -> Vec<Part> {
             format!("queue/{q}"),
             "queue",
             vec![
-                M::new(
-                    "running_jobs",
-                    running,
-                    0.0,
-                    running * 2.0,
-                    running * 0.05 + 1.0,
-                    true,
-                ),
-                M::new(
-                    "pending_jobs",
-                    running / 3.0,
-                    0.0,
-                    running * 2.0,
-                    running * 0.05 + 1.0,
-                    true,
-                ),
-                M::new(
-                    "active_users",
-                    running / 8.0,
-                    0.0,
-                    running,
-                    running * 0.02 + 1.0,
-                    true,
-                ),
+                M::new("running_jobs", running, 0.0, running * 2.0, running * 0.05 + 1.0, true),
+                M::new("pending_jobs", running / 3.0, 0.0, running * 2.0, running * 0.05 + 1.0, true),
+                M::new("active_users", running / 8.0, 0.0, running, running * 0.02 + 1.0, true),
             ],
         ));
     }
@@ -339,19 +248,12 @@ fn step(p: &mut Part, rng: &mut fastrand::Rng, churn: f64) {
 }
 
 fn ok_message(p: &Part) -> String {
-    let get = |n: &str| {
-        p.metrics
-            .iter()
-            .find(|m| m.name == n)
-            .map(|m| m.value.round() as i64)
-    };
+    let get = |n: &str| p.metrics.iter().find(|m| m.name == n).map(|m| m.value.round() as i64);
     match p.kind {
         "login_node" => format!("{} users", get("users").unwrap_or(0)),
-        "queue" => format!(
-            "{} running, {} pending",
-            get("running_jobs").unwrap_or(0),
-            get("pending_jobs").unwrap_or(0)
-        ),
+        "queue" => {
+            format!("{} running, {} pending", get("running_jobs").unwrap_or(0), get("pending_jobs").unwrap_or(0))
+        }
         "filesystem" => format!("{}% used", get("used_pct").unwrap_or(0)),
         _ => String::new(),
     }
@@ -367,20 +269,8 @@ fn report(p: &Part, with_system: bool) -> Value {
     if !p.message.is_empty() {
         obj.insert("message".into(), json!(p.message));
     }
-    obj.insert(
-        "metrics".into(),
-        Value::Object(
-            p.metrics
-                .iter()
-                .map(|m| (m.name.to_string(), m.json()))
-                .collect(),
-        ),
-    );
-    let mut labels: Map<String, Value> = p
-        .labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
+    obj.insert("metrics".into(), Value::Object(p.metrics.iter().map(|m| (m.name.to_string(), m.json())).collect()));
+    let mut labels: Map<String, Value> = p.labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
     labels.insert("kind".into(), json!(p.kind));
     obj.insert("labels".into(), Value::Object(labels));
     Value::Object(obj)
@@ -403,11 +293,7 @@ pub async fn run(
     let mut ticker = tokio::time::interval(round_every);
     let mut published = 0u64;
     let mut round = 0u64;
-    tracing::info!(
-        components = parts.len(),
-        every_ms = round_every.as_millis() as u64,
-        "simulating"
-    );
+    tracing::info!(components = parts.len(), every_ms = round_every.as_millis() as u64, "simulating");
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -422,18 +308,13 @@ pub async fn run(
         let mut acks = Vec::new();
         for system in systems {
             let subject = settings.report_subject(system);
-            let (singles, batched): (Vec<&Part>, Vec<&Part>) = parts
-                .iter()
-                .filter(|p| p.system == system)
-                .partition(|p| p.single);
+            let (singles, batched): (Vec<&Part>, Vec<&Part>) =
+                parts.iter().filter(|p| p.system == system).partition(|p| p.single);
             for p in singles {
                 let mut r = report(p, true);
                 r["observed_at"] = json!(now);
                 r["ttl_seconds"] = json!(120);
-                acks.push(
-                    js.publish(subject.clone(), serde_json::to_vec(&r)?.into())
-                        .await?,
-                );
+                acks.push(js.publish(subject.clone(), serde_json::to_vec(&r)?.into()).await?);
             }
             if !batched.is_empty() {
                 let batch = json!({
@@ -442,10 +323,7 @@ pub async fn run(
                     "ttl_seconds": 120,
                     "reports": batched.iter().map(|p| report(p, false)).collect::<Vec<_>>(),
                 });
-                acks.push(
-                    js.publish(subject.clone(), serde_json::to_vec(&batch)?.into())
-                        .await?,
-                );
+                acks.push(js.publish(subject.clone(), serde_json::to_vec(&batch)?.into()).await?);
             }
         }
         for ack in acks {

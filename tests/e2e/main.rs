@@ -1,1 +1,9 @@
+//! End-to-end tests of sitrep against the real Postgres and the real NATS. Each test gets its
+//! own database, stream, consumer and subject prefix (see `helpers::spawn_app`), so tests never
+//! see each other's data nor a running `sitrep`. Set `TEST_LOG=1` to see the application's logs.
 
+mod browser;
+mod event_store;
+mod helpers;
+mod pipeline;
+mod projections;

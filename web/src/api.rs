@@ -58,14 +58,9 @@ fn to_json(state: &AppState, now: OffsetDateTime, c: ComponentState) -> Componen
 
 pub async fn status_all(State(state): State<AppState>) -> Result<Json<StatusResponse>, WebError> {
     let now = state.now();
-    let rows = queries::all_components(&state.pool)
-        .await
-        .map_err(WebError::api)?;
+    let rows = queries::all_components(&state.pool).await.map_err(WebError::api)?;
     let components = rows.into_iter().map(|c| to_json(&state, now, c)).collect();
-    Ok(Json(StatusResponse {
-        generated_at: now,
-        components,
-    }))
+    Ok(Json(StatusResponse { generated_at: now, components }))
 }
 
 pub async fn status_system(
@@ -73,24 +68,16 @@ pub async fn status_system(
     Path(system): Path<String>,
 ) -> Result<Json<StatusResponse>, WebError> {
     let now = state.now();
-    let rows = queries::system_components(&state.pool, &system)
-        .await
-        .map_err(WebError::api)?;
+    let rows = queries::system_components(&state.pool, &system).await.map_err(WebError::api)?;
     if rows.is_empty() {
         return Err(WebError::not_found(
             Format::Json,
             format!("no reports yet from system {system:?}"),
-            format!(
-                "collectors publish to {}.report.{system}",
-                state.subject_prefix
-            ),
+            format!("collectors publish to {}.report.{system}", state.subject_prefix),
         ));
     }
     let components = rows.into_iter().map(|c| to_json(&state, now, c)).collect();
-    Ok(Json(StatusResponse {
-        generated_at: now,
-        components,
-    }))
+    Ok(Json(StatusResponse { generated_at: now, components }))
 }
 
 #[derive(Debug, Serialize)]
@@ -100,12 +87,8 @@ pub struct QuarantineResponse {
 }
 
 /// `GET /api/v1/quarantine`: the newest 100 quarantined messages with their reasons.
-pub async fn quarantine(
-    State(state): State<AppState>,
-) -> Result<Json<QuarantineResponse>, WebError> {
+pub async fn quarantine(State(state): State<AppState>) -> Result<Json<QuarantineResponse>, WebError> {
     let client = state.pool.get().await.map_err(WebError::api)?;
-    let (total, messages) = quarantine::recent(&**client, 100)
-        .await
-        .map_err(WebError::api)?;
+    let (total, messages) = quarantine::recent(&**client, 100).await.map_err(WebError::api)?;
     Ok(Json(QuarantineResponse { total, messages }))
 }

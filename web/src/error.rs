@@ -21,42 +21,25 @@ pub enum Format {
 pub enum WebError {
     /// 404: the thing asked for does not exist; `hint` says what to do.
     #[error("{what}")]
-    NotFound {
-        format: Format,
-        what: String,
-        hint: String,
-    },
+    NotFound { format: Format, what: String, hint: String },
     /// 500: something failed inside; logged, never shown.
     #[error("{source:#}")]
-    Internal {
-        format: Format,
-        source: anyhow::Error,
-    },
+    Internal { format: Format, source: anyhow::Error },
 }
 
 impl WebError {
     pub fn not_found(format: Format, what: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self::NotFound {
-            format,
-            what: what.into(),
-            hint: hint.into(),
-        }
+        Self::NotFound { format, what: what.into(), hint: hint.into() }
     }
 
     /// Wraps an internal failure for a page.
     pub fn page(source: impl Into<anyhow::Error>) -> Self {
-        Self::Internal {
-            format: Format::Html,
-            source: source.into(),
-        }
+        Self::Internal { format: Format::Html, source: source.into() }
     }
 
     /// Wraps an internal failure for the API.
     pub fn api(source: impl Into<anyhow::Error>) -> Self {
-        Self::Internal {
-            format: Format::Json,
-            source: source.into(),
-        }
+        Self::Internal { format: Format::Json, source: source.into() }
     }
 }
 
@@ -71,9 +54,7 @@ struct ErrorPage<'a> {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, format, message, hint) = match &self {
-            WebError::NotFound { format, what, hint } => {
-                (StatusCode::NOT_FOUND, *format, what.as_str(), hint.as_str())
-            }
+            WebError::NotFound { format, what, hint } => (StatusCode::NOT_FOUND, *format, what.as_str(), hint.as_str()),
             WebError::Internal { format, source } => {
                 tracing::error!(error = format!("{source:#}"), "request failed");
                 (
@@ -85,20 +66,11 @@ impl IntoResponse for WebError {
             }
         };
         match format {
-            Format::Json => (
-                status,
-                axum::Json(serde_json::json!({"error": message, "hint": hint})),
-            )
-                .into_response(),
+            Format::Json => (status, axum::Json(serde_json::json!({"error": message, "hint": hint}))).into_response(),
             Format::Html => {
                 let title = status.canonical_reason().unwrap_or("Error");
                 let layout = Layout::still(title, time::OffsetDateTime::now_utc());
-                let page = ErrorPage {
-                    layout,
-                    status: status.as_u16(),
-                    message,
-                    hint,
-                };
+                let page = ErrorPage { layout, status: status.as_u16(), message, hint };
                 match templates::render("error", &page) {
                     Ok(body) => (status, Html(body)).into_response(),
                     Err(e) => {

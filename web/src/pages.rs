@@ -45,10 +45,7 @@ impl Layout {
 
     /// The layout of a page that does not refresh (errors).
     pub fn still(title: impl Into<String>, now: OffsetDateTime) -> Self {
-        Self {
-            refresh_seconds: 0,
-            ..Self::new(title, "", now)
-        }
+        Self { refresh_seconds: 0, ..Self::new(title, "", now) }
     }
 }
 
@@ -65,26 +62,15 @@ struct Seen<'a> {
     shown: Shown,
 }
 
-fn seen<'a>(
-    state: &AppState,
-    now: OffsetDateTime,
-    components: &'a [ComponentState],
-) -> Vec<Seen<'a>> {
+fn seen<'a>(state: &AppState, now: OffsetDateTime, components: &'a [ComponentState]) -> Vec<Seen<'a>> {
     let mut out: Vec<Seen> = components
         .iter()
         .map(|c| {
             let ttl = c.ttl_seconds.unwrap_or(state.default_ttl_seconds);
-            Seen {
-                state: c,
-                shown: Shown::of(c.status, view::is_stale(c.observed_at, ttl, now)),
-            }
+            Seen { state: c, shown: Shown::of(c.status, view::is_stale(c.observed_at, ttl, now)) }
         })
         .collect();
-    out.sort_by(|a, b| {
-        a.shown
-            .cmp(&b.shown)
-            .then_with(|| a.state.component.cmp(&b.state.component))
-    });
+    out.sort_by(|a, b| a.shown.cmp(&b.shown).then_with(|| a.state.component.cmp(&b.state.component)));
     out
 }
 
@@ -93,12 +79,7 @@ fn counts<'a>(items: impl Iterator<Item = &'a Seen<'a>>) -> Vec<Count> {
     for s in items {
         *n.entry(s.shown).or_default() += 1;
     }
-    n.into_iter()
-        .map(|(shown, count)| Count {
-            badge: shown.badge(),
-            count,
-        })
-        .collect()
+    n.into_iter().map(|(shown, count)| Count { badge: shown.badge(), count }).collect()
 }
 
 fn worst<'a>(items: impl Iterator<Item = &'a Seen<'a>>) -> Shown {
@@ -142,25 +123,16 @@ pub fn home_page(state: &AppState, now: OffsetDateTime, components: &[ComponentS
     let all = seen(state, now, components);
     let mut by_system: BTreeMap<&str, Vec<&Seen>> = BTreeMap::new();
     for s in &all {
-        by_system
-            .entry(s.state.system.as_str())
-            .or_default()
-            .push(s);
+        by_system.entry(s.state.system.as_str()).or_default().push(s);
     }
     let mut tiles: Vec<(Shown, SystemTile)> = by_system
         .into_iter()
         .map(|(name, items)| {
             let worst = worst(items.iter().copied());
-            let newest = items
-                .iter()
-                .map(|s| s.state.observed_at)
-                .max()
-                .unwrap_or(now);
+            let newest = items.iter().map(|s| s.state.observed_at).max().unwrap_or(now);
             let all_stale = items.iter().all(|s| s.shown == Shown::Stale);
-            let problems: Vec<&&Seen> = items
-                .iter()
-                .filter(|s| s.shown != Shown::Ok && s.shown != Shown::Stopped)
-                .collect();
+            let problems: Vec<&&Seen> =
+                items.iter().filter(|s| s.shown != Shown::Ok && s.shown != Shown::Stopped).collect();
             let tile = SystemTile {
                 name: name.to_owned(),
                 url: format!("/systems/{name}"),
@@ -194,9 +166,7 @@ pub fn home_page(state: &AppState, now: OffsetDateTime, components: &[ComponentS
 
 pub async fn home(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let now = state.now();
-    let components = queries::all_components(&state.pool)
-        .await
-        .map_err(WebError::page)?;
+    let components = queries::all_components(&state.pool).await.map_err(WebError::page)?;
     render("home", &home_page(&state, now, &components))
 }
 
@@ -236,21 +206,11 @@ pub struct ComponentRow {
 fn kind_of(c: &ComponentState) -> String {
     match c.labels.get("kind").and_then(|v| v.as_str()) {
         Some(kind) if !kind.is_empty() => kind.to_owned(),
-        _ => c
-            .component
-            .split_once('/')
-            .map(|(head, _)| head)
-            .unwrap_or("other")
-            .to_owned(),
+        _ => c.component.split_once('/').map(|(head, _)| head).unwrap_or("other").to_owned(),
     }
 }
 
-pub fn system_page(
-    state: &AppState,
-    now: OffsetDateTime,
-    system: &str,
-    components: &[ComponentState],
-) -> SystemPage {
+pub fn system_page(state: &AppState, now: OffsetDateTime, system: &str, components: &[ComponentState]) -> SystemPage {
     let all = seen(state, now, components);
     let mut by_kind: BTreeMap<String, Vec<&Seen>> = BTreeMap::new();
     for s in &all {
@@ -271,15 +231,7 @@ pub fn system_page(
                     since: view::age(s.state.status_since, now, false),
                 })
                 .collect();
-            (
-                worst,
-                Group {
-                    name,
-                    worst: worst.badge(),
-                    counts: counts(items.iter().copied()),
-                    rows,
-                },
-            )
+            (worst, Group { name, worst: worst.badge(), counts: counts(items.iter().copied()), rows })
         })
         .collect();
     groups.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
@@ -294,14 +246,9 @@ pub fn system_page(
     }
 }
 
-pub async fn system(
-    State(state): State<AppState>,
-    Path(system): Path<String>,
-) -> Result<Html<String>, WebError> {
+pub async fn system(State(state): State<AppState>, Path(system): Path<String>) -> Result<Html<String>, WebError> {
     let now = state.now();
-    let components = queries::system_components(&state.pool, &system)
-        .await
-        .map_err(WebError::page)?;
+    let components = queries::system_components(&state.pool, &system).await.map_err(WebError::page)?;
     if components.is_empty() {
         return Err(WebError::not_found(
             Format::Html,
@@ -339,11 +286,7 @@ pub struct QuarantineRow {
 /// Payload characters shown per quarantined message.
 const PAYLOAD_PREVIEW: usize = 2000;
 
-pub fn quarantine_page(
-    now: OffsetDateTime,
-    total: i64,
-    items: Vec<quarantine::Quarantined>,
-) -> QuarantinePage {
+pub fn quarantine_page(now: OffsetDateTime, total: i64, items: Vec<quarantine::Quarantined>) -> QuarantinePage {
     QuarantinePage {
         layout: Layout::new("Quarantine", "quarantine", now),
         total,
@@ -368,9 +311,7 @@ pub fn quarantine_page(
 pub async fn quarantine(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let now = state.now();
     let client = state.pool.get().await.map_err(WebError::page)?;
-    let (total, items) = quarantine::recent(&**client, 100)
-        .await
-        .map_err(WebError::page)?;
+    let (total, items) = quarantine::recent(&**client, 100).await.map_err(WebError::page)?;
     render("quarantine", &quarantine_page(now, total, items))
 }
 
@@ -384,7 +325,5 @@ pub async fn not_found(uri: Uri) -> WebError {
 }
 
 fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
-    templates::render(name, page)
-        .map(Html)
-        .map_err(WebError::page)
+    templates::render(name, page).map(Html).map_err(WebError::page)
 }

@@ -33,9 +33,7 @@ fn from_row(r: &tokio_postgres::Row) -> anyhow::Result<ComponentState> {
     Ok(ComponentState {
         system: r.get(0),
         component: r.get(1),
-        status: Status::parse(&status)
-            .map_err(anyhow::Error::msg)
-            .context("latest_status.status")?,
+        status: Status::parse(&status).map_err(anyhow::Error::msg).context("latest_status.status")?,
         message: r.get(3),
         metrics: object(r.get(4)),
         labels: object(r.get(5)),
@@ -50,10 +48,7 @@ fn from_row(r: &tokio_postgres::Row) -> anyhow::Result<ComponentState> {
 pub async fn all_components(pool: &Pool) -> anyhow::Result<Vec<ComponentState>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let rows = client
-        .query(
-            &format!("SELECT {COLUMNS} FROM latest_status ORDER BY system, component"),
-            &[],
-        )
+        .query(&format!("SELECT {COLUMNS} FROM latest_status ORDER BY system, component"), &[])
         .await
         .context("reading latest_status")?;
     rows.iter().map(from_row).collect()
@@ -63,10 +58,7 @@ pub async fn all_components(pool: &Pool) -> anyhow::Result<Vec<ComponentState>> 
 pub async fn system_components(pool: &Pool, system: &str) -> anyhow::Result<Vec<ComponentState>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let rows = client
-        .query(
-            &format!("SELECT {COLUMNS} FROM latest_status WHERE system = $1 ORDER BY component"),
-            &[&system],
-        )
+        .query(&format!("SELECT {COLUMNS} FROM latest_status WHERE system = $1 ORDER BY component"), &[&system])
         .await
         .context("reading latest_status")?;
     rows.iter().map(from_row).collect()

@@ -21,29 +21,13 @@ pub fn router(state: AppState) -> Router {
     let plumbing = Router::new()
         .route(
             "/static/sitrep.css",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-                    templates::CSS,
-                )
-            }),
+            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], templates::CSS) }),
         )
         .route("/healthz", get(|| async { "ok" }));
-    pages
-        .merge(api)
-        .merge(plumbing)
-        .fallback(pages::not_found)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    pages.merge(api).merge(plumbing).fallback(pages::not_found).layer(TraceLayer::new_for_http()).with_state(state)
 }
 
 /// Serves until cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
 }

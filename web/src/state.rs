@@ -19,12 +19,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(pool: Pool, default_ttl_seconds: u32, subject_prefix: String) -> Self {
-        Self {
-            pool,
-            default_ttl_seconds,
-            subject_prefix,
-            clock: Arc::new(OffsetDateTime::now_utc),
-        }
+        Self { pool, default_ttl_seconds, subject_prefix, clock: Arc::new(OffsetDateTime::now_utc) }
     }
 
     pub fn now(&self) -> OffsetDateTime {

@@ -17,32 +17,21 @@ pub const PAGES: &[(&str, &str)] = &[
 /// `(name, source)` of every partial.
 pub const PARTIALS: &[(&str, &str)] = &[
     ("layout", include_str!("../templates/partials/layout.hbs")),
-    (
-        "status_badge",
-        include_str!("../templates/partials/status_badge.hbs"),
-    ),
+    ("status_badge", include_str!("../templates/partials/status_badge.hbs")),
     ("age", include_str!("../templates/partials/age.hbs")),
     ("metric", include_str!("../templates/partials/metric.hbs")),
-    (
-        "system_tile",
-        include_str!("../templates/partials/system_tile.hbs"),
-    ),
-    (
-        "component_row",
-        include_str!("../templates/partials/component_row.hbs"),
-    ),
+    ("system_tile", include_str!("../templates/partials/system_tile.hbs")),
+    ("component_row", include_str!("../templates/partials/component_row.hbs")),
 ];
 
 static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     let mut hbs = Handlebars::new();
     hbs.set_strict_mode(true);
     for (name, source) in PARTIALS {
-        hbs.register_partial(name, *source)
-            .unwrap_or_else(|e| panic!("partial {name}: {e}"));
+        hbs.register_partial(name, *source).unwrap_or_else(|e| panic!("partial {name}: {e}"));
     }
     for (name, source) in PAGES {
-        hbs.register_template_string(name, *source)
-            .unwrap_or_else(|e| panic!("template {name}: {e}"));
+        hbs.register_template_string(name, *source).unwrap_or_else(|e| panic!("template {name}: {e}"));
     }
     hbs
 });

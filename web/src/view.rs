@@ -22,15 +22,8 @@ pub enum Shown {
 }
 
 impl Shown {
-    pub const ALL: [Shown; 7] = [
-        Shown::Failed,
-        Shown::Stale,
-        Shown::Degraded,
-        Shown::Unknown,
-        Shown::Starting,
-        Shown::Stopped,
-        Shown::Ok,
-    ];
+    pub const ALL: [Shown; 7] =
+        [Shown::Failed, Shown::Stale, Shown::Degraded, Shown::Unknown, Shown::Starting, Shown::Stopped, Shown::Ok];
 
     pub fn of(status: Status, stale: bool) -> Self {
         if stale {
@@ -68,11 +61,7 @@ impl Shown {
             Shown::Stopped => ("STOPPED", "■"),
             Shown::Ok => ("OK", "✓"),
         };
-        Badge {
-            key: self.key(),
-            label,
-            icon,
-        }
+        Badge { key: self.key(), label, icon }
     }
 }
 
@@ -99,12 +88,7 @@ pub fn is_stale(observed_at: OffsetDateTime, ttl_seconds: u32, now: OffsetDateTi
 }
 
 pub fn age(at: OffsetDateTime, now: OffsetDateTime, stale: bool) -> Age {
-    Age {
-        text: ago(at, now),
-        exact: utc_text(at),
-        iso: at.format(&Rfc3339).unwrap_or_default(),
-        stale,
-    }
+    Age { text: ago(at, now), exact: utc_text(at), iso: at.format(&Rfc3339).unwrap_or_default(), stale }
 }
 
 /// "12 s ago", "5 min ago", "3 h ago", "2 d ago"; "in the future" for clock skew.
@@ -122,9 +106,7 @@ pub fn ago(at: OffsetDateTime, now: OffsetDateTime) -> String {
 /// `2026-11-22 10:00:00 UTC`.
 pub fn utc_text(at: OffsetDateTime) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .unwrap_or_default()
+    at.to_offset(time::UtcOffset::UTC).format(&fmt).unwrap_or_default()
 }
 
 /// A metric as shown: name, formatted value and unit, and a bar for percentages.
@@ -140,16 +122,8 @@ pub struct MetricView {
 
 /// Formats a component's metrics, percentages first (they get bars), then by name.
 pub fn metrics(map: &Map<String, Value>) -> Vec<MetricView> {
-    let mut out: Vec<MetricView> = map
-        .iter()
-        .filter_map(|(name, v)| v.as_f64().map(|x| metric(name, x)))
-        .collect();
-    out.sort_by(|a, b| {
-        b.bar
-            .is_some()
-            .cmp(&a.bar.is_some())
-            .then_with(|| a.name.cmp(&b.name))
-    });
+    let mut out: Vec<MetricView> = map.iter().filter_map(|(name, v)| v.as_f64().map(|x| metric(name, x))).collect();
+    out.sort_by(|a, b| b.bar.is_some().cmp(&a.bar.is_some()).then_with(|| a.name.cmp(&b.name)));
     out
 }
 
@@ -229,11 +203,7 @@ mod tests {
 
     #[test]
     fn stale_outranks_everything_but_failed() {
-        assert!(
-            Shown::Failed < Shown::Stale
-                && Shown::Stale < Shown::Degraded
-                && Shown::Stopped < Shown::Ok
-        );
+        assert!(Shown::Failed < Shown::Stale && Shown::Stale < Shown::Degraded && Shown::Stopped < Shown::Ok);
         assert_eq!(Shown::of(Status::Ok, true), Shown::Stale);
         assert_eq!(Shown::of(Status::Failed, false).badge().label, "FAILED");
     }
@@ -245,10 +215,7 @@ mod tests {
         assert_eq!(number(3.2), "3.2");
         assert_eq!(number(0.125), "0.13");
         let m = metric("used_pct", 93.5);
-        assert_eq!(
-            (m.unit, m.bar, m.high, m.value.as_str()),
-            ("%", Some(93.5), true, "93.5")
-        );
+        assert_eq!((m.unit, m.bar, m.high, m.value.as_str()), ("%", Some(93.5), true, "93.5"));
         assert_eq!(metric("users", 41.0).unit, "");
         assert_eq!(metric("capacity_tb", 38000.0).unit, "TB");
     }

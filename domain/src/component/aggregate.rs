@@ -31,16 +31,8 @@ impl Aggregate for Component {
     type Error = ComponentError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let ComponentCommand::ReportStatus {
-            report,
-            received_at,
-        } = command;
+    async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
+        let ComponentCommand::ReportStatus { report, received_at } = command;
         if let Some((system, component)) = &self.identity {
             if system != &report.system || component != &report.component {
                 return Err(ComponentError::WrongComponent {
@@ -49,17 +41,11 @@ impl Aggregate for Component {
                 });
             }
         }
-        let late = self
-            .observed_at
-            .is_some_and(|latest| report.observed_at < latest);
+        let late = self.observed_at.is_some_and(|latest| report.observed_at < latest);
         let changed = !late && self.status != Some(report.status);
         let from = self.status;
-        let (system, component, status, at) = (
-            report.system.clone(),
-            report.component.clone(),
-            report.status,
-            report.observed_at,
-        );
+        let (system, component, status, at) =
+            (report.system.clone(), report.component.clone(), report.status, report.observed_at);
         let reported = ComponentEvent::StatusReported {
             system: report.system,
             component: report.component,
@@ -74,31 +60,14 @@ impl Aggregate for Component {
         };
         sink.write(reported, self).await;
         if changed {
-            sink.write(
-                ComponentEvent::StatusChanged {
-                    system,
-                    component,
-                    from,
-                    to: status,
-                    at,
-                },
-                self,
-            )
-            .await;
+            sink.write(ComponentEvent::StatusChanged { system, component, from, to: status, at }, self).await;
         }
         Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            ComponentEvent::StatusReported {
-                system,
-                component,
-                status,
-                observed_at,
-                late,
-                ..
-            } => {
+            ComponentEvent::StatusReported { system, component, status, observed_at, late, .. } => {
                 self.identity.get_or_insert((system, component));
                 if !late {
                     self.status = Some(status);
@@ -113,10 +82,7 @@ impl Aggregate for Component {
 impl Component {
     /// Runs one command against this state and returns the events it decided on (already applied
     /// to `self`). This is what the batched ingest path calls for each report.
-    pub async fn decide(
-        &mut self,
-        command: ComponentCommand,
-    ) -> Result<Vec<ComponentEvent>, ComponentError> {
+    pub async fn decide(&mut self, command: ComponentCommand) -> Result<Vec<ComponentEvent>, ComponentError> {
         let sink = EventSink::default();
         self.handle(command, &(), &sink).await?;
         Ok(sink.collect().await)
@@ -151,10 +117,7 @@ mod tests {
     }
 
     fn command(r: &Report) -> ComponentCommand {
-        ComponentCommand::ReportStatus {
-            report: r.clone(),
-            received_at: RECEIVED,
-        }
+        ComponentCommand::ReportStatus { report: r.clone(), received_at: RECEIVED }
     }
 
     fn reported(r: &Report, late: bool) -> ComponentEvent {
@@ -208,10 +171,7 @@ mod tests {
         ComponentTest::with(())
             .given(vec![reported(&first, false), changed(&first, None)])
             .when(command(&worse))
-            .then_expect_events(vec![
-                reported(&worse, false),
-                changed(&worse, Some(Status::Ok)),
-            ]);
+            .then_expect_events(vec![reported(&worse, false), changed(&worse, Some(Status::Ok))]);
     }
 
     #[test]
@@ -230,11 +190,7 @@ mod tests {
         let late = report("fs/glade", Status::Failed, T0);
         let next = report("fs/glade", Status::Ok, datetime!(2026-11-22 10:02:00 UTC));
         ComponentTest::with(())
-            .given(vec![
-                reported(&latest, false),
-                changed(&latest, None),
-                reported(&late, true),
-            ])
+            .given(vec![reported(&latest, false), changed(&latest, None), reported(&late, true)])
             .when(command(&next))
             .then_expect_events(vec![reported(&next, false)]);
     }
@@ -243,13 +199,12 @@ mod tests {
     fn a_report_for_another_component_is_refused() {
         let mine = report("login/derecho1", Status::Ok, T0);
         let other = report("login/derecho2", Status::Ok, T1);
-        ComponentTest::with(())
-            .given(vec![reported(&mine, false)])
-            .when(command(&other))
-            .then_expect_error(ComponentError::WrongComponent {
+        ComponentTest::with(()).given(vec![reported(&mine, false)]).when(command(&other)).then_expect_error(
+            ComponentError::WrongComponent {
                 expected: "derecho:login/derecho1".into(),
                 got: "derecho:login/derecho2".into(),
-            });
+            },
+        );
     }
 
     #[tokio::test]

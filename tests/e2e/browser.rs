@@ -1,0 +1,107 @@
+//! Every page rendered in headless Chromium, as an operator's browser would, with a screenshot
+//! kept in `target/screenshots/` to look at.
+
+use crate::helpers::{spawn_app, wait_for_components, TestApp};
+use sitrep_services::simulate::{self, SimulateArgs};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tokio_util::sync::CancellationToken;
+
+fn chromium() -> PathBuf {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("Chromium is needed for the browser tests: the README's test command installs it (apt-get install chromium)")
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs headless Chromium on `url`: returns the DOM it built and writes a screenshot.
+fn render(url: &str, png: &Path, width: u32, height: u32) -> String {
+    let profile = tempdir();
+    let common = |cmd: &mut Command| {
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--window-size={width},{height}"));
+    };
+    let mut shot = Command::new(chromium());
+    common(&mut shot);
+    let out = shot.arg(format!("--screenshot={}", png.display())).arg(url).output().expect("run chromium");
+    assert!(png.exists(), "no screenshot of {url}: {}", String::from_utf8_lossy(&out.stderr));
+    let mut dom = Command::new(chromium());
+    common(&mut dom);
+    let out = dom.arg("--dump-dom").arg(url).output().expect("run chromium");
+    let _ = std::fs::remove_dir_all(&profile);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sitrep-chromium-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn with_simulated_centre() -> TestApp {
+    let app = spawn_app().await;
+    let nats = sitrep_infra::bus::connect(&app.settings.nats_url).await.unwrap();
+    let args = SimulateArgs { rate: 10_000.0, rounds: 1, seed: Some(3), churn: 0.3 };
+    let published = simulate::run(nats, &app.settings, &args, CancellationToken::new()).await.unwrap();
+    wait_for_components(&app, published as usize).await;
+    app.publish("derecho", br#"{"system":"derecho","component":"x","status":"<script>alert(1)</script>"}"#.to_vec())
+        .await;
+    app
+}
+
+#[tokio::test]
+async fn every_page_renders_in_headless_chromium_with_a_screenshot() {
+    let app = with_simulated_centre().await;
+    let dir = screenshot_dir();
+    let pages: &[(&str, &str, &[&str])] = &[
+        ("home", "/", &["derecho", "casper", "jupyterhub", "platform", "components"]),
+        (
+            "system-derecho",
+            "/systems/derecho",
+            &["login/derecho1", "partition/cpu", "fs/glade", "queue/main", "Last report"],
+        ),
+        ("system-casper", "/systems/casper", &["nodes/gpu-a100", "queue/htc"]),
+        ("quarantine", "/quarantine", &["Quarantine", "is not a status"]),
+        ("not-found", "/systems/nowhere", &["No reports yet from nowhere", "docs/collectors.md"]),
+    ];
+    for (name, path, needles) in pages {
+        let (wide, narrow) = (dir.join(format!("{name}.png")), dir.join(format!("{name}-phone.png")));
+        // Chromium runs on a blocking thread so the test's runtime keeps serving its requests.
+        let url = app.url(path);
+        let (wide2, narrow2) = (wide.clone(), narrow.clone());
+        let dom = tokio::task::spawn_blocking(move || {
+            let dom = render(&url, &wide2, 1400, 1000);
+            render(&url, &narrow2, 390, 844);
+            dom
+        })
+        .await
+        .unwrap();
+        for needle in *needles {
+            assert!(dom.contains(needle), "{path} in Chromium lacks {needle:?}");
+        }
+        assert!(!dom.contains("<script>alert"), "{path}: collector text must be escaped");
+        for png in [&wide, &narrow] {
+            let size = std::fs::metadata(png).unwrap().len();
+            assert!(size > 5_000, "{} is only {size} bytes", png.display());
+        }
+    }
+    app.cleanup().await;
+}

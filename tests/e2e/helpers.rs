@@ -1,0 +1,222 @@
+//! `spawn_app()` and the waiting and publishing helpers every test uses.
+
+use async_nats::jetstream;
+use serde_json::Value;
+use sitrep_infra::{db, devservices, Settings};
+use sitrep_services::app::{self, Parts, Running};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// How long a test waits for an effect before failing with what it saw last.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The Postgres and NATS URLs every test starts from: the configured ones, or project-local ones
+/// started on first use when nothing answers (the same mechanism `sitrep demo` uses).
+async fn base_settings() -> &'static Settings {
+    static BASE: OnceCell<Settings> = OnceCell::const_new();
+    BASE.get_or_init(|| async {
+        init_tracing();
+        let mut settings = Settings::from_env();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let s = tokio::task::spawn_blocking(move || {
+            devservices::ensure(&mut settings, &root).expect("Postgres and NATS for the tests");
+            settings
+        })
+        .await
+        .unwrap();
+        s
+    })
+    .await
+}
+
+fn init_tracing() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            sitrep_infra::telemetry::init(sitrep_infra::settings::LogFormat::Text, "info,sitrep=debug");
+        }
+    });
+}
+
+pub struct TestApp {
+    pub settings: Settings,
+    pub addr: Option<SocketAddr>,
+    pub pool: deadpool_postgres::Pool,
+    pub js: jetstream::Context,
+    pub http: reqwest::Client,
+    pub db_name: String,
+    running: Option<Running>,
+    ingest: Option<Running>,
+}
+
+/// Settings for a fresh, isolated test: its own database, stream, consumer and subjects.
+pub async fn isolated_settings() -> (Settings, String) {
+    let mut settings = base_settings().await.clone();
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let db_name = format!("sitrep_test_{id}");
+    let mut url = db::parse_url(settings.database_url.expose()).unwrap();
+    url.dbname(&db_name);
+    let user = url.get_user().unwrap_or("postgres").to_owned();
+    let (host, port) = match (url.get_hosts().first(), url.get_ports().first()) {
+        (Some(tokio_postgres::config::Host::Tcp(h)), Some(p)) => (h.clone(), *p),
+        _ => ("127.0.0.1".into(), 5432),
+    };
+    settings.database_url = sitrep_infra::settings::Secret::new(format!("postgres://{user}@{host}:{port}/{db_name}"));
+    settings.subject_prefix = format!("t{id}");
+    settings.reports_stream = format!("T{id}_REPORTS").to_uppercase();
+    settings.ingest_consumer = "ingest".into();
+    settings.http_addr = "127.0.0.1:0".parse().unwrap();
+    (settings, db_name)
+}
+
+/// Starts web and projections, and ingest separately (so tests can stop and restart it).
+pub async fn spawn_app() -> TestApp {
+    let (settings, db_name) = isolated_settings().await;
+    let running =
+        app::start(settings.clone(), Parts { ingest: false, project: true, web: true }).await.expect("start sitrep");
+    let ingest =
+        app::start(settings.clone(), Parts { ingest: true, project: false, web: false }).await.expect("start ingest");
+    let nats = sitrep_infra::bus::connect(&settings.nats_url).await.unwrap();
+    TestApp {
+        addr: running.http_addr,
+        pool: running.pool.clone(),
+        js: jetstream::new(nats),
+        http: reqwest::Client::new(),
+        settings,
+        db_name,
+        running: Some(running),
+        ingest: Some(ingest),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr.expect("web is running"))
+    }
+
+    /// Publishes a payload on `<prefix>.report.<system>` and waits for JetStream's ack.
+    pub async fn publish(&self, system: &str, payload: impl Into<Vec<u8>>) -> u64 {
+        self.publish_to(&self.settings.report_subject(system), payload, None).await
+    }
+
+    /// Publishes with a `Nats-Msg-Id`.
+    pub async fn publish_with_id(&self, system: &str, payload: impl Into<Vec<u8>>, id: &str) -> u64 {
+        self.publish_to(&self.settings.report_subject(system), payload, Some(id)).await
+    }
+
+    pub async fn publish_to(&self, subject: &str, payload: impl Into<Vec<u8>>, id: Option<&str>) -> u64 {
+        let payload: Vec<u8> = payload.into();
+        let ack = match id {
+            Some(id) => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+                self.js.publish_with_headers(subject.to_owned(), headers, payload.into()).await
+            }
+            None => self.js.publish(subject.to_owned(), payload.into()).await,
+        };
+        ack.expect("publish").await.expect("JetStream ack").sequence
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let resp = self.http.get(self.url(path)).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, body) = self.get(path).await;
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}")))
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let client = self.pool.get().await.unwrap();
+        client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    }
+
+    /// The ingest consumer's state as JetStream sees it.
+    pub async fn consumer_info(&self) -> Result<async_nats::jetstream::consumer::Info, String> {
+        let stream = self.js.get_stream(&self.settings.reports_stream).await.map_err(|e| e.to_string())?;
+        let mut consumer = stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&self.settings.ingest_consumer)
+            .await
+            .map_err(|e| e.to_string())?;
+        consumer.info().await.map(|i| i.clone()).map_err(|e| e.to_string())
+    }
+
+    /// Stops ingest (as a crash-free shutdown would) and waits for it to finish.
+    pub async fn stop_ingest(&mut self) {
+        if let Some(ingest) = self.ingest.take() {
+            ingest.stop().await;
+        }
+    }
+
+    pub async fn start_ingest(&mut self) {
+        assert!(self.ingest.is_none(), "ingest is already running");
+        self.ingest = Some(
+            app::start(self.settings.clone(), Parts { ingest: true, project: false, web: false })
+                .await
+                .expect("start ingest"),
+        );
+    }
+
+    /// Stops everything and removes the test's stream and database.
+    pub async fn cleanup(mut self) {
+        self.stop_ingest().await;
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        let _ = self.js.delete_stream(&self.settings.reports_stream).await;
+        self.pool.close();
+        let mut admin = db::parse_url(self.settings.database_url.expose()).unwrap();
+        admin.dbname("postgres");
+        if let Ok(client) = db::connect(&admin).await {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name)).await;
+        }
+    }
+}
+
+/// Polls `probe` until it returns `Ok`, failing after [`DEADLINE`] with the last thing it saw.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(seen) if start.elapsed() > DEADLINE => panic!("timed out waiting for {what}; last saw: {seen}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Waits until `/api/v1/status` lists `n` components, and returns the response.
+pub async fn wait_for_components(app: &TestApp, n: usize) -> Value {
+    eventually(&format!("{n} components in /api/v1/status"), || async {
+        let (_, body) = app.get_json("/api/v1/status").await;
+        let found = body["components"].as_array().map(Vec::len).unwrap_or(0);
+        if found == n {
+            Ok(body)
+        } else {
+            Err(format!("{found} components: {body}"))
+        }
+    })
+    .await
+}
+
+/// Waits until the event log holds `n` events.
+pub async fn wait_for_events(app: &TestApp, n: i64) {
+    eventually(&format!("{n} events"), || async {
+        let found = app.scalar("SELECT count(*) FROM events").await;
+        if found == n {
+            Ok(())
+        } else {
+            Err(format!("{found} events"))
+        }
+    })
+    .await
+}

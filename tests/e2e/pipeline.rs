@@ -1,0 +1,240 @@
+//! The whole path: NATS → ingest → event store → latest status → API and pages.
+
+use crate::helpers::{eventually, spawn_app, wait_for_components, wait_for_events};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_single_report_and_a_batch_appear_in_the_api_and_on_the_pages() {
+    // Arrange
+    let app = spawn_app().await;
+    let single = json!({"system": "derecho", "component": "login/derecho1", "status": "ok",
+        "observed_at": "2026-11-22T10:00:00Z", "message": "41 users",
+        "metrics": {"users": 41, "load_1m": 3.2}, "labels": {"kind": "login_node"}, "ttl_seconds": 600});
+    let batch = json!({"system": "derecho", "observed_at": "2026-11-22T10:00:00Z",
+        "reports": [{"component": "queue/main", "status": "ok", "metrics": {"running_jobs": 1203}},
+                    {"component": "fs/glade", "status": "degraded", "message": "OST0003 slow",
+                     "metrics": {"used_pct": 93.5}}]});
+
+    // Act
+    app.publish("derecho", serde_json::to_vec(&single).unwrap()).await;
+    app.publish("derecho", serde_json::to_vec(&batch).unwrap()).await;
+
+    // Assert: the API
+    let body = wait_for_components(&app, 3).await;
+    let components = body["components"].as_array().unwrap();
+    let login = components.iter().find(|c| c["component"] == "login/derecho1").unwrap();
+    assert_eq!(login["system"], "derecho");
+    assert_eq!(login["status"], "ok");
+    assert_eq!(login["message"], "41 users");
+    assert_eq!(login["observed_at"], "2026-11-22T10:00:00Z");
+    assert_eq!(login["metrics"]["users"], 41.0);
+    assert_eq!(login["metrics"]["load_1m"], 3.2);
+    assert_eq!(login["labels"]["kind"], "login_node");
+    assert_eq!(login["stale"], true, "observed long ago with a 600 s window");
+    let glade = components.iter().find(|c| c["component"] == "fs/glade").unwrap();
+    assert_eq!(glade["status"], "degraded");
+    assert_eq!(glade["message"], "OST0003 slow");
+    let (status, one) = app.get_json("/api/v1/status/derecho").await;
+    assert_eq!(status, 200);
+    assert_eq!(one["components"].as_array().unwrap().len(), 3);
+    let (status, missing) = app.get_json("/api/v1/status/casper").await;
+    assert_eq!(status, 404);
+    assert!(missing["hint"].as_str().unwrap().contains(".report.casper"), "{missing}");
+
+    // Assert: the pages
+    let (status, home) = app.get("/").await;
+    assert_eq!(status, 200);
+    assert!(home.contains("href=\"/systems/derecho\""), "{home}");
+    assert!(home.contains("STALE"), "old reports show as stale: {home}");
+    let (status, page) = app.get("/systems/derecho").await;
+    assert_eq!(status, 200);
+    for needle in
+        ["login/derecho1", "41 users", "queue/main", "1,203", "fs/glade", "OST0003 slow", "login_node", "<meter"]
+    {
+        assert!(page.contains(needle), "system page lacks {needle:?}");
+    }
+    let (status, page) = app.get("/systems/casper").await;
+    assert_eq!(status, 404);
+    assert!(page.contains("No reports yet from casper"), "{page}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_invalid_message_is_quarantined_with_its_reason_and_a_valid_message_after_it_is_still_processed() {
+    let app = spawn_app().await;
+
+    app.publish("derecho", br#"{"system": "derecho", "component": "x", "status": "sideways"}"#.to_vec()).await;
+    app.publish("derecho", b"{not json".to_vec()).await;
+    app.publish("derecho", br#"{"system": "casper", "component": "x", "status": "ok"}"#.to_vec()).await;
+    app.publish_to(&format!("{}.report.derecho.extra", app.settings.subject_prefix), b"{}".to_vec(), None).await;
+    app.publish(
+        "derecho",
+        br#"{"system":"derecho","reports":[{"component":"good","status":"ok"},{"component":"bad","status":7}]}"#
+            .to_vec(),
+    )
+    .await;
+    app.publish("derecho", br#"{"system": "derecho", "component": "after", "status": "failed"}"#.to_vec()).await;
+
+    let body = wait_for_components(&app, 2).await;
+    let names: Vec<&str> =
+        body["components"].as_array().unwrap().iter().map(|c| c["component"].as_str().unwrap()).collect();
+    assert_eq!(names, ["after", "good"]);
+    let quarantined = eventually("5 quarantined messages", || async {
+        let (_, q) = app.get_json("/api/v1/quarantine").await;
+        if q["total"] == 5 {
+            Ok(q)
+        } else {
+            Err(q.to_string())
+        }
+    })
+    .await;
+    let reasons: Vec<&str> =
+        quarantined["messages"].as_array().unwrap().iter().map(|m| m["reason"].as_str().unwrap()).collect();
+    for expected in [
+        "status: \"sideways\" is not a status",
+        "payload: is not valid JSON",
+        "system: \"casper\" does not match the subject's system \"derecho\"",
+        "subject: ",
+        "reports[1].status: must be a string, not a number",
+    ] {
+        assert!(reasons.iter().any(|r| r.contains(expected)), "no reason with {expected:?} in {reasons:?}");
+    }
+    let raw = quarantined["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["reason"].as_str().unwrap().contains("JSON"))
+        .unwrap();
+    assert_eq!(raw["payload"], "{not json", "the raw bytes are kept");
+    let (status, page) = app.get("/quarantine").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("is not a status"), "{page}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_same_nats_msg_id_published_twice_gives_one_event() {
+    let app = spawn_app().await;
+    let report = br#"{"system": "derecho", "component": "login/derecho1", "status": "ok"}"#;
+
+    app.publish_with_id("derecho", report.to_vec(), "collector-42-run-7").await;
+    app.publish_with_id("derecho", report.to_vec(), "collector-42-run-7").await;
+    app.publish("derecho", br#"{"system": "derecho", "component": "marker", "status": "ok"}"#.to_vec()).await;
+
+    wait_for_components(&app, 2).await;
+    // login/derecho1: StatusReported + StatusChanged; marker: the same. Nothing twice.
+    wait_for_events(&app, 4).await;
+    assert_eq!(app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await, 2);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_message_adds_no_events() {
+    // Arrange: two messages ingested and acked.
+    let mut app = spawn_app().await;
+    app.publish("derecho", br#"{"system": "derecho", "component": "a", "status": "ok"}"#.to_vec()).await;
+    app.publish_with_id("derecho", br#"{"system": "derecho", "component": "b", "status": "failed"}"#.to_vec(), "b-1")
+        .await;
+    wait_for_events(&app, 4).await;
+
+    // Act: deliver the whole stream to ingest again, as a crash between commit and ack would.
+    app.stop_ingest().await;
+    let stream = app.js.get_stream(&app.settings.reports_stream).await.unwrap();
+    stream.delete_consumer(&app.settings.ingest_consumer).await.unwrap();
+    app.start_ingest().await;
+    app.publish("derecho", br#"{"system": "derecho", "component": "c", "status": "ok"}"#.to_vec()).await;
+
+    // Assert: only the new message added events; everything before it was recognised.
+    wait_for_events(&app, 6).await;
+    eventually("the redelivered messages to be acked", || async {
+        let info = app.consumer_info().await?;
+        if info.num_ack_pending == 0 && info.num_pending == 0 {
+            Ok(())
+        } else {
+            Err(format!("{info:?}"))
+        }
+    })
+    .await;
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, 6);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn stopping_the_consumer_mid_stream_and_starting_it_again_loses_nothing() {
+    let mut app = spawn_app().await;
+    const MESSAGES: usize = 600;
+    let publisher = {
+        let js = app.js.clone();
+        let subject = app.settings.report_subject("derecho");
+        tokio::spawn(async move {
+            for i in 0..MESSAGES {
+                let payload = format!(
+                    r#"{{"system":"derecho","component":"node/n{:03}","status":"ok","metrics":{{"i":{i}}}}}"#,
+                    i % 50
+                );
+                js.publish(subject.clone(), payload.into()).await.unwrap().await.unwrap();
+            }
+        })
+    };
+
+    // Stop ingest while messages are flowing, then start it again.
+    eventually("ingest to have stored some events", || async {
+        let n = app.scalar("SELECT count(*) FROM events").await;
+        if n > 0 {
+            Ok(())
+        } else {
+            Err("none yet".into())
+        }
+    })
+    .await;
+    app.stop_ingest().await;
+    let while_stopped = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
+    app.start_ingest().await;
+    publisher.await.unwrap();
+
+    // Every report is stored exactly once: 600 reports plus 50 first-time status changes.
+    wait_for_events(&app, MESSAGES as i64 + 50).await;
+    assert!((while_stopped as usize) < MESSAGES, "the stop happened mid-stream ({while_stopped} stored)");
+    assert_eq!(app.scalar("SELECT count(DISTINCT payload->'StatusReported'->'metrics'->>'i') FROM events WHERE event_type = 'StatusReported'").await, MESSAGES as i64);
+    assert_eq!(app.scalar("SELECT count(*) FROM latest_status").await, 50);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn messages_are_acked_only_after_their_events_commit() {
+    let app = spawn_app().await;
+    app.publish("derecho", br#"{"system": "derecho", "component": "warmup", "status": "ok"}"#.to_vec()).await;
+    wait_for_events(&app, 2).await;
+
+    // Hold the event store's writer lock so ingest cannot commit.
+    let mut blocker = app.pool.get().await.unwrap();
+    let tx = blocker.transaction().await.unwrap();
+    sitrep_infra::event_store::lock_writer(&*tx).await.unwrap();
+    for i in 0..5 {
+        app.publish("derecho", format!(r#"{{"system":"derecho","component":"c{i}","status":"ok"}}"#)).await;
+    }
+    eventually("ingest to hold the 5 messages unacked", || async {
+        let info = app.consumer_info().await?;
+        if info.num_ack_pending == 5 {
+            Ok(())
+        } else {
+            Err(format!("{info:?}"))
+        }
+    })
+    .await;
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, 2, "nothing committed while blocked");
+
+    // Release: the batch commits, then it is acked.
+    tx.rollback().await.unwrap();
+    wait_for_events(&app, 12).await;
+    eventually("the 5 messages to be acked", || async {
+        let info = app.consumer_info().await?;
+        if info.num_ack_pending == 0 {
+            Ok(())
+        } else {
+            Err(format!("{info:?}"))
+        }
+    })
+    .await;
+    app.cleanup().await;
+}

@@ -1,0 +1,51 @@
+//! Projections are pure functions of the event log.
+
+use crate::helpers::{spawn_app, wait_for_components, wait_for_events};
+use sitrep_projections::{catch_up, reset, LatestStatus};
+
+async fn latest_rows(app: &crate::helpers::TestApp) -> Vec<String> {
+    let client = app.pool.get().await.unwrap();
+    client
+        .query("SELECT row_to_json(l)::text FROM latest_status l ORDER BY system, component", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn deleting_the_latest_status_rows_and_checkpoint_and_projecting_again_gives_identical_rows() {
+    // Arrange: a history with changes, a late report and a batch.
+    let app = spawn_app().await;
+    let payloads = [
+        r#"{"system":"derecho","component":"fs/glade","status":"ok","observed_at":"2026-11-22T10:00:00Z","metrics":{"used_pct":70}}"#,
+        r#"{"system":"derecho","component":"fs/glade","status":"degraded","observed_at":"2026-11-22T10:05:00Z","message":"slow"}"#,
+        r#"{"system":"derecho","component":"fs/glade","status":"failed","observed_at":"2026-11-22T10:01:00Z"}"#,
+        r#"{"system":"derecho","observed_at":"2026-11-22T10:02:00Z","reports":[{"component":"queue/main","status":"ok"},{"component":"login/derecho1","status":"starting","labels":{"kind":"login_node"}}]}"#,
+        r#"{"system":"casper","component":"nodes/gpu-a100","status":"ok","observed_at":"2026-11-22T10:03:00Z","ttl_seconds":60}"#,
+    ];
+    for (i, p) in payloads.iter().enumerate() {
+        let system = if i == 4 { "casper" } else { "derecho" };
+        app.publish(system, p.as_bytes().to_vec()).await;
+    }
+    wait_for_components(&app, 4).await;
+    wait_for_events(&app, 11).await;
+    let before = latest_rows(&app).await;
+    assert!(
+        before.iter().any(
+            |r| r.contains(r#""status":"degraded""#) && r.contains(r#""status_since":"2026-11-22T10:05:00+00:00""#)
+        ),
+        "{before:?}"
+    );
+
+    // Act
+    reset(&app.pool, &LatestStatus).await.unwrap();
+    assert_eq!(app.scalar("SELECT count(*) FROM latest_status").await, 0);
+    let applied = catch_up(&app.pool, &LatestStatus).await.unwrap();
+
+    // Assert
+    assert_eq!(applied, 11);
+    assert_eq!(latest_rows(&app).await, before);
+    app.cleanup().await;
+}
