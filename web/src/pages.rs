@@ -327,3 +327,131 @@ pub async fn not_found(uri: Uri) -> WebError {
 fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
     templates::render(name, page).map(Html).map_err(WebError::page)
 }
+
+/// Every template renders with realistic data and with empty data. Strict mode is on, so a
+/// template naming a field its view model lacks fails here rather than rendering blank.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sitrep_domain::Status;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-22 10:00:00 UTC);
+
+    fn state() -> AppState {
+        let pg = "postgres://nobody@127.0.0.1:1/none".parse().unwrap();
+        let pool = sitrep_infra::db::pool(&pg, 1).unwrap();
+        let mut s = AppState::new(pool, 600, "sitrep".into());
+        s.clock = std::sync::Arc::new(|| NOW);
+        s
+    }
+
+    fn component(system: &str, name: &str, status: Status, age_s: i64, metrics: serde_json::Value) -> ComponentState {
+        let observed = NOW - time::Duration::seconds(age_s);
+        ComponentState {
+            system: system.into(),
+            component: name.into(),
+            status,
+            message: Some(format!("{name} says <b>{{{{hi}}}}</b>")),
+            metrics: metrics.as_object().cloned().unwrap_or_default(),
+            labels: serde_json::Map::new(),
+            ttl_seconds: None,
+            observed_at: observed,
+            received_at: observed,
+            status_since: observed - time::Duration::minutes(30),
+        }
+    }
+
+    fn realistic() -> Vec<ComponentState> {
+        vec![
+            component("derecho", "login/derecho1", Status::Ok, 12, json!({"users": 41, "load_1m": 3.2})),
+            component("derecho", "fs/glade", Status::Degraded, 30, json!({"used_pct": 93.5, "capacity_tb": 20000})),
+            component("derecho", "queue/main", Status::Ok, 4000, json!({"running_jobs": 1203})),
+            component("casper", "nodes/gpu-a100", Status::Failed, 5, json!({"utilisation_pct": 0})),
+            component("jupyterhub", "hub/main", Status::Ok, 5, json!({})),
+        ]
+    }
+
+    #[test]
+    fn the_home_page_renders_worst_system_first_with_counts_and_ages() {
+        let html = templates::render("home", &home_page(&state(), NOW, &realistic())).unwrap();
+        let casper = html.find("href=\"/systems/casper\"").unwrap();
+        let derecho = html.find("href=\"/systems/derecho\"").unwrap();
+        let hub = html.find("href=\"/systems/jupyterhub\"").unwrap();
+        assert!(casper < derecho && derecho < hub, "failed, then stale, then ok");
+        assert!(html.contains("STALE") && html.contains("FAILED") && html.contains("DEGRADED"));
+        assert!(html.contains("5 components"));
+        assert!(html.contains("title=\"2026-11-22 09:59:55 UTC\""), "exact time on hover");
+        assert!(html.contains("&lt;b&gt;"), "collector text is escaped");
+        assert!(!html.contains("<b>"));
+        assert!(html.contains("http-equiv=\"refresh\" content=\"30\""));
+    }
+
+    #[test]
+    fn the_home_page_renders_empty_with_what_to_do() {
+        let html = templates::render("home", &home_page(&state(), NOW, &[])).unwrap();
+        assert!(html.contains("No reports yet."));
+        assert!(html.contains("sitrep.report.&lt;system&gt;"));
+        assert!(html.contains("docs/collectors.md"));
+    }
+
+    #[test]
+    fn the_system_page_groups_by_kind_with_metrics_and_bars() {
+        let components: Vec<_> = realistic().into_iter().filter(|c| c.system == "derecho").collect();
+        let html = templates::render("system", &system_page(&state(), NOW, "derecho", &components)).unwrap();
+        for needle in ["<h2>fs", "<h2>login", "<h2>queue", "1,203", "93.5", "<meter", "20,000&#8239;TB", "/api/v1/status/derecho"] {
+            assert!(html.contains(needle), "lacks {needle}");
+        }
+        assert!(html.find("<h2>fs").unwrap() < html.find("<h2>login").unwrap(), "degraded group first");
+        assert!(html.contains("class=\"age stale\""), "queue/main is past the 600 s window");
+    }
+
+    #[test]
+    fn the_system_page_renders_with_no_metrics_or_messages() {
+        let mut c = component("derecho", "svc", Status::Unknown, 1, json!({}));
+        c.message = None;
+        let html = templates::render("system", &system_page(&state(), NOW, "derecho", &[c])).unwrap();
+        assert!(html.contains("<h2>other") && html.contains("UNKNOWN"));
+    }
+
+    #[test]
+    fn the_quarantine_page_renders_with_and_without_messages() {
+        let item = quarantine::Quarantined {
+            id: 1,
+            source_key: "seq:S:1".into(),
+            subject: "sitrep.report.derecho".into(),
+            headers: json!({}),
+            payload: "{<script>".repeat(300),
+            payload_bytes: 2700,
+            reason: "payload: is not valid JSON".into(),
+            received_at: NOW,
+        };
+        let html = templates::render("quarantine", &quarantine_page(NOW, 7, vec![item])).unwrap();
+        assert!(html.contains("7 in all") && html.contains("is not valid JSON") && html.contains("first 2,000 characters"));
+        assert!(!html.contains("<script>"));
+        let html = templates::render("quarantine", &quarantine_page(NOW, 0, vec![])).unwrap();
+        assert!(html.contains("Nothing in quarantine."));
+    }
+
+    async fn body(resp: axum::response::Response) -> String {
+        String::from_utf8(axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_error_page_renders_through_the_layout_and_hides_internals() {
+        use axum::response::IntoResponse;
+        let resp = WebError::not_found(Format::Html, "No reports yet from x.", "Collectors publish to sitrep.report.x")
+            .into_response();
+        assert_eq!(resp.status(), 404);
+        let html = body(resp).await;
+        assert!(html.contains("No reports yet from x.") && html.contains("<nav"), "{html}");
+        let resp = WebError::page(anyhow::anyhow!("db down: secret detail")).into_response();
+        assert_eq!(resp.status(), 500);
+        let html = body(resp).await;
+        assert!(html.contains("Something went wrong") && !html.contains("secret detail"), "{html}");
+        let resp = WebError::api(anyhow::anyhow!("secret detail")).into_response();
+        assert_eq!(resp.status(), 500);
+        assert!(!body(resp).await.contains("secret"));
+    }
+}

