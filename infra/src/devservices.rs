@@ -21,7 +21,8 @@ pub const LOCAL_NATS_PORT: u16 = 54222;
 /// configured ones are local and down. Rewrites the URLs in `settings` to what it used, and
 /// returns a line per service for the user.
 pub fn ensure(settings: &mut Settings, dir: &Path) -> anyhow::Result<Vec<String>> {
-    let state = dir.join(".sitrep");
+    // Absolute, because Postgres resolves its socket folder from its data folder.
+    let state = std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?.join(".sitrep");
     let mut said = Vec::new();
 
     let pg = crate::db::parse_url(settings.database_url.expose())?;

@@ -35,7 +35,12 @@ impl std::str::FromStr for Secret {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Postgres URL. The database is created if it does not exist.
-    #[arg(long, env = "SITREP_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/sitrep")]
+    #[arg(
+        long,
+        global = true,
+        env = "SITREP_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/sitrep"
+    )]
     pub database_url: Secret,
 
     /// NATS server URL (JetStream must be enabled).

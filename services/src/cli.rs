@@ -113,3 +113,35 @@ async fn serve(settings: Settings, parts: Parts) -> anyhow::Result<()> {
     }
     running.run_until_stopped(app::shutdown_signal()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_explains_itself_in_help() {
+        Cli::command().debug_assert();
+        let cmd = Cli::command();
+        for name in ["run", "ingest", "project", "web", "migrate", "simulate", "demo"] {
+            let sub = cmd.find_subcommand(name).unwrap_or_else(|| panic!("no {name} command"));
+            assert!(sub.get_about().is_some_and(|a| !a.to_string().is_empty()), "{name} has no help");
+        }
+    }
+
+    #[test]
+    fn settings_are_accepted_after_the_command() {
+        let cli = Cli::try_parse_from([
+            "sitrep",
+            "run",
+            "--database-url",
+            "postgres://a@db/x",
+            "--http-addr",
+            "0.0.0.0:9000",
+        ])
+        .unwrap();
+        assert_eq!(cli.settings.database_url.expose(), "postgres://a@db/x");
+        assert_eq!(cli.settings.http_addr.port(), 9000);
+        assert!(matches!(cli.command, Command::Run));
+    }
+}

@@ -240,8 +240,12 @@ pub async fn run(
             let mut batch = match first {
                 Some(Ok(m)) => vec![m],
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "report stream hiccup; continuing");
-                    continue;
+                    // Missed heartbeats, a deleted consumer, a reconnect: subscribe again.
+                    tracing::warn!(error = %e, "report stream error; subscribing again");
+                    tokio::select! {
+                        _ = cancel.cancelled() => break 'outer,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue 'outer,
+                    }
                 }
                 None => continue 'outer,
             };

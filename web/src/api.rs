@@ -70,11 +70,7 @@ pub async fn status_system(
     let now = state.now();
     let rows = queries::system_components(&state.pool, &system).await.map_err(WebError::api)?;
     if rows.is_empty() {
-        return Err(WebError::not_found(
-            Format::Json,
-            format!("no reports yet from system {system:?}"),
-            format!("collectors publish to {}.report.{system}", state.subject_prefix),
-        ));
+        return Err(WebError::no_reports(Format::Json, &system, &state.subject_prefix));
     }
     let components = rows.into_iter().map(|c| to_json(&state, now, c)).collect();
     Ok(Json(StatusResponse { generated_at: now, components }))

@@ -32,6 +32,15 @@ impl WebError {
         Self::NotFound { format, what: what.into(), hint: hint.into() }
     }
 
+    /// 404 for a system that has never reported, saying where its collectors should publish.
+    pub fn no_reports(format: Format, system: &str, subject_prefix: &str) -> Self {
+        Self::not_found(
+            format,
+            format!("No reports yet from {system}."),
+            format!("Collectors publish to {subject_prefix}.report.{system}: see docs/collectors.md for the format."),
+        )
+    }
+
     /// Wraps an internal failure for a page.
     pub fn page(source: impl Into<anyhow::Error>) -> Self {
         Self::Internal { format: Format::Html, source: source.into() }

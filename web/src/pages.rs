@@ -250,14 +250,7 @@ pub async fn system(State(state): State<AppState>, Path(system): Path<String>) -
     let now = state.now();
     let components = queries::system_components(&state.pool, &system).await.map_err(WebError::page)?;
     if components.is_empty() {
-        return Err(WebError::not_found(
-            Format::Html,
-            format!("No reports yet from {system}."),
-            format!(
-                "Collectors publish to {}.report.{system}: see docs/collectors.md for the format.",
-                state.subject_prefix
-            ),
-        ));
+        return Err(WebError::no_reports(Format::Html, &system, &state.subject_prefix));
     }
     render("system", &system_page(&state, now, &system, &components))
 }
@@ -400,7 +393,9 @@ mod tests {
     fn the_system_page_groups_by_kind_with_metrics_and_bars() {
         let components: Vec<_> = realistic().into_iter().filter(|c| c.system == "derecho").collect();
         let html = templates::render("system", &system_page(&state(), NOW, "derecho", &components)).unwrap();
-        for needle in ["<h2>fs", "<h2>login", "<h2>queue", "1,203", "93.5", "<meter", "20,000&#8239;TB", "/api/v1/status/derecho"] {
+        for needle in
+            ["<h2>fs", "<h2>login", "<h2>queue", "1,203", "93.5", "<meter", "20,000&#8239;TB", "/api/v1/status/derecho"]
+        {
             assert!(html.contains(needle), "lacks {needle}");
         }
         assert!(html.find("<h2>fs").unwrap() < html.find("<h2>login").unwrap(), "degraded group first");
@@ -428,7 +423,9 @@ mod tests {
             received_at: NOW,
         };
         let html = templates::render("quarantine", &quarantine_page(NOW, 7, vec![item])).unwrap();
-        assert!(html.contains("7 in all") && html.contains("is not valid JSON") && html.contains("first 2,000 characters"));
+        assert!(
+            html.contains("7 in all") && html.contains("is not valid JSON") && html.contains("first 2,000 characters")
+        );
         assert!(!html.contains("<script>"));
         let html = templates::render("quarantine", &quarantine_page(NOW, 0, vec![])).unwrap();
         assert!(html.contains("Nothing in quarantine."));
