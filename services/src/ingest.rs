@@ -145,8 +145,7 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
     let mut quarantined = Vec::new();
     for m in &fresh {
         let mut rejected: Vec<String> = m.rejected.iter().map(ToString::to_string).collect();
-        let mut index = 0;
-        for report in &m.reports {
+        for (index, report) in m.reports.iter().enumerate() {
             let agg_id = component_aggregate_id(&report.system, &report.component);
             let (state, seq) = states.entry(agg_id.clone()).or_default();
             let command = ComponentCommand::ReportStatus { report: report.clone(), received_at: m.received_at };
@@ -175,7 +174,6 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
                 }
                 Err(e) => rejected.push(format!("{}: {e}", report.component)),
             }
-            index += 1;
         }
         if !rejected.is_empty() {
             quarantined.push(NewQuarantined {

@@ -143,7 +143,7 @@ impl TestApp {
             .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&self.settings.ingest_consumer)
             .await
             .map_err(|e| e.to_string())?;
-        consumer.info().await.map(|i| i.clone()).map_err(|e| e.to_string())
+        consumer.info().await.cloned().map_err(|e| e.to_string())
     }
 
     /// Stops ingest (as a crash-free shutdown would) and waits for it to finish.

@@ -1,8 +1,8 @@
 //! The component aggregate: one per `system:component`. It keeps every report as an event and
 //! notices when the status changes.
 //!
-//! - [`commands`]: `ReportStatus`.
-//! - [`events`]: `StatusReported`, `StatusChanged`.
+//! - [`commands`]: the one command, `ReportStatus`.
+//! - [`events`]: what happened, `StatusReported` and `StatusChanged`.
 //! - [`aggregate`]: the rules (`handle`) and the state they need (`apply`).
 
 pub mod aggregate;
