@@ -4,7 +4,7 @@
 //! [`component`] to see what becomes of it.
 //!
 //! - [`names`]: `SystemName` and `ComponentName`, parsed at the edge with field-naming errors.
-//! - [`status`]: the statuses a collector may report, and their order of badness.
+//! - [`status`]: the statuses a collector may report.
 //! - [`wire`]: wire format v1 (one report or a batch), decoded and validated into [`wire::Report`]s.
 //! - [`component`]: the component aggregate (cqrs-es): the `ReportStatus` command and the
 //!   `StatusReported` / `StatusChanged` events.

@@ -230,6 +230,7 @@ fn parse_item(
     let message = match present(obj, "message") {
         None => None,
         Some(Value::String(s)) => {
+            no_nul(s, &field("message"))?;
             let n = s.chars().count();
             if n > MAX_MESSAGE_CHARS {
                 return Err(FieldError::new(
@@ -341,6 +342,7 @@ fn parse_labels(v: &Value, field: &str) -> Result<BTreeMap<String, String>, Fiel
         check_name(name, &f, "label")?;
         match value {
             Value::String(s) if s.chars().count() <= MAX_LABEL_VALUE_CHARS => {
+                no_nul(s, &f)?;
                 out.insert(name.clone(), s.clone());
             }
             Value::String(_) => {
@@ -350,6 +352,15 @@ fn parse_labels(v: &Value, field: &str) -> Result<BTreeMap<String, String>, Fiel
         }
     }
     Ok(out)
+}
+
+/// Postgres text cannot hold NUL, so a NUL would make the report impossible to store.
+fn no_nul(s: &str, field: &str) -> Result<(), FieldError> {
+    if s.contains('\0') {
+        Err(FieldError::new(field, "contains a NUL character (\\u0000), which cannot be stored"))
+    } else {
+        Ok(())
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -516,6 +527,12 @@ mod tests {
                 br#"{"system":"derecho","component":"x","status":"ok","message":5}"#,
                 "message",
                 "must be a string, not a number",
+            ),
+            (br#"{"system":"derecho","component":"x","status":"ok","message":"a\u0000b"}"#, "message", "NUL character"),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","labels":{"k":"\u0000"}}"#,
+                "labels.k",
+                "NUL character",
             ),
             (br#"{"system":"derecho","reports":{}}"#, "reports", "must be an array, not an object"),
             (br#"{"system":"derecho","reports":[]}"#, "reports", "at least one report"),

@@ -120,9 +120,12 @@ pub async fn append(tx: &impl GenericClient, events: &[NewEvent]) -> Result<(), 
         metas.push(&e.metadata);
     }
     tx.execute(
+        // WITH ORDINALITY: positions follow the order of `events`.
         "INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[])
-         ORDER BY 1 IS NULL", // keep input order (unnest's order) for positions
+         SELECT i, at, ai, s, et, ev, p, m
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[])
+              WITH ORDINALITY AS u(i, at, ai, s, et, ev, p, m, ord)
+         ORDER BY ord",
         &[&ids, &agg_types, &agg_ids, &seqs, &types, &versions, &payloads, &metas],
     )
     .await?;
@@ -181,6 +184,25 @@ pub async fn load_snapshots(
         .iter()
         .map(|r| (r.get(0), Snapshot { payload: r.get(1), last_sequence: r.get(2), version: r.get(3) }))
         .collect())
+}
+
+/// Events of these aggregates that their snapshots do not include yet (all of them for an
+/// aggregate with no snapshot), as `(aggregate_id, sequence, payload)` in sequence order.
+pub async fn events_after_snapshots(
+    client: &impl GenericClient,
+    aggregate_type: &str,
+    ids: &[&str],
+) -> Result<Vec<(String, i64, Value)>, InfraError> {
+    let rows = client
+        .query(
+            "SELECT e.aggregate_id, e.sequence, e.payload FROM events e
+             LEFT JOIN snapshots s ON s.aggregate_type = e.aggregate_type AND s.aggregate_id = e.aggregate_id
+             WHERE e.aggregate_type = $1 AND e.aggregate_id = ANY($2) AND e.sequence > coalesce(s.last_sequence, 0)
+             ORDER BY e.aggregate_id, e.sequence",
+            &[&aggregate_type, &ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
 /// Writes snapshots for these aggregates of one type: `(id, state, last_sequence)`.

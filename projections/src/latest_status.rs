@@ -118,6 +118,8 @@ impl LatestStatus {
                 status = excluded.status, message = excluded.message, metrics = excluded.metrics,
                 labels = excluded.labels, ttl_seconds = excluded.ttl_seconds,
                 observed_at = excluded.observed_at, received_at = excluded.received_at,
+                -- A new status starts now even if its StatusChanged lands in the next batch.
+                status_since = CASE WHEN l.status <> excluded.status THEN excluded.observed_at ELSE l.status_since END,
                 last_position = excluded.last_position",
             &[
                 &cols.system,

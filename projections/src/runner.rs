@@ -70,17 +70,17 @@ pub async fn catch_up<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Res
 /// Empties the projection's tables and puts its checkpoint back to the start, in one
 /// transaction, so the next run rebuilds it from the whole log.
 pub async fn reset<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<()> {
+    let name = projection.name();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    // Lock the checkpoint first, in the same order as `step`, so a running runner waits for the
+    // reset instead of deadlocking with it.
+    tx.execute("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&name]).await?;
+    tx.execute("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE", &[&name]).await?;
     for table in projection.tables() {
         tx.batch_execute(&format!("DELETE FROM {table}")).await?;
     }
-    tx.execute(
-        "INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0)
-         ON CONFLICT (name) DO UPDATE SET position = 0, updated_at = now()",
-        &[&projection.name()],
-    )
-    .await?;
+    tx.execute("UPDATE projection_checkpoints SET position = 0, updated_at = now() WHERE name = $1", &[&name]).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -41,9 +41,9 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
 
     if parts.ingest {
         let nats = bus::connect(&settings.nats_url).await?;
-        let consumer = crate::ingest::prepare(nats, &settings).await?;
+        let source = crate::ingest::prepare(nats, &settings).await?;
         let (pool, settings, cancel) = (pool.clone(), settings.clone(), cancel.clone());
-        tasks.spawn(async move { crate::ingest::run(pool, consumer, settings, cancel).await.context("ingest") });
+        tasks.spawn(async move { crate::ingest::run(pool, source, settings, cancel).await.context("ingest") });
     }
     if parts.project {
         let wakeups = wakeup::listen(pg.clone(), cancel.clone());

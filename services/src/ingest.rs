@@ -7,7 +7,7 @@
 use anyhow::Context;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
-use cqrs_es::DomainEvent;
+use cqrs_es::{Aggregate, DomainEvent};
 use deadpool_postgres::Pool;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -49,22 +49,25 @@ pub(crate) struct Incoming {
 }
 
 impl Incoming {
-    fn decode(settings: &Settings, msg: &jetstream::Message) -> Self {
-        let (stream, stream_seq, published) = match msg.info() {
-            Ok(info) => (info.stream.to_owned(), info.stream_sequence, info.published),
-            Err(_) => (String::new(), 0, OffsetDateTime::now_utc()),
-        };
+    /// Decodes a message. `stream_epoch` tells this incarnation of the stream from an earlier
+    /// one of the same name, whose sequence numbers started again from 1.
+    fn decode(settings: &Settings, stream_epoch: &str, msg: &jetstream::Message) -> Self {
+        let info = msg.info().ok();
+        let (stream_seq, published) =
+            info.as_ref().map(|i| (i.stream_sequence, i.published)).unwrap_or((0, OffsetDateTime::now_utc()));
         let msg_id = msg
             .headers
             .as_ref()
             .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
             .map(|v| v.as_str().to_owned())
             .filter(|v| !v.is_empty());
-        let key = match &msg_id {
-            Some(id) => format!("msgid:{id}"),
-            None => format!("seq:{stream}:{stream_seq}"),
-        };
         let subject = msg.subject.to_string();
+        let key = match (&msg_id, &info) {
+            (Some(id), _) => format!("msgid:{subject}:{id}"),
+            (None, Some(i)) => format!("seq:{}@{stream_epoch}:{}", i.stream, i.stream_sequence),
+            // Not a JetStream message (never expected): a key that never matches another.
+            (None, None) => format!("unique:{}", uuid::Uuid::new_v4()),
+        };
         let decoded = wire::system_from_subject(&settings.subject_prefix, &subject)
             .and_then(|system| wire::decode(system, &msg.payload, published));
         let (reports, rejected, whole_rejected) = match decoded {
@@ -103,6 +106,22 @@ impl Incoming {
     fn marker(&self) -> Option<uuid::Uuid> {
         (!self.reports.is_empty()).then(|| derived_event_id(&self.key, 0, "StatusReported"))
     }
+
+    /// The same message, to be quarantined whole because it could not be stored.
+    fn poisoned(&self, why: &anyhow::Error) -> Self {
+        Incoming {
+            reports: vec![],
+            rejected: vec![FieldError::new("payload", format!("could not be stored: {why:#}"))],
+            whole_rejected: true,
+            key: self.key.clone(),
+            msg_id: self.msg_id.clone(),
+            subject: self.subject.clone(),
+            stream_seq: self.stream_seq,
+            received_at: self.received_at,
+            headers: self.headers.clone(),
+            payload: self.payload.clone(),
+        }
+    }
 }
 
 /// Appends one batch in one transaction and returns what it did. Acks are the caller's job,
@@ -140,6 +159,12 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
         .into_iter()
         .map(|(id, s)| Ok((id, (serde_json::from_value(s.payload)?, s.last_sequence))))
         .collect::<Result<_, serde_json::Error>>()?;
+    // Events a snapshot does not include yet (written by a path that keeps no snapshots).
+    for (id, seq, payload) in event_store::events_after_snapshots(&*tx, AGGREGATE_TYPE, &id_refs).await? {
+        let (state, last) = states.entry(id).or_default();
+        state.apply(serde_json::from_value(payload)?);
+        *last = seq;
+    }
 
     let mut events = Vec::new();
     let mut quarantined = Vec::new();
@@ -205,20 +230,28 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
     Ok(outcome)
 }
 
-/// Creates the report stream and ingest's durable consumer if they are missing.
-pub async fn prepare(nats: async_nats::Client, settings: &Settings) -> anyhow::Result<PullConsumer> {
-    let js = jetstream::new(nats);
-    let stream = bus::ensure_reports_stream(&js, settings).await?;
-    bus::reports_consumer(&stream, settings).await
+/// Where ingest reads from: the durable consumer, and the stream's creation time, which tells
+/// this incarnation of the stream from an earlier one of the same name.
+pub struct Source {
+    consumer: PullConsumer,
+    stream_epoch: String,
 }
 
+/// Creates the report stream and ingest's durable consumer if they are missing.
+pub async fn prepare(nats: async_nats::Client, settings: &Settings) -> anyhow::Result<Source> {
+    let js = jetstream::new(nats);
+    let mut stream = bus::ensure_reports_stream(&js, settings).await?;
+    let created = stream.info().await.context("reading the report stream's info")?.created;
+    let consumer = bus::reports_consumer(&stream, settings).await?;
+    Ok(Source { consumer, stream_epoch: created.unix_timestamp_nanos().to_string() })
+}
+
+/// Most payload bytes in one batch, so a batch of large messages stays one reasonable transaction.
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
 /// Runs ingest until cancelled.
-pub async fn run(
-    pool: Pool,
-    consumer: PullConsumer,
-    settings: Settings,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(pool: Pool, source: Source, settings: Settings, cancel: CancellationToken) -> anyhow::Result<()> {
+    let Source { consumer, stream_epoch } = source;
     let wait = Duration::from_millis(settings.ingest_wait_ms);
     tracing::info!(stream = %settings.reports_stream, consumer = %settings.ingest_consumer, "ingest started");
     'outer: while !cancel.is_cancelled() {
@@ -232,7 +265,10 @@ pub async fn run(
             .context("subscribing to the report stream")?;
         loop {
             let first = tokio::select! {
-                _ = cancel.cancelled() => break 'outer,
+                _ = cancel.cancelled() => {
+                    release_buffered(&mut messages).await;
+                    break 'outer;
+                }
                 next = messages.next() => next,
             };
             let mut batch = match first {
@@ -248,29 +284,59 @@ pub async fn run(
                 None => continue 'outer,
             };
             let deadline = Instant::now() + wait;
-            while batch.len() < settings.ingest_batch {
+            let mut bytes = batch[0].payload.len();
+            while batch.len() < settings.ingest_batch && bytes < MAX_BATCH_BYTES {
                 match tokio::time::timeout_at(deadline, messages.next()).await {
-                    Ok(Some(Ok(m))) => batch.push(m),
+                    Ok(Some(Ok(m))) => {
+                        bytes += m.payload.len();
+                        batch.push(m);
+                    }
                     Ok(Some(Err(e))) => {
                         tracing::warn!(error = %e, "report stream hiccup; continuing")
                     }
                     Ok(None) | Err(_) => break,
                 }
             }
-            handle_batch(&pool, &settings, &batch, &cancel).await;
+            handle_batch(&pool, &settings, &stream_epoch, &batch, &cancel).await;
         }
     }
     tracing::info!("ingest stopped");
     Ok(())
 }
 
-/// Stores a batch, retrying with backoff while Postgres is unavailable, then acks it.
+/// Hands the messages the client has buffered back to JetStream, so a restart gets them at once
+/// instead of after the ack wait.
+async fn release_buffered(messages: &mut async_nats::jetstream::consumer::pull::Stream) {
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(20), messages.next()).await {
+        let _ = m.ack_with(AckKind::Nak(None)).await;
+    }
+}
+
+/// Failed attempts at a whole batch before its messages are tried one at a time.
+const ATTEMPTS_BEFORE_ISOLATING: u32 = 3;
+
+/// Stores a batch, retrying with backoff while Postgres is unavailable, then acks it. A batch
+/// that keeps failing is stored one message at a time, and a message that cannot be stored
+/// even alone is quarantined with the database's reason, so it never blocks the ones behind it.
 #[tracing::instrument(skip_all, fields(messages = batch.len()))]
-async fn handle_batch(pool: &Pool, settings: &Settings, batch: &[jetstream::Message], cancel: &CancellationToken) {
-    let incoming: Vec<Incoming> = batch.iter().map(|m| Incoming::decode(settings, m)).collect();
+async fn handle_batch(
+    pool: &Pool,
+    settings: &Settings,
+    stream_epoch: &str,
+    batch: &[jetstream::Message],
+    cancel: &CancellationToken,
+) {
+    let mut incoming: Vec<Incoming> = batch.iter().map(|m| Incoming::decode(settings, stream_epoch, m)).collect();
     let mut backoff = Duration::from_millis(100);
+    let mut attempts = 0;
     let outcome = loop {
-        match store_batch(pool, &incoming).await {
+        attempts += 1;
+        let result = if attempts <= ATTEMPTS_BEFORE_ISOLATING {
+            store_batch(pool, &incoming).await
+        } else {
+            store_one_by_one(pool, &mut incoming).await
+        };
+        match result {
             Ok(outcome) => break outcome,
             Err(e) => {
                 tracing::error!(
@@ -294,4 +360,28 @@ async fn handle_batch(pool: &Pool, settings: &Settings, batch: &[jetstream::Mess
         }
     }
     tracing::debug!(?outcome, "batch stored");
+}
+
+/// Stores each message in its own transaction. A message that fails alone while the database
+/// still accepts its quarantine entry is the problem: it is quarantined in place. If even that
+/// fails, the database is the problem, and the error goes back to the caller to retry.
+async fn store_one_by_one(pool: &Pool, incoming: &mut [Incoming]) -> anyhow::Result<BatchOutcome> {
+    let mut total = BatchOutcome::default();
+    for slot in incoming.iter_mut() {
+        let outcome = match store_batch(pool, std::slice::from_ref(slot)).await {
+            Ok(outcome) => outcome,
+            Err(why) => {
+                let poisoned = slot.poisoned(&why);
+                let outcome = store_batch(pool, std::slice::from_ref(&poisoned)).await?;
+                tracing::warn!(key = %slot.key, error = format!("{why:#}"), "message could not be stored; quarantined");
+                *slot = poisoned;
+                outcome
+            }
+        };
+        total.messages += outcome.messages;
+        total.events += outcome.events;
+        total.quarantined += outcome.quarantined;
+        total.duplicates += outcome.duplicates;
+    }
+    Ok(total)
 }

@@ -1,7 +1,7 @@
 //! Every page rendered in headless Chromium, as an operator's browser would, with a screenshot
 //! kept in `target/screenshots/` to look at.
 
-use crate::helpers::{spawn_app, wait_for_components, TestApp};
+use crate::helpers::{eventually, spawn_app, wait_for_components, TestApp};
 use sitrep_services::simulate::{self, SimulateArgs};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,8 +62,21 @@ async fn with_simulated_centre() -> TestApp {
     let args = SimulateArgs { rate: 10_000.0, rounds: 1, seed: Some(3), churn: 0.3 };
     let published = simulate::run(nats, &app.settings, &args, CancellationToken::new()).await.unwrap();
     wait_for_components(&app, published as usize).await;
-    app.publish("derecho", br#"{"system":"derecho","component":"x","status":"<script>alert(1)</script>"}"#.to_vec())
+    // Collector text that must be shown as text, and a message for quarantine.
+    let hostile = r#"{"system":"derecho","component":"svc/x","status":"degraded","message":"<script>alert(1)</script> {{x}}","labels":{"kind":"<b>odd</b>"}}"#;
+    app.publish("derecho", hostile.as_bytes().to_vec()).await;
+    app.publish("derecho", br#"{"system":"derecho","component":"x","status":"<script>alert(2)</script>"}"#.to_vec())
         .await;
+    wait_for_components(&app, published as usize + 1).await;
+    eventually("the bad message in quarantine", || async {
+        let (_, q) = app.get_json("/api/v1/quarantine").await;
+        if q["total"] == 1 {
+            Ok(())
+        } else {
+            Err(q.to_string())
+        }
+    })
+    .await;
     app
 }
 
@@ -76,7 +89,15 @@ async fn every_page_renders_in_headless_chromium_with_a_screenshot() {
         (
             "system-derecho",
             "/systems/derecho",
-            &["login/derecho1", "partition/cpu", "fs/glade", "queue/main", "Last report"],
+            &[
+                "login/derecho1",
+                "partition/cpu",
+                "fs/glade",
+                "queue/main",
+                "Last report",
+                "&lt;script&gt;alert(1)",
+                "{{x}}",
+            ],
         ),
         ("system-casper", "/systems/casper", &["nodes/gpu-a100", "queue/htc"]),
         ("quarantine", "/quarantine", &["Quarantine", "is not a status"]),
@@ -98,6 +119,7 @@ async fn every_page_renders_in_headless_chromium_with_a_screenshot() {
             assert!(dom.contains(needle), "{path} in Chromium lacks {needle:?}");
         }
         assert!(!dom.contains("<script>alert"), "{path}: collector text must be escaped");
+        assert!(!dom.contains("<b>odd</b>"), "{path}: labels must be escaped");
         for png in [&wide, &narrow] {
             let size = std::fs::metadata(png).unwrap().len();
             assert!(size > 5_000, "{} is only {size} bytes", png.display());

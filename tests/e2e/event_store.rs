@@ -8,7 +8,6 @@ use sitrep_domain::component::{Component, ComponentCommand};
 use sitrep_domain::wire;
 use sitrep_infra::db;
 use sitrep_infra::event_store::{self, NewEvent, PgEventRepository};
-use std::time::Duration;
 
 fn event(aggregate: &str, seq: i64) -> NewEvent {
     NewEvent {
@@ -45,8 +44,20 @@ async fn append_is_serialised_so_readers_never_skip_a_late_commit() {
             tx.commit().await.unwrap();
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let reader = pool.get().await.unwrap();
+    eventually("the second writer to wait for the first", || async {
+        let waiting: i64 = reader
+            .query_one("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            Ok(())
+        } else {
+            Err("no writer waiting".into())
+        }
+    })
+    .await;
     let seen_early = event_store::read_after(&**reader, 0, 100).await.unwrap();
     slow.commit().await.unwrap();
     second.await.unwrap();

@@ -74,9 +74,18 @@ pub async fn isolated_settings() -> (Settings, String) {
 
 /// Starts web and projections, and ingest separately (so tests can stop and restart it).
 pub async fn spawn_app() -> TestApp {
+    spawn(true).await
+}
+
+/// Like [`spawn_app`], but with no projection runner: the test drives projections itself.
+pub async fn spawn_app_without_projections() -> TestApp {
+    spawn(false).await
+}
+
+async fn spawn(project: bool) -> TestApp {
     let (settings, db_name) = isolated_settings().await;
     let running =
-        app::start(settings.clone(), Parts { ingest: false, project: true, web: true }).await.expect("start sitrep");
+        app::start(settings.clone(), Parts { ingest: false, project, web: true }).await.expect("start sitrep");
     let ingest =
         app::start(settings.clone(), Parts { ingest: true, project: false, web: false }).await.expect("start ingest");
     let nats = sitrep_infra::bus::connect(&settings.nats_url).await.unwrap();

@@ -53,6 +53,9 @@ async fn a_single_report_and_a_batch_appear_in_the_api_and_on_the_pages() {
     {
         assert!(page.contains(needle), "system page lacks {needle:?}");
     }
+    let (status, nope) = app.get_json("/api/v1/nope").await;
+    assert_eq!(status, 404);
+    assert!(nope["error"].as_str().unwrap().contains("/api/v1/nope"), "{nope}");
     let (status, page) = app.get("/systems/casper").await;
     assert_eq!(status, 404);
     assert!(page.contains("No reports yet from casper"), "{page}");

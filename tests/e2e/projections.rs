@@ -1,6 +1,6 @@
 //! Projections are pure functions of the event log.
 
-use crate::helpers::{spawn_app, wait_for_components, wait_for_events};
+use crate::helpers::{spawn_app_without_projections, wait_for_events};
 use sitrep_projections::{catch_up, reset, LatestStatus};
 
 async fn latest_rows(app: &crate::helpers::TestApp) -> Vec<String> {
@@ -17,7 +17,7 @@ async fn latest_rows(app: &crate::helpers::TestApp) -> Vec<String> {
 #[tokio::test]
 async fn deleting_the_latest_status_rows_and_checkpoint_and_projecting_again_gives_identical_rows() {
     // Arrange: a history with changes, a late report and a batch.
-    let app = spawn_app().await;
+    let app = spawn_app_without_projections().await;
     let payloads = [
         r#"{"system":"derecho","component":"fs/glade","status":"ok","observed_at":"2026-11-22T10:00:00Z","metrics":{"used_pct":70}}"#,
         r#"{"system":"derecho","component":"fs/glade","status":"degraded","observed_at":"2026-11-22T10:05:00Z","message":"slow"}"#,
@@ -29,8 +29,8 @@ async fn deleting_the_latest_status_rows_and_checkpoint_and_projecting_again_giv
         let system = if i == 4 { "casper" } else { "derecho" };
         app.publish(system, p.as_bytes().to_vec()).await;
     }
-    wait_for_components(&app, 4).await;
     wait_for_events(&app, 11).await;
+    assert_eq!(catch_up(&app.pool, &LatestStatus).await.unwrap(), 11);
     let before = latest_rows(&app).await;
     assert!(
         before.iter().any(

@@ -78,7 +78,7 @@ impl IntoResponse for WebError {
             Format::Json => (status, axum::Json(serde_json::json!({"error": message, "hint": hint}))).into_response(),
             Format::Html => {
                 let title = status.canonical_reason().unwrap_or("Error");
-                let layout = Layout::still(title, time::OffsetDateTime::now_utc());
+                let layout = Layout::still(title, "", time::OffsetDateTime::now_utc());
                 let page = ErrorPage { layout, status: status.as_u16(), message, hint };
                 match templates::render("error", &page) {
                     Ok(body) => (status, Html(body)).into_response(),

@@ -43,9 +43,9 @@ impl Layout {
         }
     }
 
-    /// The layout of a page that does not refresh (errors).
-    pub fn still(title: impl Into<String>, now: OffsetDateTime) -> Self {
-        Self { refresh_seconds: 0, ..Self::new(title, "", now) }
+    /// The layout of a page that does not refresh itself.
+    pub fn still(title: impl Into<String>, nav: &'static str, now: OffsetDateTime) -> Self {
+        Self { refresh_seconds: 0, ..Self::new(title, nav, now) }
     }
 }
 
@@ -281,7 +281,8 @@ const PAYLOAD_PREVIEW: usize = 2000;
 
 pub fn quarantine_page(now: OffsetDateTime, total: i64, items: Vec<quarantine::Quarantined>) -> QuarantinePage {
     QuarantinePage {
-        layout: Layout::new("Quarantine", "quarantine", now),
+        // No self-refresh: it would close the payload an operator has opened.
+        layout: Layout::still("Quarantine", "quarantine", now),
         total,
         messages: items
             .into_iter()
@@ -308,13 +309,10 @@ pub async fn quarantine(State(state): State<AppState>) -> Result<Html<String>, W
     render("quarantine", &quarantine_page(now, total, items))
 }
 
-/// Any URL that is not a page.
+/// Any URL that is not a page (answered in JSON under `/api/`).
 pub async fn not_found(uri: Uri) -> WebError {
-    WebError::not_found(
-        Format::Html,
-        format!("There is no page at {}.", uri.path()),
-        "Start from the systems overview.",
-    )
+    let format = if uri.path().starts_with("/api/") { Format::Json } else { Format::Html };
+    WebError::not_found(format, format!("There is no page at {}.", uri.path()), "Start from the systems overview at /.")
 }
 
 fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
@@ -427,6 +425,7 @@ mod tests {
             html.contains("7 in all") && html.contains("is not valid JSON") && html.contains("first 2,000 characters")
         );
         assert!(!html.contains("<script>"));
+        assert!(!html.contains("http-equiv=\"refresh\""), "an open payload must not be closed by a reload");
         let html = templates::render("quarantine", &quarantine_page(NOW, 0, vec![])).unwrap();
         assert!(html.contains("Nothing in quarantine."));
     }

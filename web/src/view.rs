@@ -115,15 +115,17 @@ pub struct MetricView {
     pub name: String,
     pub value: String,
     pub unit: &'static str,
-    /// Width of the utilisation bar in percent (0-100), for percentage metrics.
-    pub bar: Option<f64>,
+    /// Whether the metric is a percentage shown with a utilisation bar.
+    pub has_bar: bool,
+    /// The bar's value in percent (0-100).
+    pub bar: f64,
     pub high: bool,
 }
 
 /// Formats a component's metrics, percentages first (they get bars), then by name.
 pub fn metrics(map: &Map<String, Value>) -> Vec<MetricView> {
     let mut out: Vec<MetricView> = map.iter().filter_map(|(name, v)| v.as_f64().map(|x| metric(name, x))).collect();
-    out.sort_by(|a, b| b.bar.is_some().cmp(&a.bar.is_some()).then_with(|| a.name.cmp(&b.name)));
+    out.sort_by(|a, b| b.has_bar.cmp(&a.has_bar).then_with(|| a.name.cmp(&b.name)));
     out
 }
 
@@ -152,7 +154,8 @@ pub fn metric(name: &str, x: f64) -> MetricView {
         name: name.to_owned(),
         value: number(x),
         unit,
-        bar: is_pct.then(|| x.clamp(0.0, 100.0)),
+        has_bar: is_pct,
+        bar: if is_pct { x.clamp(0.0, 100.0) } else { 0.0 },
         high: is_pct && x >= 90.0,
     }
 }
@@ -216,7 +219,9 @@ mod tests {
         assert_eq!(number(0.126), "0.13");
         assert_eq!(number(2.50), "2.5");
         let m = metric("used_pct", 93.5);
-        assert_eq!((m.unit, m.bar, m.high, m.value.as_str()), ("%", Some(93.5), true, "93.5"));
+        assert_eq!((m.unit, m.has_bar, m.bar, m.high, m.value.as_str()), ("%", true, 93.5, true, "93.5"));
+        let idle = metric("utilisation_pct", 0.0);
+        assert!(idle.has_bar && idle.bar == 0.0, "0 % still gets its bar");
         assert_eq!(metric("users", 41.0).unit, "");
         assert_eq!(metric("capacity_tb", 38000.0).unit, "TB");
     }
