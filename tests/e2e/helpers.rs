@@ -27,9 +27,45 @@ async fn base_settings() -> &'static Settings {
         })
         .await
         .unwrap();
+        prune_leftovers(&s).await;
         s
     })
     .await
+}
+
+/// Seconds since the epoch: the first part of every test's id, so leftovers can be aged.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Drops databases and streams that tests older than an hour left behind (a test that panics
+/// never reaches its cleanup). Younger ones may belong to a test running right now.
+async fn prune_leftovers(settings: &Settings) {
+    let too_old =
+        |id: &str| id.split('_').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|t| t + 3600 < now_secs());
+    let mut admin = db::parse_url(settings.database_url.expose()).unwrap();
+    admin.dbname("postgres");
+    if let Ok(client) = db::connect(&admin).await {
+        let rows = client.query("SELECT datname FROM pg_database WHERE datname LIKE 'sitrep\\_test\\_%'", &[]).await;
+        for row in rows.unwrap_or_default() {
+            let name: String = row.get(0);
+            if too_old(name.trim_start_matches("sitrep_test_")) {
+                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+            }
+        }
+    }
+    if let Ok(nats) = sitrep_infra::bus::connect(&settings.nats_url).await {
+        use futures::StreamExt;
+        let js = jetstream::new(nats);
+        let names: Vec<String> = js.stream_names().filter_map(|n| async move { n.ok() }).collect().await;
+        for name in names {
+            if let Some(id) = name.strip_prefix('T').and_then(|n| n.strip_suffix("_REPORTS")) {
+                if too_old(id) {
+                    let _ = js.delete_stream(&name).await;
+                }
+            }
+        }
+    }
 }
 
 fn init_tracing() {
@@ -55,7 +91,7 @@ pub struct TestApp {
 /// Settings for a fresh, isolated test: its own database, stream, consumer and subjects.
 pub async fn isolated_settings() -> (Settings, String) {
     let mut settings = base_settings().await.clone();
-    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let id = format!("{}_{}", now_secs(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let db_name = format!("sitrep_test_{id}");
     let mut url = db::parse_url(settings.database_url.expose()).unwrap();
     url.dbname(&db_name);
