@@ -56,6 +56,7 @@ fn to_json(state: &AppState, now: OffsetDateTime, c: ComponentState) -> Componen
     }
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn status_all(State(state): State<AppState>) -> Result<Json<StatusResponse>, WebError> {
     let now = state.now();
     let rows = queries::all_components(&state.pool).await.map_err(WebError::api)?;
@@ -63,6 +64,7 @@ pub async fn status_all(State(state): State<AppState>) -> Result<Json<StatusResp
     Ok(Json(StatusResponse { generated_at: now, components }))
 }
 
+#[tracing::instrument(skip_all, fields(system = %system))]
 pub async fn status_system(
     State(state): State<AppState>,
     Path(system): Path<String>,
@@ -83,6 +85,7 @@ pub struct QuarantineResponse {
 }
 
 /// `GET /api/v1/quarantine`: the newest 100 quarantined messages with their reasons.
+#[tracing::instrument(skip_all)]
 pub async fn quarantine(State(state): State<AppState>) -> Result<Json<QuarantineResponse>, WebError> {
     let client = state.pool.get().await.map_err(WebError::api)?;
     let (total, messages) = quarantine::recent(&**client, 100).await.map_err(WebError::api)?;

@@ -164,6 +164,7 @@ pub fn home_page(state: &AppState, now: OffsetDateTime, components: &[ComponentS
     }
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn home(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let now = state.now();
     let components = queries::all_components(&state.pool).await.map_err(WebError::page)?;
@@ -246,6 +247,7 @@ pub fn system_page(state: &AppState, now: OffsetDateTime, system: &str, componen
     }
 }
 
+#[tracing::instrument(skip_all, fields(system = %system))]
 pub async fn system(State(state): State<AppState>, Path(system): Path<String>) -> Result<Html<String>, WebError> {
     let now = state.now();
     let components = queries::system_components(&state.pool, &system).await.map_err(WebError::page)?;
@@ -302,6 +304,7 @@ pub fn quarantine_page(now: OffsetDateTime, total: i64, items: Vec<quarantine::Q
     }
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn quarantine(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let now = state.now();
     let client = state.pool.get().await.map_err(WebError::page)?;
