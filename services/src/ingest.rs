@@ -254,15 +254,31 @@ pub async fn run(pool: Pool, source: Source, settings: Settings, cancel: Cancell
     let Source { consumer, stream_epoch } = source;
     let wait = Duration::from_millis(settings.ingest_wait_ms);
     tracing::info!(stream = %settings.reports_stream, consumer = %settings.ingest_consumer, "ingest started");
+    let mut backoff = Duration::from_millis(250);
     'outer: while !cancel.is_cancelled() {
-        let mut messages = consumer
+        let subscribed = consumer
             .stream()
             .max_messages_per_batch(settings.ingest_batch)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
-            .await
-            .context("subscribing to the report stream")?;
+            .await;
+        let mut messages = match subscribed {
+            Ok(messages) => {
+                backoff = Duration::from_millis(250);
+                messages
+            }
+            Err(e) => {
+                // NATS restarting or unreachable: the client reconnects; keep trying.
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot read the report stream");
+                tokio::select! {
+                    _ = cancel.cancelled() => break 'outer,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue 'outer;
+            }
+        };
         loop {
             let first = tokio::select! {
                 _ = cancel.cancelled() => {
