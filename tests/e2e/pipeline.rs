@@ -241,3 +241,53 @@ async fn messages_are_acked_only_after_their_events_commit() {
     .await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_message_the_database_refuses_is_quarantined_and_does_not_block_the_others() {
+    // Arrange: the event store refuses rows for one component, as a poison message would.
+    let app = spawn_app().await;
+    let client = app.pool.get().await.unwrap();
+    client
+        .batch_execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.aggregate_id LIKE '%poison%' THEN RAISE EXCEPTION 'refusing a poisoned row'; END IF;
+             RETURN NEW; END $$;
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+        )
+        .await
+        .unwrap();
+
+    // Act
+    for component in ["before", "poison", "after"] {
+        app.publish("derecho", format!(r#"{{"system":"derecho","component":"{component}","status":"ok"}}"#)).await;
+    }
+
+    // Assert: the others are stored, the poisoned one is quarantined with the database's reason,
+    // and nothing is left unacked.
+    let body = wait_for_components(&app, 2).await;
+    let names: Vec<&str> =
+        body["components"].as_array().unwrap().iter().map(|c| c["component"].as_str().unwrap()).collect();
+    assert_eq!(names, ["after", "before"]);
+    let q = eventually("the poisoned message in quarantine", || async {
+        let (_, q) = app.get_json("/api/v1/quarantine").await;
+        if q["total"] == 1 {
+            Ok(q)
+        } else {
+            Err(q.to_string())
+        }
+    })
+    .await;
+    let reason = q["messages"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("could not be stored") && reason.contains("refusing a poisoned row"), "{reason}");
+    assert!(q["messages"][0]["payload"].as_str().unwrap().contains("poison"));
+    eventually("every message to be acked", || async {
+        let info = app.consumer_info().await?;
+        if info.num_ack_pending == 0 && info.num_pending == 0 {
+            Ok(())
+        } else {
+            Err(format!("{info:?}"))
+        }
+    })
+    .await;
+    app.cleanup().await;
+}
