@@ -289,7 +289,7 @@ pub async fn run(
     let mut rng = args.seed.map(fastrand::Rng::with_seed).unwrap_or_default();
     let mut parts = centre();
     let per_round = parts.len() as f64;
-    let round_every = Duration::from_secs_f64((per_round / args.rate.max(0.001)).max(0.05));
+    let round_every = Duration::from_secs_f64((per_round / args.rate.max(0.001)).max(0.001));
     let mut ticker = tokio::time::interval(round_every);
     let mut published = 0u64;
     let mut round = 0u64;
