@@ -1,7 +1,7 @@
 //! Every page rendered in headless Chromium, as an operator's browser would, with a screenshot
 //! kept in `target/screenshots/` to look at.
 
-use crate::helpers::{eventually, spawn_app, wait_for_components, TestApp};
+use crate::helpers::{spawn_app, wait_for_components, wait_for_quarantined, TestApp};
 use sitrep_services::simulate::{self, SimulateArgs};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,15 +68,7 @@ async fn with_simulated_centre() -> TestApp {
     app.publish("derecho", br#"{"system":"derecho","component":"x","status":"<script>alert(2)</script>"}"#.to_vec())
         .await;
     wait_for_components(&app, published as usize + 1).await;
-    eventually("the bad message in quarantine", || async {
-        let (_, q) = app.get_json("/api/v1/quarantine").await;
-        if q["total"] == 1 {
-            Ok(())
-        } else {
-            Err(q.to_string())
-        }
-    })
-    .await;
+    wait_for_quarantined(&app, 1).await;
     app
 }
 

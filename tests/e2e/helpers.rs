@@ -265,3 +265,34 @@ pub async fn wait_for_events(app: &TestApp, n: i64) {
     })
     .await
 }
+
+/// Waits until quarantine holds `n` messages, and returns `/api/v1/quarantine`.
+pub async fn wait_for_quarantined(app: &TestApp, n: i64) -> Value {
+    eventually(&format!("{n} quarantined messages"), || async {
+        let (_, q) = app.get_json("/api/v1/quarantine").await;
+        if q["total"] == n {
+            Ok(q)
+        } else {
+            Err(q.to_string())
+        }
+    })
+    .await
+}
+
+/// Waits until ingest has acked every message in the stream.
+pub async fn wait_until_all_acked(app: &TestApp) {
+    eventually("every message to be acked", || async {
+        let info = app.consumer_info().await?;
+        if info.num_ack_pending == 0 && info.num_pending == 0 {
+            Ok(())
+        } else {
+            Err(format!("{info:?}"))
+        }
+    })
+    .await
+}
+
+/// The component names in a `/api/v1/status` response, in its order.
+pub fn component_names(body: &Value) -> Vec<String> {
+    body["components"].as_array().unwrap().iter().map(|c| c["component"].as_str().unwrap().to_owned()).collect()
+}

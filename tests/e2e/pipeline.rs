@@ -1,6 +1,9 @@
 //! The whole path: NATS → ingest → event store → latest status → API and pages.
 
-use crate::helpers::{eventually, spawn_app, wait_for_components, wait_for_events};
+use crate::helpers::{
+    component_names, eventually, spawn_app, wait_for_components, wait_for_events, wait_for_quarantined,
+    wait_until_all_acked,
+};
 use serde_json::json;
 
 #[tokio::test]
@@ -79,18 +82,8 @@ async fn an_invalid_message_is_quarantined_with_its_reason_and_a_valid_message_a
     app.publish("derecho", br#"{"system": "derecho", "component": "after", "status": "failed"}"#.to_vec()).await;
 
     let body = wait_for_components(&app, 2).await;
-    let names: Vec<&str> =
-        body["components"].as_array().unwrap().iter().map(|c| c["component"].as_str().unwrap()).collect();
-    assert_eq!(names, ["after", "good"]);
-    let quarantined = eventually("5 quarantined messages", || async {
-        let (_, q) = app.get_json("/api/v1/quarantine").await;
-        if q["total"] == 5 {
-            Ok(q)
-        } else {
-            Err(q.to_string())
-        }
-    })
-    .await;
+    assert_eq!(component_names(&body), ["after", "good"]);
+    let quarantined = wait_for_quarantined(&app, 5).await;
     let reasons: Vec<&str> =
         quarantined["messages"].as_array().unwrap().iter().map(|m| m["reason"].as_str().unwrap()).collect();
     for expected in [
@@ -149,15 +142,7 @@ async fn a_redelivered_message_adds_no_events() {
 
     // Assert: only the new message added events; everything before it was recognised.
     wait_for_events(&app, 6).await;
-    eventually("the redelivered messages to be acked", || async {
-        let info = app.consumer_info().await?;
-        if info.num_ack_pending == 0 && info.num_pending == 0 {
-            Ok(())
-        } else {
-            Err(format!("{info:?}"))
-        }
-    })
-    .await;
+    wait_until_all_acked(&app).await;
     assert_eq!(app.scalar("SELECT count(*) FROM events").await, 6);
     app.cleanup().await;
 }
@@ -230,15 +215,7 @@ async fn messages_are_acked_only_after_their_events_commit() {
     // Release: the batch commits, then it is acked.
     tx.rollback().await.unwrap();
     wait_for_events(&app, 12).await;
-    eventually("the 5 messages to be acked", || async {
-        let info = app.consumer_info().await?;
-        if info.num_ack_pending == 0 {
-            Ok(())
-        } else {
-            Err(format!("{info:?}"))
-        }
-    })
-    .await;
+    wait_until_all_acked(&app).await;
     app.cleanup().await;
 }
 
@@ -265,29 +242,11 @@ async fn a_message_the_database_refuses_is_quarantined_and_does_not_block_the_ot
     // Assert: the others are stored, the poisoned one is quarantined with the database's reason,
     // and nothing is left unacked.
     let body = wait_for_components(&app, 2).await;
-    let names: Vec<&str> =
-        body["components"].as_array().unwrap().iter().map(|c| c["component"].as_str().unwrap()).collect();
-    assert_eq!(names, ["after", "before"]);
-    let q = eventually("the poisoned message in quarantine", || async {
-        let (_, q) = app.get_json("/api/v1/quarantine").await;
-        if q["total"] == 1 {
-            Ok(q)
-        } else {
-            Err(q.to_string())
-        }
-    })
-    .await;
+    assert_eq!(component_names(&body), ["after", "before"]);
+    let q = wait_for_quarantined(&app, 1).await;
     let reason = q["messages"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("could not be stored") && reason.contains("refusing a poisoned row"), "{reason}");
     assert!(q["messages"][0]["payload"].as_str().unwrap().contains("poison"));
-    eventually("every message to be acked", || async {
-        let info = app.consumer_info().await?;
-        if info.num_ack_pending == 0 && info.num_pending == 0 {
-            Ok(())
-        } else {
-            Err(format!("{info:?}"))
-        }
-    })
-    .await;
+    wait_until_all_acked(&app).await;
     app.cleanup().await;
 }
