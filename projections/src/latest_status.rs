@@ -3,6 +3,7 @@
 
 use crate::runner::Projection;
 use deadpool_postgres::Transaction;
+use serde::Deserialize;
 use serde_json::Value;
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE};
 use sitrep_infra::event_store::StoredEvent;
@@ -39,7 +40,7 @@ impl Projection for LatestStatus {
         // Status changes, applied after the rows: a change may come in a later batch than its report.
         let mut changes: HashMap<(String, String), OffsetDateTime> = HashMap::new();
         for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
-            match serde_json::from_value::<ComponentEvent>(stored.payload.clone())? {
+            match ComponentEvent::deserialize(&stored.payload)? {
                 ComponentEvent::StatusReported {
                     system,
                     component,
