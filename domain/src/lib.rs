@@ -14,5 +14,5 @@ pub mod names;
 pub mod status;
 pub mod wire;
 
-pub use names::{ComponentName, SystemName};
+pub use names::{component_aggregate_id, ComponentName, SystemName};
 pub use status::Status;

@@ -75,6 +75,14 @@ pub struct Settings {
     #[arg(long, global = true, env = "SITREP_DEFAULT_TTL_SECONDS", default_value_t = 600)]
     pub default_ttl_seconds: u32,
 
+    /// Days of raw history (every report) to keep; charts of older time use rollups.
+    #[arg(long, global = true, env = "SITREP_HISTORY_RAW_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    pub history_raw_days: u32,
+
+    /// Days of hourly rollups to keep. Daily rollups are kept for ever.
+    #[arg(long, global = true, env = "SITREP_HISTORY_HOURLY_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..))]
+    pub history_hourly_days: u32,
+
     /// Log format: `text` or `json`.
     #[arg(long, global = true, env = "SITREP_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -4,8 +4,9 @@
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use sitrep_infra::{bus, db, wakeup, Settings};
-use sitrep_projections::LatestStatus;
+use sitrep_projections::{history, History, LatestStatus, Retention};
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -47,9 +48,24 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
     }
     if parts.project {
         let wakeups = wakeup::listen(pg.clone(), cancel.clone());
-        let (pool, cancel) = (pool.clone(), cancel.clone());
+        {
+            let (pool, cancel, wakeups) = (pool.clone(), cancel.clone(), wakeups.clone());
+            tasks.spawn(async move {
+                sitrep_projections::run(pool, LatestStatus, wakeups, cancel).await;
+                Ok(())
+            });
+        }
+        {
+            let history = History { default_ttl_seconds: settings.default_ttl_seconds };
+            let (pool, cancel) = (pool.clone(), cancel.clone());
+            tasks.spawn(async move {
+                sitrep_projections::run(pool, history, wakeups, cancel).await;
+                Ok(())
+            });
+        }
+        let (pool, cancel, retention) = (pool.clone(), cancel.clone(), retention(&settings));
         tasks.spawn(async move {
-            sitrep_projections::run(pool, LatestStatus, wakeups, cancel).await;
+            run_retention(pool, retention, cancel).await;
             Ok(())
         });
     }
@@ -59,8 +75,9 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
             .await
             .with_context(|| format!("listening on {} (set SITREP_HTTP_ADDR)", settings.http_addr))?;
         http_addr = Some(listener.local_addr()?);
-        let state =
+        let mut state =
             sitrep_web::AppState::new(pool.clone(), settings.default_ttl_seconds, settings.subject_prefix.clone());
+        state.kept = retention(&settings);
         let cancel = cancel.clone();
         tasks.spawn(async move { sitrep_web::serve(listener, state, cancel).await.context("web server") });
     }
@@ -89,6 +106,30 @@ impl Running {
             if let Ok(Err(e)) = done {
                 tracing::warn!(error = format!("{e:#}"), "part stopped with an error");
             }
+        }
+    }
+}
+
+/// How often retention runs (it also runs once at start-up).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+pub fn retention(settings: &Settings) -> Retention {
+    Retention {
+        raw: time::Duration::days(settings.history_raw_days.into()),
+        hourly: time::Duration::days(settings.history_hourly_days.into()),
+    }
+}
+
+/// Prunes old raw history and hourly rollups now and then every hour, until cancelled.
+async fn run_retention(pool: Pool, retention: Retention, cancel: CancellationToken) {
+    loop {
+        match history::prune(&pool, time::OffsetDateTime::now_utc(), retention).await {
+            Ok(p) => tracing::info!(raw_reports = p.raw_reports, hourly_rollups = p.hourly_rollups, "history pruned"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "history retention failed; will retry"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
         }
     }
 }

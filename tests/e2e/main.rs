@@ -5,5 +5,6 @@
 mod browser;
 mod event_store;
 mod helpers;
+mod history;
 mod pipeline;
 mod projections;

@@ -1,14 +1,22 @@
 //! The JSON API, version 1.
 
+use crate::chart::Point;
 use crate::error::{Format, WebError};
+use crate::history::{self, Window};
+use crate::params::{self, AtQuery};
 use crate::queries::{self, ComponentState};
 use crate::state::AppState;
-use crate::view;
-use axum::extract::{Path, State};
+use crate::uptime::{self, Uptime};
+use crate::{component, view};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sitrep_infra::quarantine::{self, Quarantined};
+use std::collections::BTreeMap;
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// `GET /api/v1/status` and `GET /api/v1/status/{system}`.
@@ -90,4 +98,197 @@ pub async fn quarantine(State(state): State<AppState>) -> Result<Json<Quarantine
     let client = state.pool.get().await.map_err(WebError::api)?;
     let (total, messages) = quarantine::recent(&**client, 100).await.map_err(WebError::api)?;
     Ok(Json(QuarantineResponse { total, messages }))
+}
+
+/// `?metric=&from=&to=&step=&format=` of the history API.
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryQuery {
+    pub metric: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub step: Option<String>,
+    pub format: Option<String>,
+}
+
+/// The most points one history answer may hold.
+pub const MAX_POINTS: i64 = 10_000;
+
+/// `GET /api/v1/history/{system}/{component}`: one metric's (or every metric's) points.
+#[derive(Debug, Serialize)]
+pub struct HistoryResponse {
+    pub system: String,
+    pub component: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+    /// `raw`, `hour` or `day`: where the points come from.
+    pub resolution: &'static str,
+    pub step_seconds: i64,
+    pub series: Vec<SeriesJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SeriesJson {
+    pub metric: String,
+    pub points: Vec<Point>,
+}
+
+/// Serves JSON, or CSV when the component ends in `.csv` (or `format=csv`).
+#[tracing::instrument(skip_all, fields(system = %system, component = %component))]
+pub async fn history(
+    State(state): State<AppState>,
+    Path((system, component)): Path<(String, String)>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, WebError> {
+    let (component, csv) = match (q.format.as_deref(), component.strip_suffix(".csv")) {
+        (Some("csv"), _) => (component.clone(), true),
+        (Some("json"), _) => (component.clone(), false),
+        (Some(other), _) => {
+            return Err(WebError::bad_request(
+                Format::Json,
+                "format",
+                format!("{other:?} is not a format; use json or csv"),
+            ))
+        }
+        (None, Some(stripped)) => (stripped.to_owned(), true),
+        (None, None) => (component.clone(), false),
+    };
+    let now = state.now();
+    let bad = |field: &str, what: String| WebError::bad_request(Format::Json, field, what);
+    let to = match q.to.as_deref().filter(|s| !s.is_empty()) {
+        Some(raw) => params::instant(raw).map_err(|e| bad("to", e))?,
+        None => now,
+    };
+    let from = match q.from.as_deref().filter(|s| !s.is_empty()) {
+        Some(raw) => params::instant(raw).map_err(|e| bad("from", e))?,
+        None => to - time::Duration::days(1),
+    };
+    if from >= to {
+        return Err(bad("from", "must be before to".into()));
+    }
+    let step = match q.step.as_deref().filter(|s| !s.is_empty()) {
+        Some(raw) => Some(params::duration(raw).map_err(|e| bad("step", e))?),
+        None => None,
+    };
+    let window = Window::new(from, to, step, now, state.kept);
+    let points = (to - from).whole_seconds() / window.step.whole_seconds().max(1);
+    if points > MAX_POINTS {
+        return Err(bad("step", format!("gives {points} points over this range; at most {MAX_POINTS} are allowed")));
+    }
+    if queries::component(&state.pool, &system, &component).await.map_err(WebError::api)?.is_none() {
+        return Err(WebError::not_found(
+            Format::Json,
+            format!("No reports yet from {system} / {component}."),
+            format!("Collectors publish to {}.report.{system}: see docs/collectors.md.", state.subject_prefix),
+        ));
+    }
+    let series =
+        history::series(&state.pool, &system, &component, q.metric.as_deref(), window).await.map_err(WebError::api)?;
+    if csv {
+        return history_csv(&system, &component, &series).map_err(WebError::api);
+    }
+    Ok(Json(HistoryResponse {
+        system,
+        component,
+        from,
+        to,
+        resolution: window.source.as_str(),
+        step_seconds: window.step.whole_seconds(),
+        series: series.into_iter().map(|s| SeriesJson { metric: s.metric, points: s.points }).collect(),
+    })
+    .into_response())
+}
+
+/// The CSV download: one row per metric and bucket.
+fn history_csv(system: &str, component: &str, series: &[history::Series]) -> anyhow::Result<Response> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(["time", "metric", "min", "max", "avg", "last", "count"])?;
+    for s in series {
+        for p in &s.points {
+            out.write_record([
+                p.t.format(&Rfc3339)?,
+                s.metric.clone(),
+                p.min.to_string(),
+                p.max.to_string(),
+                p.avg.to_string(),
+                p.last.to_string(),
+                p.count.to_string(),
+            ])?;
+        }
+    }
+    let body = out.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))?;
+    let file = format!("{system}_{}.csv", component.replace('/', "_"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/uptime/{system}`: each component's uptime over 24 h, 7 d and 30 d.
+#[derive(Debug, Serialize)]
+pub struct UptimeResponse {
+    pub system: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// How uptime is counted.
+    pub counted: &'static str,
+    pub components: Vec<ComponentUptime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ComponentUptime {
+    pub component: String,
+    pub windows: BTreeMap<&'static str, WindowUptime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WindowUptime {
+    /// Percent up, or null when no time was counted.
+    pub uptime_pct: Option<f64>,
+    pub up_seconds: f64,
+    pub down_seconds: f64,
+    pub not_counted_seconds: f64,
+}
+
+#[tracing::instrument(skip_all, fields(system = %system))]
+pub async fn uptime(
+    State(state): State<AppState>,
+    Path(system): Path<String>,
+    Query(q): Query<AtQuery>,
+) -> Result<Json<UptimeResponse>, WebError> {
+    let now = state.now();
+    let end = q.resolve(Format::Json, now)?.unwrap_or(now);
+    let windows = component::RANGES;
+    let rows = history::segments(&state.pool, &system, None, end - windows[2].2, end).await.map_err(WebError::api)?;
+    let live = queries::system_components(&state.pool, &system).await.map_err(WebError::api)?;
+    if live.is_empty() {
+        return Err(WebError::no_reports(Format::Json, &system, &state.subject_prefix));
+    }
+    let by_component = history::by_component(rows);
+    let components = live
+        .into_iter()
+        .map(|c| {
+            let segments = by_component.get(&c.component).map(Vec::as_slice).unwrap_or_default();
+            let windows = windows
+                .iter()
+                .map(|(key, _, window)| {
+                    let u = Uptime::of(&uptime::stretches(segments, end - *window, end));
+                    let w = WindowUptime {
+                        uptime_pct: u.percent(),
+                        up_seconds: u.up,
+                        down_seconds: u.down,
+                        not_counted_seconds: u.not_counted,
+                    };
+                    (*key, w)
+                })
+                .collect();
+            ComponentUptime { component: c.component, windows }
+        })
+        .collect();
+    Ok(Json(UptimeResponse { system, at: end, counted: uptime::HOW_COUNTED, components }))
 }

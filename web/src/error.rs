@@ -19,6 +19,9 @@ pub enum Format {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
+    /// 400: a query parameter is wrong; `field` names it and `what` says how.
+    #[error("{field}: {what}")]
+    BadRequest { format: Format, field: String, what: String },
     /// 404: the thing asked for does not exist; `hint` says what to do.
     #[error("{what}")]
     NotFound { format: Format, what: String, hint: String },
@@ -28,6 +31,10 @@ pub enum WebError {
 }
 
 impl WebError {
+    pub fn bad_request(format: Format, field: impl Into<String>, what: impl Into<String>) -> Self {
+        Self::BadRequest { format, field: field.into(), what: what.into() }
+    }
+
     pub fn not_found(format: Format, what: impl Into<String>, hint: impl Into<String>) -> Self {
         Self::NotFound { format, what: what.into(), hint: hint.into() }
     }
@@ -62,7 +69,12 @@ struct ErrorPage<'a> {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
+        let bad_request;
         let (status, format, message, hint) = match &self {
+            WebError::BadRequest { format, field, what } => {
+                bad_request = format!("{field}: {what}");
+                (StatusCode::BAD_REQUEST, *format, bad_request.as_str(), "Fix the parameter named and try again.")
+            }
             WebError::NotFound { format, what, hint } => (StatusCode::NOT_FOUND, *format, what.as_str(), hint.as_str()),
             WebError::Internal { format, source } => {
                 tracing::error!(error = format!("{source:#}"), "request failed");
@@ -75,7 +87,13 @@ impl IntoResponse for WebError {
             }
         };
         match format {
-            Format::Json => (status, axum::Json(serde_json::json!({"error": message, "hint": hint}))).into_response(),
+            Format::Json => {
+                let mut body = serde_json::json!({"error": message, "hint": hint});
+                if let WebError::BadRequest { field, .. } = &self {
+                    body["field"] = field.as_str().into();
+                }
+                (status, axum::Json(body)).into_response()
+            }
             Format::Html => {
                 let title = status.canonical_reason().unwrap_or("Error");
                 let layout = Layout::still(title, "", time::OffsetDateTime::now_utc());

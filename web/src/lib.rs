@@ -5,19 +5,30 @@
 //! - [`router`]: all routes, merged in one place, and `serve`.
 //! - [`state`]: what handlers share (pool, settings, clock).
 //! - [`pages`]: the HTML pages' handlers and their view models (one struct per page).
-//! - [`api`]: the JSON API handlers.
-//! - [`queries`]: reading the read models (web reads projections only, never the event log).
+//! - [`component`]: the component page (charts, timeline, uptime, last reports).
+//! - [`api`]: the JSON API handlers, including history (JSON and CSV) and uptime.
+//! - [`queries`]: reading the latest-status read model.
+//! - [`history`]: reading the past: series, segments, reports, the state at an instant (the
+//!   only place the web side reads the event log, for instants older than raw history).
+//! - [`params`]: query parameters (`at`, `from`, `to`, `step`) with errors that name them.
+//! - [`uptime`]: how uptime is counted, from status segments.
+//! - [`chart`]: server-side SVG charts, timelines and sparklines (coordinates; partials draw).
 //! - [`view`]: presentation pieces shared by pages: status badges, ages, metrics.
 //! - [`templates`]: the Handlebars registry, with every template compiled into the binary.
 //! - [`error`]: the one error type that becomes an HTTP response.
 
 pub mod api;
+pub mod chart;
+pub mod component;
 pub mod error;
+pub mod history;
 pub mod pages;
+pub mod params;
 pub mod queries;
 pub mod router;
 pub mod state;
 pub mod templates;
+pub mod uptime;
 pub mod view;
 
 pub use router::{router, serve};

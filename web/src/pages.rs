@@ -2,16 +2,18 @@
 //! of the same name; templates hold no logic beyond loops and conditionals.
 
 use crate::error::{Format, WebError};
+use crate::params::AtQuery;
 use crate::queries::{self, ComponentState};
 use crate::state::AppState;
 use crate::templates;
 use crate::view::{self, Age, Badge, MetricView, Shown};
-use axum::extract::{Path, State};
+use crate::{chart, history, params};
+use axum::extract::{Path, Query, State};
 use axum::http::Uri;
 use axum::response::Html;
 use serde::Serialize;
 use sitrep_infra::quarantine;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 
 /// Seconds between meta refreshes of a page.
@@ -28,6 +30,29 @@ pub struct Layout {
     pub generated_iso: String,
     /// Seconds between refreshes; 0 for pages that do not refresh.
     pub refresh_seconds: u32,
+    /// The time-travel form, on pages that can show the past.
+    pub travel: Option<Travel>,
+}
+
+/// The time-travel form and, when a page shows the past, the banner that says so.
+#[derive(Debug, Serialize)]
+pub struct Travel {
+    /// Whether the page shows the past.
+    pub active: bool,
+    pub at_text: String,
+    pub at_iso: String,
+    /// The `datetime-local` input's value.
+    pub input: String,
+    /// The same page, now.
+    pub now_url: String,
+    /// Other query parameters the form keeps.
+    pub hidden: Vec<Hidden>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Hidden {
+    pub name: &'static str,
+    pub value: String,
 }
 
 impl Layout {
@@ -40,7 +65,31 @@ impl Layout {
             generated: age.exact,
             generated_iso: age.iso,
             refresh_seconds: REFRESH_SECONDS,
+            travel: None,
         }
+    }
+
+    /// The layout of a page that can show the past: live at `now`, or still at `at`.
+    pub fn travelling(
+        title: impl Into<String>,
+        nav: &'static str,
+        now: OffsetDateTime,
+        at: Option<OffsetDateTime>,
+        now_url: String,
+        hidden: Vec<Hidden>,
+    ) -> Self {
+        let shown = at.unwrap_or(now);
+        let input_fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+        let travel = Travel {
+            active: at.is_some(),
+            at_text: view::utc_text(shown),
+            at_iso: view::age(shown, now, false).iso,
+            input: shown.format(&input_fmt).unwrap_or_default(),
+            now_url,
+            hidden,
+        };
+        let layout = if at.is_some() { Self::still(title, nav, now) } else { Self::new(title, nav, now) };
+        Self { travel: Some(travel), ..layout }
     }
 
     /// The layout of a page that does not refresh itself.
@@ -57,12 +106,12 @@ pub struct Count {
 }
 
 /// A component as a page sees it: its state plus what the clock says about its age.
-struct Seen<'a> {
-    state: &'a ComponentState,
-    shown: Shown,
+pub(crate) struct Seen<'a> {
+    pub state: &'a ComponentState,
+    pub shown: Shown,
 }
 
-fn seen<'a>(state: &AppState, now: OffsetDateTime, components: &'a [ComponentState]) -> Vec<Seen<'a>> {
+pub(crate) fn seen<'a>(state: &AppState, now: OffsetDateTime, components: &'a [ComponentState]) -> Vec<Seen<'a>> {
     let mut out: Vec<Seen> = components
         .iter()
         .map(|c| {
@@ -119,8 +168,15 @@ pub struct Problem {
     pub message: String,
 }
 
-pub fn home_page(state: &AppState, now: OffsetDateTime, components: &[ComponentState]) -> HomePage {
-    let all = seen(state, now, components);
+/// The home page at `now`, or as it was at `at` (then `components` are the states at `at`).
+pub fn home_page(
+    state: &AppState,
+    now: OffsetDateTime,
+    at: Option<OffsetDateTime>,
+    components: &[ComponentState],
+) -> HomePage {
+    let clock = at.unwrap_or(now);
+    let all = seen(state, clock, components);
     let mut by_system: BTreeMap<&str, Vec<&Seen>> = BTreeMap::new();
     for s in &all {
         by_system.entry(s.state.system.as_str()).or_default().push(s);
@@ -129,17 +185,17 @@ pub fn home_page(state: &AppState, now: OffsetDateTime, components: &[ComponentS
         .into_iter()
         .map(|(name, items)| {
             let worst = worst(items.iter().copied());
-            let newest = items.iter().map(|s| s.state.observed_at).max().unwrap_or(now);
+            let newest = items.iter().map(|s| s.state.observed_at).max().unwrap_or(clock);
             let all_stale = items.iter().all(|s| s.shown == Shown::Stale);
             let problems: Vec<&&Seen> =
                 items.iter().filter(|s| s.shown != Shown::Ok && s.shown != Shown::Stopped).collect();
             let tile = SystemTile {
                 name: name.to_owned(),
-                url: format!("/systems/{name}"),
+                url: format!("/systems/{name}{}", params::at_suffix(at, '?')),
                 worst: worst.badge(),
                 counts: counts(items.iter().copied()),
                 component_count: items.len(),
-                last_report: view::age(newest, now, all_stale),
+                last_report: view::age(newest, clock, all_stale),
                 more_problems: problems.len().saturating_sub(TILE_PROBLEMS),
                 problems: problems
                     .iter()
@@ -156,7 +212,7 @@ pub fn home_page(state: &AppState, now: OffsetDateTime, components: &[ComponentS
         .collect();
     tiles.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     HomePage {
-        layout: Layout::new("Systems", "systems", now),
+        layout: Layout::travelling("Systems", "systems", now, at, "/".into(), vec![]),
         totals: counts(all.iter()),
         component_count: all.len(),
         systems: tiles.into_iter().map(|(_, t)| t).collect(),
@@ -165,10 +221,15 @@ pub fn home_page(state: &AppState, now: OffsetDateTime, components: &[ComponentS
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn home(State(state): State<AppState>) -> Result<Html<String>, WebError> {
+pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Result<Html<String>, WebError> {
     let now = state.now();
-    let components = queries::all_components(&state.pool).await.map_err(WebError::page)?;
-    render("home", &home_page(&state, now, &components))
+    let at = q.resolve(Format::Html, now)?;
+    let components = match at {
+        None => queries::all_components(&state.pool).await,
+        Some(at) => history::state_at(&state.pool, None, at, now - state.kept.raw).await,
+    }
+    .map_err(WebError::page)?;
+    render("home", &home_page(&state, now, at, &components))
 }
 
 // -------------------------------------------------------------------------------------- system
@@ -197,6 +258,7 @@ pub struct Group {
 #[derive(Debug, Serialize)]
 pub struct ComponentRow {
     pub name: String,
+    pub url: String,
     pub badge: Badge,
     pub message: String,
     pub metrics: Vec<MetricView>,
@@ -211,8 +273,23 @@ fn kind_of(c: &ComponentState) -> String {
     }
 }
 
-pub fn system_page(state: &AppState, now: OffsetDateTime, system: &str, components: &[ComponentState]) -> SystemPage {
-    let all = seen(state, now, components);
+/// Metrics that get a 24-hour sparkline on the system page.
+pub const HEADLINE_METRICS: [&str; 4] = ["utilisation_pct", "utilization_pct", "pending_jobs", "used_pct"];
+
+/// Hourly averages per `(component, metric)`, for sparklines.
+pub type Sparks = HashMap<(String, String), Vec<(OffsetDateTime, f64)>>;
+
+/// The system page at `now`, or as it was at `at`.
+pub fn system_page(
+    state: &AppState,
+    now: OffsetDateTime,
+    at: Option<OffsetDateTime>,
+    system: &str,
+    components: &[ComponentState],
+    sparks: &Sparks,
+) -> SystemPage {
+    let clock = at.unwrap_or(now);
+    let all = seen(state, clock, components);
     let mut by_kind: BTreeMap<String, Vec<&Seen>> = BTreeMap::new();
     for s in &all {
         by_kind.entry(kind_of(s.state)).or_default().push(s);
@@ -223,13 +300,27 @@ pub fn system_page(state: &AppState, now: OffsetDateTime, system: &str, componen
             let worst = worst(items.iter().copied());
             let rows = items
                 .iter()
-                .map(|s| ComponentRow {
-                    name: s.state.component.clone(),
-                    badge: s.shown.badge(),
-                    message: s.state.message.clone().unwrap_or_default(),
-                    metrics: view::metrics(&s.state.metrics),
-                    age: view::age(s.state.observed_at, now, s.shown == Shown::Stale),
-                    since: view::age(s.state.status_since, now, false),
+                .map(|s| {
+                    let mut metrics = view::metrics(&s.state.metrics);
+                    for m in &mut metrics {
+                        let key = (s.state.component.clone(), m.name.clone());
+                        if let Some(values) = sparks.get(&key) {
+                            m.spark = chart::sparkline(&m.name, values, clock - SPARK_WINDOW, clock);
+                        }
+                    }
+                    ComponentRow {
+                        name: s.state.component.clone(),
+                        url: format!(
+                            "/systems/{system}/components/{}{}",
+                            s.state.component,
+                            params::at_suffix(at, '?')
+                        ),
+                        badge: s.shown.badge(),
+                        message: s.state.message.clone().unwrap_or_default(),
+                        metrics,
+                        age: view::age(s.state.observed_at, clock, s.shown == Shown::Stale),
+                        since: view::age(s.state.status_since, clock, false),
+                    }
                 })
                 .collect();
             (worst, Group { name, worst: worst.badge(), counts: counts(items.iter().copied()), rows })
@@ -237,7 +328,7 @@ pub fn system_page(state: &AppState, now: OffsetDateTime, system: &str, componen
         .collect();
     groups.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     SystemPage {
-        layout: Layout::new(system, "systems", now),
+        layout: Layout::travelling(system, "systems", now, at, format!("/systems/{system}"), vec![]),
         system: system.to_owned(),
         worst: worst(all.iter()).badge(),
         counts: counts(all.iter()),
@@ -248,14 +339,32 @@ pub fn system_page(state: &AppState, now: OffsetDateTime, system: &str, componen
 }
 
 #[tracing::instrument(skip_all, fields(system = %system))]
-pub async fn system(State(state): State<AppState>, Path(system): Path<String>) -> Result<Html<String>, WebError> {
+pub async fn system(
+    State(state): State<AppState>,
+    Path(system): Path<String>,
+    Query(q): Query<AtQuery>,
+) -> Result<Html<String>, WebError> {
     let now = state.now();
-    let components = queries::system_components(&state.pool, &system).await.map_err(WebError::page)?;
-    if components.is_empty() {
+    let at = q.resolve(Format::Html, now)?;
+    let live = queries::system_components(&state.pool, &system).await.map_err(WebError::page)?;
+    if live.is_empty() {
         return Err(WebError::no_reports(Format::Html, &system, &state.subject_prefix));
     }
-    render("system", &system_page(&state, now, &system, &components))
+    let components = match at {
+        None => live,
+        Some(at) => {
+            history::state_at(&state.pool, Some(&system), at, now - state.kept.raw).await.map_err(WebError::page)?
+        }
+    };
+    let clock = at.unwrap_or(now);
+    let sparks = history::sparklines(&state.pool, &system, &HEADLINE_METRICS, clock - SPARK_WINDOW, clock)
+        .await
+        .map_err(WebError::page)?;
+    render("system", &system_page(&state, now, at, &system, &components, &sparks))
 }
+
+/// The window a sparkline covers.
+const SPARK_WINDOW: time::Duration = time::Duration::hours(24);
 
 // ---------------------------------------------------------------------------------- quarantine
 
@@ -318,22 +427,22 @@ pub async fn not_found(uri: Uri) -> WebError {
     WebError::not_found(format, format!("There is no page at {}.", uri.path()), "Start from the systems overview at /.")
 }
 
-fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
+pub(crate) fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
     templates::render(name, page).map(Html).map_err(WebError::page)
 }
 
 /// Every template renders with realistic data and with empty data. Strict mode is on, so a
 /// template naming a field its view model lacks fails here rather than rendering blank.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
     use sitrep_domain::Status;
     use time::macros::datetime;
 
-    const NOW: OffsetDateTime = datetime!(2026-11-22 10:00:00 UTC);
+    pub(crate) const NOW: OffsetDateTime = datetime!(2026-11-22 10:00:00 UTC);
 
-    fn state() -> AppState {
+    pub(crate) fn state() -> AppState {
         let pg = "postgres://nobody@127.0.0.1:1/none".parse().unwrap();
         let pool = sitrep_infra::db::pool(&pg, 1).unwrap();
         let mut s = AppState::new(pool, 600, "sitrep".into());
@@ -341,7 +450,13 @@ mod tests {
         s
     }
 
-    fn component(system: &str, name: &str, status: Status, age_s: i64, metrics: serde_json::Value) -> ComponentState {
+    pub(crate) fn component(
+        system: &str,
+        name: &str,
+        status: Status,
+        age_s: i64,
+        metrics: serde_json::Value,
+    ) -> ComponentState {
         let observed = NOW - time::Duration::seconds(age_s);
         ComponentState {
             system: system.into(),
@@ -369,7 +484,7 @@ mod tests {
 
     #[test]
     fn the_home_page_renders_worst_system_first_with_counts_and_ages() {
-        let html = templates::render("home", &home_page(&state(), NOW, &realistic())).unwrap();
+        let html = templates::render("home", &home_page(&state(), NOW, None, &realistic())).unwrap();
         let casper = html.find("href=\"/systems/casper\"").unwrap();
         let derecho = html.find("href=\"/systems/derecho\"").unwrap();
         let hub = html.find("href=\"/systems/jupyterhub\"").unwrap();
@@ -384,7 +499,7 @@ mod tests {
 
     #[test]
     fn the_home_page_renders_empty_with_what_to_do() {
-        let html = templates::render("home", &home_page(&state(), NOW, &[])).unwrap();
+        let html = templates::render("home", &home_page(&state(), NOW, None, &[])).unwrap();
         assert!(html.contains("No reports yet."));
         assert!(html.contains("sitrep.report.&lt;system&gt;"));
         assert!(html.contains("docs/collectors.md"));
@@ -393,7 +508,11 @@ mod tests {
     #[test]
     fn the_system_page_groups_by_kind_with_metrics_and_bars() {
         let components: Vec<_> = realistic().into_iter().filter(|c| c.system == "derecho").collect();
-        let html = templates::render("system", &system_page(&state(), NOW, "derecho", &components)).unwrap();
+        let hourly = |v: f64, h: i64| (NOW - time::Duration::hours(h), v);
+        let sparks: Sparks =
+            [(("fs/glade".to_owned(), "used_pct".to_owned()), vec![hourly(80.0, 3), hourly(93.5, 1)])].into();
+        let html =
+            templates::render("system", &system_page(&state(), NOW, None, "derecho", &components, &sparks)).unwrap();
         for needle in
             ["<h2>fs", "<h2>login", "<h2>queue", "1,203", "93.5", "<meter", "20,000&#8239;TB", "/api/v1/status/derecho"]
         {
@@ -401,13 +520,35 @@ mod tests {
         }
         assert!(html.find("<h2>fs").unwrap() < html.find("<h2>login").unwrap(), "degraded group first");
         assert!(html.contains("class=\"age stale\""), "queue/main is past the 600 s window");
+        assert!(html.contains("href=\"/systems/derecho/components/fs/glade\""), "rows link to their component");
+        assert!(html.contains("<svg class=\"spark\""), "headline metrics get a sparkline");
+        assert!(html.contains("used_pct, hourly averages over the last 24 h: from 80 to 93.5"));
+        assert!(html.contains("name=\"at\"") && !html.contains("travel-banner"), "the form, and no banner when live");
+    }
+
+    #[test]
+    fn a_page_in_the_past_says_so_links_back_to_now_and_keeps_the_instant_in_its_links() {
+        let at = NOW - time::Duration::hours(8);
+        let html = templates::render("home", &home_page(&state(), NOW, Some(at), &realistic())).unwrap();
+        assert!(html
+            .contains("Showing the state at <time datetime=\"2026-11-22T02:00:00Z\">2026-11-22 02:00:00 UTC</time>"));
+        assert!(html.contains("<a href=\"/\">Back to now</a>"));
+        assert!(html.contains("href=\"/systems/casper?at&#x3D;2026-11-22T02:00:00Z\""));
+        assert!(html.contains("value=\"2026-11-22T02:00:00\""), "the form starts at the instant shown");
+        assert!(!html.contains("http-equiv=\"refresh\""), "the past does not reload itself");
+        let components: Vec<_> = realistic().into_iter().filter(|c| c.system == "derecho").collect();
+        let html =
+            templates::render("system", &system_page(&state(), NOW, Some(at), "derecho", &components, &Sparks::new()))
+                .unwrap();
+        assert!(html.contains("href=\"/systems/derecho/components/fs/glade?at&#x3D;2026-11-22T02:00:00Z\""));
     }
 
     #[test]
     fn the_system_page_renders_with_no_metrics_or_messages() {
         let mut c = component("derecho", "svc", Status::Unknown, 1, json!({}));
         c.message = None;
-        let html = templates::render("system", &system_page(&state(), NOW, "derecho", &[c])).unwrap();
+        let html =
+            templates::render("system", &system_page(&state(), NOW, None, "derecho", &[c], &Sparks::new())).unwrap();
         assert!(html.contains("<h2>other") && html.contains("UNKNOWN"));
     }
 

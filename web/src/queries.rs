@@ -1,4 +1,4 @@
-//! Reads of the read models. The web side never reads the event log.
+//! Reads of the latest-status read model. (Reads of the past are in `history`.)
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
@@ -62,4 +62,17 @@ pub async fn system_components(pool: &Pool, system: &str) -> anyhow::Result<Vec<
         .await
         .context("reading latest_status")?;
     rows.iter().map(from_row).collect()
+}
+
+/// One component's latest state, if it has ever reported.
+pub async fn component(pool: &Pool, system: &str, component: &str) -> anyhow::Result<Option<ComponentState>> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM latest_status WHERE system = $1 AND component = $2"),
+            &[&system, &component],
+        )
+        .await
+        .context("reading latest_status")?;
+    row.as_ref().map(from_row).transpose()
 }

@@ -1,7 +1,7 @@
 //! Every URL of sitrep, in one place.
 
 use crate::state::AppState;
-use crate::{api, pages, templates};
+use crate::{api, component, pages, templates};
 use axum::http::header;
 use axum::routing::get;
 use axum::Router;
@@ -13,10 +13,13 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(pages::home))
         .route("/systems/{system}", get(pages::system))
+        .route("/systems/{system}/components/{*component}", get(component::page))
         .route("/quarantine", get(pages::quarantine));
     let api = Router::new()
         .route("/api/v1/status", get(api::status_all))
         .route("/api/v1/status/{system}", get(api::status_system))
+        .route("/api/v1/history/{system}/{*component}", get(api::history))
+        .route("/api/v1/uptime/{system}", get(api::uptime))
         .route("/api/v1/quarantine", get(api::quarantine));
     let plumbing = Router::new()
         .route(

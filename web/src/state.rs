@@ -1,6 +1,7 @@
 //! State shared by every handler.
 
 use deadpool_postgres::Pool;
+use sitrep_projections::Retention;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -15,11 +16,19 @@ pub struct AppState {
     /// The subject prefix collectors publish to, shown in empty states.
     pub subject_prefix: String,
     pub clock: Clock,
+    /// How long raw history and hourly rollups are kept (where the past is read from).
+    pub kept: Retention,
 }
 
 impl AppState {
     pub fn new(pool: Pool, default_ttl_seconds: u32, subject_prefix: String) -> Self {
-        Self { pool, default_ttl_seconds, subject_prefix, clock: Arc::new(OffsetDateTime::now_utc) }
+        Self {
+            pool,
+            default_ttl_seconds,
+            subject_prefix,
+            clock: Arc::new(OffsetDateTime::now_utc),
+            kept: Retention::default(),
+        }
     }
 
     pub fn now(&self) -> OffsetDateTime {

@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 pub const PAGES: &[(&str, &str)] = &[
     ("home", include_str!("../templates/home.hbs")),
     ("system", include_str!("../templates/system.hbs")),
+    ("component", include_str!("../templates/component.hbs")),
     ("quarantine", include_str!("../templates/quarantine.hbs")),
     ("error", include_str!("../templates/error.hbs")),
 ];
@@ -22,6 +23,9 @@ pub const PARTIALS: &[(&str, &str)] = &[
     ("metric", include_str!("../templates/partials/metric.hbs")),
     ("system_tile", include_str!("../templates/partials/system_tile.hbs")),
     ("component_row", include_str!("../templates/partials/component_row.hbs")),
+    ("chart", include_str!("../templates/partials/chart.hbs")),
+    ("timeline", include_str!("../templates/partials/timeline.hbs")),
+    ("sparkline", include_str!("../templates/partials/sparkline.hbs")),
 ];
 
 static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {

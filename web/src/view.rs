@@ -39,6 +39,15 @@ impl Shown {
         }
     }
 
+    /// A status as the history tables store it (a wire status, or `stale`).
+    pub fn of_stored(status: &str) -> Self {
+        match Status::parse(status) {
+            Ok(s) => Self::of(s, false),
+            Err(_) if status == "stale" => Shown::Stale,
+            Err(_) => Shown::Unknown,
+        }
+    }
+
     pub fn key(self) -> &'static str {
         match self {
             Shown::Failed => "failed",
@@ -103,6 +112,19 @@ pub fn ago(at: OffsetDateTime, now: OffsetDateTime) -> String {
     }
 }
 
+/// A length of time as a person says it: "45 s", "20 min", "1 h 10 min", "24 h", "2 d 3 h".
+pub fn span(d: time::Duration) -> String {
+    let s = d.whole_seconds().max(0);
+    match s {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s <= 172_800 && (s % 3600) / 60 == 0 => format!("{} h", s / 3600),
+        s if s < 86_400 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        s if (s % 86_400) / 3600 == 0 => format!("{} d", s / 86_400),
+        s => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
 /// `2026-11-22 10:00:00 UTC`.
 pub fn utc_text(at: OffsetDateTime) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
@@ -120,6 +142,8 @@ pub struct MetricView {
     /// The bar's value in percent (0-100).
     pub bar: f64,
     pub high: bool,
+    /// A 24-hour trend, for headline metrics on the system page.
+    pub spark: Option<crate::chart::Sparkline>,
 }
 
 /// Formats a component's metrics, percentages first (they get bars), then by name.
@@ -157,6 +181,7 @@ pub fn metric(name: &str, x: f64) -> MetricView {
         has_bar: is_pct,
         bar: if is_pct { x.clamp(0.0, 100.0) } else { 0.0 },
         high: is_pct && x >= 90.0,
+        spark: None,
     }
 }
 
@@ -195,6 +220,17 @@ mod tests {
         assert_eq!(ago(now - time::Duration::days(2), now), "2 d ago");
         assert_eq!(ago(now + time::Duration::minutes(2), now), "in the future");
         assert_eq!(utc_text(now), "2026-11-22 10:00:00 UTC");
+    }
+
+    #[test]
+    fn spans_read_like_a_person_would_say_them() {
+        assert_eq!(span(time::Duration::seconds(45)), "45 s");
+        assert_eq!(span(time::Duration::minutes(20)), "20 min");
+        assert_eq!(span(time::Duration::minutes(70)), "1 h 10 min");
+        assert_eq!(span(time::Duration::hours(12)), "12 h");
+        assert_eq!(span(time::Duration::hours(51)), "2 d 3 h");
+        assert_eq!(Shown::of_stored("stale"), Shown::Stale);
+        assert_eq!(Shown::of_stored("degraded"), Shown::Degraded);
     }
 
     #[test]

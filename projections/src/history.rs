@@ -1,0 +1,308 @@
+//! History: every report as a time series, status segments, and hourly and daily rollups of
+//! metrics (min, max, sum, count, last) and of the seconds spent in each status.
+//!
+//! Every write is either keyed by event position (raw reports) or a commutative merge whose
+//! result does not depend on how events were batched (numeric sums, min, max, last by time), so
+//! a rebuild from the log gives identical tables. Retention ([`prune`]) is separate: it deletes
+//! old raw rows and hourly rollups on a schedule, never events.
+
+use crate::runner::Projection;
+use crate::timeline::{self, Resolution, Segment};
+use anyhow::Context;
+use deadpool_postgres::{Pool, Transaction};
+use serde::Deserialize;
+use serde_json::Value;
+use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE};
+use sitrep_infra::event_store::StoredEvent;
+use std::collections::HashMap;
+use time::{Duration, OffsetDateTime};
+
+/// The history projection. Its only setting is the freshness window for reports that carry no
+/// `ttl_seconds`: past it, time counts as stale.
+pub struct History {
+    pub default_ttl_seconds: u32,
+}
+
+type Key = (String, String);
+
+/// One StatusReported event, as the history tables need it.
+struct Report {
+    position: i64,
+    key: Key,
+    status: &'static str,
+    message: Option<String>,
+    metrics: std::collections::BTreeMap<String, f64>,
+    labels: Value,
+    ttl_seconds: Option<i32>,
+    observed_at: OffsetDateTime,
+    received_at: OffsetDateTime,
+    late: bool,
+}
+
+impl Projection for History {
+    fn name(&self) -> &'static str {
+        "history"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["history_reports", "status_segments", "metric_rollups", "status_rollups"]
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
+        let mut reports = Vec::new();
+        for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
+            if let ComponentEvent::StatusReported {
+                system,
+                component,
+                status,
+                observed_at,
+                received_at,
+                message,
+                metrics,
+                labels,
+                ttl_seconds,
+                late,
+            } = ComponentEvent::deserialize(&stored.payload)?
+            {
+                reports.push(Report {
+                    position: stored.position,
+                    key: (system.to_string(), component.to_string()),
+                    status: status.as_str(),
+                    message,
+                    metrics,
+                    labels: serde_json::to_value(labels)?,
+                    ttl_seconds: ttl_seconds.map(|t| t as i32),
+                    observed_at,
+                    received_at,
+                    late,
+                });
+            }
+        }
+        if reports.is_empty() {
+            return Ok(());
+        }
+        insert_reports(tx, &reports).await.context("history_reports")?;
+        merge_metric_rollups(tx, &reports).await.context("metric_rollups")?;
+        self.advance_timelines(tx, &reports).await.context("status_segments")
+    }
+}
+
+async fn insert_reports(tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Result<()> {
+    let metrics: Vec<Value> = reports.iter().map(|r| serde_json::to_value(&r.metrics)).collect::<Result<_, _>>()?;
+    let col = |f: fn(&Report) -> &str| reports.iter().map(f).collect::<Vec<&str>>();
+    tx.execute(
+        "INSERT INTO history_reports (position, system, component, status, message, metrics, labels, ttl_seconds,
+                                      observed_at, received_at, late)
+         SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[],
+                              $8::int4[], $9::timestamptz[], $10::timestamptz[], $11::bool[])
+         ON CONFLICT (position) DO NOTHING",
+        &[
+            &reports.iter().map(|r| r.position).collect::<Vec<_>>(),
+            &col(|r| &r.key.0),
+            &col(|r| &r.key.1),
+            &col(|r| r.status),
+            &reports.iter().map(|r| r.message.as_deref()).collect::<Vec<_>>(),
+            &metrics,
+            &reports.iter().map(|r| &r.labels).collect::<Vec<_>>(),
+            &reports.iter().map(|r| r.ttl_seconds).collect::<Vec<_>>(),
+            &reports.iter().map(|r| r.observed_at).collect::<Vec<_>>(),
+            &reports.iter().map(|r| r.received_at).collect::<Vec<_>>(),
+            &reports.iter().map(|r| r.late).collect::<Vec<_>>(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Folds every metric value into its hour and day buckets. Postgres groups the batch and merges
+/// it into the stored rows, so the result is the same however the events were batched.
+async fn merge_metric_rollups(tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Result<()> {
+    let (mut systems, mut components, mut names, mut values, mut times, mut positions) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for r in reports {
+        for (name, value) in &r.metrics {
+            systems.push(r.key.0.as_str());
+            components.push(r.key.1.as_str());
+            names.push(name.as_str());
+            values.push(*value);
+            times.push(r.observed_at);
+            positions.push(r.position);
+        }
+    }
+    if values.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO metric_rollups AS r (system, component, resolution, metric, bucket, min, max, sum, count, last, last_at)
+         SELECT s, c, res.name, m, date_bin(res.width, o, timestamptz 'epoch'),
+                min(v), max(v), sum(v::numeric), count(*), (array_agg(v ORDER BY o DESC, p DESC))[1], max(o)
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::timestamptz[], $6::int8[]) AS u(s, c, m, v, o, p)
+         CROSS JOIN (VALUES ('hour', interval '1 hour'), ('day', interval '1 day')) AS res(name, width)
+         GROUP BY 1, 2, 3, 4, 5
+         ON CONFLICT (system, component, resolution, metric, bucket) DO UPDATE SET
+            min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
+            sum = r.sum + excluded.sum, count = r.count + excluded.count,
+            last = CASE WHEN excluded.last_at >= r.last_at THEN excluded.last ELSE r.last END,
+            last_at = greatest(r.last_at, excluded.last_at)",
+        &[&systems, &components, &names, &values, &times, &positions],
+    )
+    .await?;
+    Ok(())
+}
+
+impl History {
+    /// Moves each component's open segment forward through its in-order reports, writes the
+    /// segments it touched, and adds the closed time to the status rollups.
+    async fn advance_timelines(&self, tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Result<()> {
+        let in_order: Vec<&Report> = reports.iter().filter(|r| !r.late).collect();
+        if in_order.is_empty() {
+            return Ok(());
+        }
+        let mut open = load_open_segments(tx, &in_order).await?;
+        let mut touched: HashMap<(Key, OffsetDateTime), Segment> = HashMap::new();
+        let mut order: Vec<(Key, OffsetDateTime)> = Vec::new();
+        let mut seconds: HashMap<(Key, Resolution, OffsetDateTime, String), i64> = HashMap::new();
+        for r in in_order {
+            let ttl = r.ttl_seconds.unwrap_or(self.default_ttl_seconds as i32);
+            let step = timeline::advance(open.get(&r.key), r.status, r.observed_at, ttl);
+            for span in &step.spans {
+                for res in Resolution::ALL {
+                    for (bucket, micros) in timeline::split(span.from, span.to, res) {
+                        *seconds.entry((r.key.clone(), res, bucket, span.status.clone())).or_default() += micros;
+                    }
+                }
+            }
+            for segment in step.segments {
+                let id = (r.key.clone(), segment.started_at);
+                if touched.insert(id.clone(), segment.clone()).is_none() {
+                    order.push(id);
+                }
+                open.insert(r.key.clone(), segment);
+            }
+        }
+        write_segments(tx, &order, &touched).await?;
+        add_status_seconds(tx, &seconds).await
+    }
+}
+
+async fn load_open_segments(tx: &Transaction<'_>, reports: &[&Report]) -> anyhow::Result<HashMap<Key, Segment>> {
+    let systems: Vec<&str> = reports.iter().map(|r| r.key.0.as_str()).collect();
+    let components: Vec<&str> = reports.iter().map(|r| r.key.1.as_str()).collect();
+    let rows = tx
+        .query(
+            "SELECT system, component, status, started_at, last_report_at, ttl_seconds
+             FROM status_segments
+             WHERE ended_at IS NULL
+               AND (system, component) IN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[]))",
+            &[&systems, &components],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let segment = Segment {
+                status: row.get(2),
+                started_at: row.get(3),
+                ended_at: None,
+                last_report_at: row.get(4),
+                ttl_seconds: row.get(5),
+            };
+            ((row.get(0), row.get(1)), segment)
+        })
+        .collect())
+}
+
+async fn write_segments(
+    tx: &Transaction<'_>,
+    order: &[(Key, OffsetDateTime)],
+    touched: &HashMap<(Key, OffsetDateTime), Segment>,
+) -> anyhow::Result<()> {
+    let segments: Vec<(&Key, &Segment)> = order.iter().map(|id| (&id.0, &touched[id])).collect();
+    tx.execute(
+        "INSERT INTO status_segments AS g (system, component, started_at, ended_at, status, last_report_at, ttl_seconds)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
+                              $6::timestamptz[], $7::int4[])
+         ON CONFLICT (system, component, started_at) DO UPDATE SET
+            ended_at = excluded.ended_at, status = excluded.status,
+            last_report_at = excluded.last_report_at, ttl_seconds = excluded.ttl_seconds",
+        &[
+            &segments.iter().map(|(k, _)| k.0.as_str()).collect::<Vec<_>>(),
+            &segments.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>(),
+            &segments.iter().map(|(_, s)| s.started_at).collect::<Vec<_>>(),
+            &segments.iter().map(|(_, s)| s.ended_at).collect::<Vec<_>>(),
+            &segments.iter().map(|(_, s)| s.status.as_str()).collect::<Vec<_>>(),
+            &segments.iter().map(|(_, s)| s.last_report_at).collect::<Vec<_>>(),
+            &segments.iter().map(|(_, s)| s.ttl_seconds).collect::<Vec<_>>(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn add_status_seconds(
+    tx: &Transaction<'_>,
+    seconds: &HashMap<(Key, Resolution, OffsetDateTime, String), i64>,
+) -> anyhow::Result<()> {
+    if seconds.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = seconds.iter().collect();
+    tx.execute(
+        "INSERT INTO status_rollups AS r (system, component, resolution, bucket, status, seconds)
+         SELECT s, c, res, b, st, us::numeric / 1000000
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::int8[]) AS u(s, c, res, b, st, us)
+         ON CONFLICT (system, component, resolution, bucket, status) DO UPDATE SET seconds = r.seconds + excluded.seconds",
+        &[
+            &rows.iter().map(|(k, _)| k.0 .0.as_str()).collect::<Vec<_>>(),
+            &rows.iter().map(|(k, _)| k.0 .1.as_str()).collect::<Vec<_>>(),
+            &rows.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>(),
+            &rows.iter().map(|(k, _)| k.2).collect::<Vec<_>>(),
+            &rows.iter().map(|(k, _)| k.3.as_str()).collect::<Vec<_>>(),
+            &rows.iter().map(|(_, us)| **us).collect::<Vec<_>>(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// How long history is kept. Daily rollups and status segments are kept for ever; the event log
+/// is never pruned.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub raw: Duration,
+    pub hourly: Duration,
+}
+
+impl Default for Retention {
+    /// The settings' defaults: 7 days of raw history, 90 days of hourly rollups.
+    fn default() -> Self {
+        Self { raw: Duration::days(7), hourly: Duration::days(90) }
+    }
+}
+
+/// Rows deleted by one [`prune`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    pub raw_reports: u64,
+    pub hourly_rollups: u64,
+}
+
+/// Deletes raw reports and hourly rollups older than the retention allows at `now`.
+pub async fn prune(pool: &Pool, now: OffsetDateTime, retention: Retention) -> anyhow::Result<Pruned> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let raw_cutoff = now - retention.raw;
+    // An hourly bucket goes once all of it is past the cutoff.
+    let hourly_cutoff = now - retention.hourly - Duration::hours(1);
+    let raw_reports = client
+        .execute("DELETE FROM history_reports WHERE observed_at < $1", &[&raw_cutoff])
+        .await
+        .context("pruning history_reports")?;
+    let mut hourly_rollups = 0;
+    for table in ["metric_rollups", "status_rollups"] {
+        hourly_rollups += client
+            .execute(&format!("DELETE FROM {table} WHERE resolution = 'hour' AND bucket < $1"), &[&hourly_cutoff])
+            .await
+            .with_context(|| format!("pruning {table}"))?;
+    }
+    Ok(Pruned { raw_reports, hourly_rollups })
+}

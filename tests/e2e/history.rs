@@ -1,0 +1,217 @@
+//! History, rollups, uptime, CSV and time travel, from a known sequence of reports with
+//! explicit `observed_at` times.
+
+use crate::helpers::{eventually, spawn_app, TestApp};
+use serde_json::{json, Value};
+use sitrep_projections::timeline::Resolution;
+use sitrep_projections::{history, reset, History, Retention};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+fn rfc(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap()
+}
+
+/// Waits until the history projection has applied every stored event; returns the head.
+async fn history_caught_up(app: &TestApp, events: i64) -> i64 {
+    eventually("history to apply every event", || async {
+        let head = app.scalar("SELECT coalesce(max(position), 0) FROM events").await;
+        let count = app.scalar("SELECT count(*) FROM events").await;
+        let at =
+            app.scalar("SELECT coalesce(max(position), 0) FROM projection_checkpoints WHERE name = 'history'").await;
+        (count == events && at == head).then_some(head).ok_or(format!("{count} events, head {head}, history at {at}"))
+    })
+    .await
+}
+
+async fn table(app: &TestApp, name: &str, order: &str) -> Vec<String> {
+    let client = app.pool.get().await.unwrap();
+    let rows = client.query(&format!("SELECT row_to_json(t)::text FROM {name} t ORDER BY {order}"), &[]).await.unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+async fn history_tables(app: &TestApp) -> Vec<Vec<String>> {
+    vec![
+        table(app, "history_reports", "position").await,
+        table(app, "status_segments", "system, component, started_at").await,
+        table(app, "metric_rollups", "system, component, resolution, metric, bucket").await,
+        table(app, "status_rollups", "system, component, resolution, bucket, status").await,
+    ]
+}
+
+async fn publish(app: &TestApp, system: &str, component: &str, status: &str, at: OffsetDateTime, used: f64, ttl: u32) {
+    let report = json!({"system": system, "component": component, "status": status, "observed_at": rfc(at),
+                        "metrics": {"used_pct": used}, "ttl_seconds": ttl});
+    app.publish(system, report.to_string().into_bytes()).await;
+}
+
+/// The status class of the one component row on a system page (`r-ok`, `r-failed`, ...).
+fn row_class(html: &str) -> &str {
+    let start = html.find("<tr class=\"r-").expect("a component row") + "<tr class=\"".len();
+    &html[start..start + html[start..].find('"').unwrap()]
+}
+
+#[tokio::test]
+async fn a_known_sequence_gives_exact_rollups_uptime_csv_and_past_states_and_rebuilds_identically() {
+    // Arrange: ok, degraded at t1 (+20 min), failed at t2 (+40), ok at t3 (+70), silence past the
+    // 30-minute window, ok again at +150; then a late report observed at +30.
+    let app = spawn_app().await;
+    let base = Resolution::Hour.bucket(OffsetDateTime::now_utc()) - Duration::hours(3);
+    let m = |minutes: i64| base + Duration::minutes(minutes);
+    let sequence = [
+        ("ok", 0, 10.0),
+        ("ok", 10, 20.0),
+        ("degraded", 20, 50.0),
+        ("failed", 40, 90.0),
+        ("ok", 70, 30.0),
+        ("ok", 80, 40.0),
+        ("ok", 150, 60.0),
+        ("failed", 30, 99.0),
+    ];
+    for (status, minute, used) in sequence {
+        publish(&app, "derecho", "fs/glade", status, m(minute), used, 1800).await;
+    }
+    // An old component, beyond raw-history retention: time travel reads the event log for it.
+    let old = Resolution::Hour.bucket(OffsetDateTime::now_utc()) - Duration::days(10);
+    publish(&app, "archive", "tape/lib1", "ok", old, 5.0, 7200).await;
+    publish(&app, "archive", "tape/lib1", "failed", old + Duration::hours(1), 6.0, 7200).await;
+    // 10 reports; status changes: ok, degraded, failed, ok for glade and ok, failed for the old one.
+    history_caught_up(&app, 16).await;
+
+    // Assert: status seconds per hour (closed time only; the open ok segment is not a rollup yet).
+    let client = app.pool.get().await.unwrap();
+    let hourly = client
+        .query(
+            "SELECT bucket, status, seconds::float8 FROM status_rollups
+             WHERE system = 'derecho' AND resolution = 'hour' ORDER BY bucket, status",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(OffsetDateTime, String, f64)> = hourly.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let h = |n: i64| base + Duration::hours(n);
+    let want: Vec<(OffsetDateTime, String, f64)> = vec![
+        (h(0), "degraded".into(), 1200.0),
+        (h(0), "failed".into(), 1200.0),
+        (h(0), "ok".into(), 1200.0),
+        (h(1), "failed".into(), 600.0),
+        (h(1), "ok".into(), 2400.0),
+        (h(1), "stale".into(), 600.0),
+        (h(2), "stale".into(), 1800.0),
+    ];
+    assert_eq!(got, want);
+    let daily = client
+        .query(
+            "SELECT status, sum(seconds)::float8 FROM status_rollups
+             WHERE system = 'derecho' AND resolution = 'day' GROUP BY status ORDER BY status",
+            &[],
+        )
+        .await
+        .unwrap();
+    let daily: Vec<(String, f64)> = daily.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        daily,
+        [("degraded".into(), 1200.0), ("failed".into(), 1800.0), ("ok".into(), 3600.0), ("stale".into(), 2400.0)]
+    );
+
+    // Metric rollups: the late 99 counts in min/max/avg but is not the last value.
+    let metric = client
+        .query(
+            "SELECT bucket, min, max, (sum / count)::float8, last, count FROM metric_rollups
+             WHERE system = 'derecho' AND resolution = 'hour' AND metric = 'used_pct' ORDER BY bucket",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(OffsetDateTime, f64, f64, f64, f64, i64)> =
+        metric.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect();
+    assert_eq!(
+        got,
+        vec![(h(0), 10.0, 99.0, 53.8, 90.0, 5), (h(1), 30.0, 40.0, 35.0, 40.0, 2), (h(2), 60.0, 60.0, 60.0, 60.0, 1)]
+    );
+
+    // Uptime over 24 h: up = ok 90 min + degraded 20 min; down = failed 30 min (the late report
+    // changes nothing).
+    let (status, body) = app.get_json("/api/v1/uptime/derecho").await;
+    assert_eq!(status, 200, "{body}");
+    let day = &body["components"][0]["windows"]["24h"];
+    assert_eq!((day["up_seconds"].as_f64(), day["down_seconds"].as_f64()), (Some(6600.0), Some(1800.0)), "{body}");
+    let pct = day["uptime_pct"].as_f64().unwrap();
+    assert!((pct - 100.0 * 6600.0 / 8400.0).abs() < 1e-9, "{pct}");
+
+    // CSV: one row per hour bucket.
+    let csv_url = format!(
+        "/api/v1/history/derecho/fs/glade.csv?metric=used_pct&from={}&to={}&step=1h",
+        rfc(h(0)).replace('+', "%2B"),
+        rfc(h(3)).replace('+', "%2B")
+    );
+    let resp = app.http.get(app.url(&csv_url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(resp.headers()["content-disposition"].to_str().unwrap().contains("derecho_fs_glade.csv"));
+    let csv = resp.text().await.unwrap();
+    let want = format!(
+        "time,metric,min,max,avg,last,count\n{},used_pct,10,99,53.8,90,5\n{},used_pct,30,40,35,40,2\n{},used_pct,60,60,60,60,1\n",
+        rfc(h(0)),
+        rfc(h(1)),
+        rfc(h(2))
+    );
+    assert_eq!(csv, want);
+    // The same range in raw 10-minute steps, as JSON.
+    let json_url = format!("/api/v1/history/derecho/fs/glade?metric=used_pct&from={}&step=10m", rfc(h(0)));
+    let (status, body) = app.get_json(&json_url).await;
+    assert_eq!((status, body["resolution"].as_str(), body["step_seconds"].as_i64()), (200, Some("raw"), Some(600)));
+    let points = body["series"][0]["points"].as_array().unwrap();
+    let firsts: Vec<f64> = points.iter().map(|p| p["avg"].as_f64().unwrap()).collect();
+    assert_eq!(firsts, [10.0, 20.0, 50.0, 99.0, 90.0, 30.0, 40.0, 60.0]);
+
+    // Time travel between the transitions, read from the raw history.
+    for (minute, class) in [(15, "r-ok"), (30, "r-degraded"), (50, "r-failed"), (75, "r-ok"), (120, "r-stale")] {
+        let (status, html) = app.get(&format!("/systems/derecho?at={}", rfc(m(minute)).replace('+', "%2B"))).await;
+        assert_eq!(status, 200);
+        assert_eq!(row_class(&html), class, "at +{minute} min");
+        assert!(html.contains("Showing the state at") && html.contains("Back to now"));
+    }
+    let (_, html) = app.get(&format!("/systems/derecho/components/fs/glade?at={}", rfc(m(50)))).await;
+    assert!(html.contains("fs/glade</span> <span class=\"badge s-failed\"") && html.contains("Showing the state at"));
+    // Before the first report, the component had not reported yet.
+    let (status, html) = app.get(&format!("/systems/derecho/components/fs/glade?at={}", rfc(m(-5)))).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("had not reported yet"));
+    // Beyond raw retention, from the event log.
+    let (_, html) = app.get(&format!("/?at={}", rfc(old + Duration::minutes(30)))).await;
+    assert!(html.contains("class=\"tile t-ok\"") && html.contains("archive") && !html.contains("derecho"), "{html}");
+    let (_, html) =
+        app.get(&format!("/systems/archive/components/tape/lib1?at={}", rfc(old + Duration::minutes(90)))).await;
+    assert!(html.contains("tape/lib1</span> <span class=\"badge s-failed\""), "{html}");
+    assert_eq!(html.matches("<tr><td class=\"num\"><time").count(), 2, "both old reports listed from the event log");
+
+    // Pages and the API refuse a bad instant, naming the parameter.
+    let (status, html) = app.get("/systems/derecho?at=yesterday").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("at: &quot;yesterday&quot; is not a time"), "{html}");
+    let (status, body) = app.get_json("/api/v1/history/derecho/fs/glade?from=soon").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("from")), "{body}");
+    let (status, _) = app.get_json("/api/v1/history/derecho/fs/nope").await;
+    assert_eq!(status, 404);
+
+    // Act: rebuild history from zero while the runner is live.
+    let before = history_tables(&app).await;
+    reset(&app.pool, &History { default_ttl_seconds: 600 }).await.unwrap();
+    history_caught_up(&app, 16).await;
+
+    // Assert: identical tables.
+    assert_eq!(history_tables(&app).await, before);
+
+    // Retention: raw reports older than 7 days go; rollups, segments and the event log stay,
+    // and the past is still shown from the event log.
+    let pruned = history::prune(&app.pool, OffsetDateTime::now_utc(), Retention::default()).await.unwrap();
+    assert_eq!(pruned.raw_reports, 2);
+    assert_eq!(app.scalar("SELECT count(*) FROM history_reports WHERE system = 'archive'").await, 0);
+    assert_eq!(app.scalar("SELECT count(*) FROM status_segments WHERE system = 'archive'").await, 2);
+    let (_, html) = app.get(&format!("/?at={}", rfc(old + Duration::minutes(30)))).await;
+    assert!(html.contains("class=\"tile t-ok\""), "{html}");
+    let body: Value = app.get_json("/api/v1/status").await.1;
+    assert_eq!(body["components"].as_array().unwrap().len(), 2);
+    app.cleanup().await;
+}
