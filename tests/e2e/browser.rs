@@ -119,3 +119,76 @@ async fn every_page_renders_in_headless_chromium_with_a_screenshot() {
     }
     app.cleanup().await;
 }
+
+/// Publishes a day of reports every 10 minutes for three components, with a failure in the middle.
+async fn with_a_day_of_history() -> TestApp {
+    let app = spawn_app().await;
+    let now = time::OffsetDateTime::now_utc();
+    let steps = 144;
+    for i in 0..=steps {
+        let at = now - time::Duration::minutes(10 * (steps - i));
+        let x = i as f64 / steps as f64;
+        let used = 60.0 + 35.0 * x;
+        let glade = if (60..70).contains(&i) { "failed" } else if used > 90.0 { "degraded" } else { "ok" };
+        let batch = serde_json::json!({
+            "system": "derecho",
+            "observed_at": at.format(&time::format_description::well_known::Rfc3339).unwrap(),
+            "ttl_seconds": 900,
+            "reports": [
+                {"component": "fs/glade", "status": glade, "metrics": {"used_pct": used, "capacity_tb": 20000}},
+                {"component": "queue/main", "status": "ok", "metrics": {"pending_jobs": (900.0 + 400.0 * (x * 9.0).sin()).round(), "running_jobs": 1200}},
+                {"component": "partition/cpu", "status": "ok", "metrics": {"utilisation_pct": 70.0 + 25.0 * (x * 5.0).cos()}},
+            ]
+        });
+        app.publish("derecho", batch.to_string().into_bytes()).await;
+    }
+    // Status changes: glade ok, failed, ok, degraded; one each for the other two.
+    crate::helpers::wait_for_events(&app, 3 * (steps + 1) + 4 + 2).await;
+    crate::helpers::eventually("history to catch up", || async {
+        let head = app.scalar("SELECT max(position) FROM events").await;
+        let at = app.scalar("SELECT position FROM projection_checkpoints WHERE name = 'history'").await;
+        (at == head).then_some(()).ok_or(format!("history at {at} of {head}"))
+    })
+    .await;
+    app
+}
+
+#[tokio::test]
+async fn component_pages_draw_svg_charts_with_axes_and_a_status_timeline_in_headless_chromium() {
+    let app = with_a_day_of_history().await;
+    let dir = screenshot_dir();
+    let past = (time::OffsetDateTime::now_utc() - time::Duration::hours(13))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let pages: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "component-fs-glade",
+            "/systems/derecho/components/fs/glade".into(),
+            vec!["<polyline class=\"line\"", "<g class=\"axis\">", "<text", "rect class=\"seg s-failed\"", "Uptime"],
+        ),
+        ("component-fs-glade-7d", "/systems/derecho/components/fs/glade?range=7d".into(), vec!["From hourly rollups"]),
+        ("component-queue-main", "/systems/derecho/components/queue/main".into(), vec!["pending_jobs", "<polyline"]),
+        ("system-derecho-sparklines", "/systems/derecho".into(), vec!["<svg class=\"spark\""]),
+        ("system-derecho-past", format!("/systems/derecho?at={past}"), vec!["Showing the state at", "FAILED"]),
+    ];
+    for (name, path, needles) in pages {
+        let (wide, narrow) = (dir.join(format!("{name}.png")), dir.join(format!("{name}-phone.png")));
+        let url = app.url(&path);
+        let (wide2, narrow2) = (wide.clone(), narrow.clone());
+        let dom = tokio::task::spawn_blocking(move || {
+            let dom = render(&url, &wide2, 1400, 1400);
+            render(&url, &narrow2, 390, 844);
+            dom
+        })
+        .await
+        .unwrap();
+        for needle in needles {
+            assert!(dom.contains(needle), "{path} in Chromium lacks {needle:?}");
+        }
+        for png in [&wide, &narrow] {
+            let size = std::fs::metadata(png).unwrap().len();
+            assert!(size > 5_000, "{} is only {size} bytes", png.display());
+        }
+    }
+    app.cleanup().await;
+}
