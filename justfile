@@ -38,6 +38,11 @@ test-unit:
 test-e2e *ARGS:
     cargo test -p sitrep-tests --test e2e {{ARGS}}
 
+# Measure on this machine (release build, own database) and print BENCH lines
+[group('bench')]
+bench *ARGS:
+    scripts/bench {{ARGS}}
+
 # Format check and clippy
 [group('lint')]
 lint:

@@ -15,7 +15,8 @@ CREATE TABLE history_reports (
     received_at timestamptz NOT NULL,
     late        boolean     NOT NULL
 );
-CREATE INDEX history_reports_component_time ON history_reports (system, component, observed_at);
+-- Newest-first reads order by (observed_at, position): the index holds both, so no sort.
+CREATE INDEX history_reports_component_time ON history_reports (system, component, observed_at, position);
 CREATE INDEX history_reports_time ON history_reports (observed_at);
 
 -- Each component's statuses as consecutive segments of time, from its in-order reports. A gap

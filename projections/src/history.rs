@@ -51,30 +51,18 @@ impl Projection for History {
     async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
         let mut reports = Vec::new();
         for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
-            if let ComponentEvent::StatusReported {
-                system,
-                component,
-                status,
-                observed_at,
-                received_at,
-                message,
-                metrics,
-                labels,
-                ttl_seconds,
-                late,
-            } = ComponentEvent::deserialize(&stored.payload)?
-            {
+            if let ComponentEvent::StatusReported(r) = ComponentEvent::deserialize(&stored.payload)? {
                 reports.push(Report {
                     position: stored.position,
-                    key: (system.to_string(), component.to_string()),
-                    status: status.as_str(),
-                    message,
-                    metrics,
-                    labels: serde_json::to_value(labels)?,
-                    ttl_seconds: ttl_seconds.map(|t| t as i32),
-                    observed_at,
-                    received_at,
-                    late,
+                    key: (r.system.to_string(), r.component.to_string()),
+                    status: r.status.as_str(),
+                    labels: serde_json::to_value(&r.labels)?,
+                    ttl_seconds: r.ttl_seconds.map(|t| t as i32),
+                    message: r.message,
+                    metrics: r.metrics,
+                    observed_at: r.observed_at,
+                    received_at: r.received_at,
+                    late: r.late,
                 });
             }
         }

@@ -41,35 +41,24 @@ impl Projection for LatestStatus {
         let mut changes: HashMap<(String, String), OffsetDateTime> = HashMap::new();
         for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
             match ComponentEvent::deserialize(&stored.payload)? {
-                ComponentEvent::StatusReported {
-                    system,
-                    component,
-                    status,
-                    observed_at,
-                    received_at,
-                    message,
-                    metrics,
-                    labels,
-                    ttl_seconds,
-                    late,
-                } => {
-                    if late {
+                ComponentEvent::StatusReported(r) => {
+                    if r.late {
                         continue;
                     }
-                    let key = (system.to_string(), component.to_string());
+                    let key = (r.system.to_string(), r.component.to_string());
                     if !rows.contains_key(&key) {
                         order.push(key.clone());
                     }
                     rows.insert(
                         key,
                         Row {
-                            status: status.as_str(),
-                            message,
-                            metrics: serde_json::to_value(metrics)?,
-                            labels: serde_json::to_value(labels)?,
-                            ttl_seconds: ttl_seconds.map(|t| t as i32),
-                            observed_at,
-                            received_at,
+                            status: r.status.as_str(),
+                            metrics: serde_json::to_value(&r.metrics)?,
+                            labels: serde_json::to_value(&r.labels)?,
+                            message: r.message,
+                            ttl_seconds: r.ttl_seconds.map(|t| t as i32),
+                            observed_at: r.observed_at,
+                            received_at: r.received_at,
                             last_position: stored.position,
                         },
                     );

@@ -1,6 +1,7 @@
 //! The `sitrep` command line.
 
 use crate::app::{self, Parts};
+use crate::bench::{self, BenchArgs};
 use crate::simulate::{self, SimulateArgs};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -36,6 +37,10 @@ pub enum Command {
     Migrate,
     /// Publish realistic collector traffic (Derecho, Casper, JupyterHub, platform services).
     Simulate(SimulateArgs),
+    /// Measure sitrep on this machine, in a database of its own, and print `BENCH` lines.
+    ///
+    /// Build with --release for meaningful figures (`just bench` does).
+    Bench(BenchArgs),
     /// Try sitrep: start everything with the simulator and print the dashboard's URL.
     ///
     /// Uses the Postgres and NATS at the configured URLs; when those are on this machine and
@@ -76,16 +81,12 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             println!("published {n} reports");
             Ok(())
         }
+        Command::Bench(args) => {
+            settings = local_services(settings, &args.dir).await?;
+            bench::run(&settings, &args).await
+        }
         Command::Demo { dir, rate } => {
-            let dir2 = dir.clone();
-            let mut s2 = settings.clone();
-            let said = tokio::task::spawn_blocking(move || devservices::ensure(&mut s2, &dir2).map(|said| (said, s2)))
-                .await
-                .context("starting local services")??;
-            for line in &said.0 {
-                println!("{line}");
-            }
-            settings = said.1;
+            settings = local_services(settings, &dir).await?;
             let running = app::start(settings.clone(), Parts::ALL).await?;
             let nats = bus::connect(&settings.nats_url).await?;
             let cancel = CancellationToken::new();
@@ -104,6 +105,21 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             result
         }
     }
+}
+
+/// The settings with project-local Postgres and NATS under `dir/.sitrep` when the configured
+/// ones are on this machine and do not answer (started if need be; what was done is printed).
+async fn local_services(settings: Settings, dir: &std::path::Path) -> anyhow::Result<Settings> {
+    let dir = dir.to_path_buf();
+    let mut settings = settings;
+    let (said, settings) =
+        tokio::task::spawn_blocking(move || devservices::ensure(&mut settings, &dir).map(|said| (said, settings)))
+            .await
+            .context("starting local services")??;
+    for line in &said {
+        println!("{line}");
+    }
+    Ok(settings)
 }
 
 async fn serve(settings: Settings, parts: Parts) -> anyhow::Result<()> {

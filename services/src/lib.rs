@@ -3,12 +3,14 @@
 //! The `sitrep` binary's commands and the long-running services behind them. Start at [`cli`]
 //! for the commands, then [`app`] for how the parts are put together.
 //!
-//! - [`cli`]: the command line (`run`, `ingest`, `project`, `web`, `migrate`, `simulate`, `demo`).
+//! - [`cli`]: the command line (`run`, `ingest`, `project`, `web`, `migrate`, `simulate`, `bench`, `demo`).
 //! - [`app`]: starts ingest, projections and web, alone or together, and stops them cleanly.
 //! - [`ingest`]: the command side: NATS batches → aggregates → one transaction → ack.
 //! - [`simulate`]: realistic collector traffic for demos and load.
+//! - [`bench`]: `sitrep bench`, measurements with same-run ratios and `BENCH` lines.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod ingest;
 pub mod simulate;

@@ -129,7 +129,13 @@ async fn with_a_day_of_history() -> TestApp {
         let at = now - time::Duration::minutes(10 * (steps - i));
         let x = i as f64 / steps as f64;
         let used = 60.0 + 35.0 * x;
-        let glade = if (60..70).contains(&i) { "failed" } else if used > 90.0 { "degraded" } else { "ok" };
+        let glade = if (60..70).contains(&i) {
+            "failed"
+        } else if used > 90.0 {
+            "degraded"
+        } else {
+            "ok"
+        };
         let batch = serde_json::json!({
             "system": "derecho",
             "observed_at": at.format(&time::format_description::well_known::Rfc3339).unwrap(),

@@ -7,12 +7,12 @@
 //! side reads the event log.
 
 use crate::chart::Point;
-use crate::queries::ComponentState;
+use crate::queries::{self, ComponentState};
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE};
-use sitrep_domain::{component_aggregate_id, ComponentName, Status, SystemName};
+use sitrep_domain::{component_aggregate_id, ComponentName, SystemName};
 use sitrep_projections::timeline::{Resolution, Segment};
 use sitrep_projections::Retention;
 use std::collections::HashMap;
@@ -98,46 +98,101 @@ pub async fn series(
 ) -> anyhow::Result<Vec<Series>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let (from, to) = (w.from, w.to);
-    let step_s = w.step.as_seconds_f64();
-    let rows = match w.source {
-        Source::Raw => client
-            .query(
-                "SELECT m.key, date_bin(make_interval(secs => $5), h.observed_at, timestamptz 'epoch') AS b,
-                        min(m.v), max(m.v), avg(m.v), (array_agg(m.v ORDER BY h.observed_at DESC, h.position DESC))[1],
-                        count(*)
-                 FROM history_reports h
-                 CROSS JOIN LATERAL (SELECT key, value::float8 AS v FROM jsonb_each(h.metrics)) AS m
-                 WHERE h.system = $1 AND h.component = $2 AND h.observed_at >= $3 AND h.observed_at < $4
-                   AND ($6::text IS NULL OR m.key = $6)
-                 GROUP BY 1, 2 ORDER BY 1, 2",
-                &[&system, &component, &from, &to, &step_s, &metric],
-            )
-            .await
-            .context("reading history_reports")?,
-        Source::Rollup(res) => client
-            .query(
-                "SELECT metric, date_bin(make_interval(secs => $5), bucket, timestamptz 'epoch') AS b,
-                        min(min), max(max), (sum(sum) / sum(count))::float8,
-                        (array_agg(last ORDER BY last_at DESC))[1], sum(count)::int8
-                 FROM metric_rollups
-                 WHERE system = $1 AND component = $2 AND resolution = $7 AND bucket >= $3 AND bucket < $4
-                   AND ($6::text IS NULL OR metric = $6)
-                 GROUP BY 1, 2 ORDER BY 1, 2",
-                &[&system, &component, &res.bucket(from), &to, &step_s, &metric, &res.as_str()],
-            )
-            .await
-            .context("reading metric_rollups")?,
-    };
-    let mut out: Vec<Series> = Vec::new();
-    for r in rows {
-        let name: String = r.get(0);
-        let point = Point { t: r.get(1), min: r.get(2), max: r.get(3), avg: r.get(4), last: r.get(5), count: r.get(6) };
-        match out.last_mut() {
-            Some(s) if s.metric == name => s.points.push(point),
-            _ => out.push(Series { metric: name, points: vec![point] }),
+    let mut samples = Vec::new();
+    match w.source {
+        Source::Raw => {
+            let rows = client
+                .query(
+                    "SELECT observed_at, metrics FROM history_reports
+                     WHERE system = $1 AND component = $2 AND observed_at >= $3 AND observed_at < $4
+                     ORDER BY observed_at, position",
+                    &[&system, &component, &from, &to],
+                )
+                .await
+                .context("reading history_reports")?;
+            for r in &rows {
+                let at: OffsetDateTime = r.get(0);
+                let Value::Object(metrics) = r.get::<_, Value>(1) else { continue };
+                for (name, v) in metrics {
+                    if metric.is_none_or(|m| m == name) {
+                        if let Some(v) = v.as_f64() {
+                            samples.push(Sample { metric: name, at, min: v, max: v, sum: v, count: 1, last: v });
+                        }
+                    }
+                }
+            }
+        }
+        Source::Rollup(res) => {
+            let rows = client
+                .query(
+                    "SELECT metric, bucket, min, max, sum::float8, count, last, last_at FROM metric_rollups
+                     WHERE system = $1 AND component = $2 AND resolution = $3 AND bucket >= $4 AND bucket < $5
+                       AND ($6::text IS NULL OR metric = $6)
+                     ORDER BY last_at",
+                    &[&system, &component, &res.as_str(), &res.bucket(from), &to, &metric],
+                )
+                .await
+                .context("reading metric_rollups")?;
+            samples.extend(rows.iter().map(|r| Sample {
+                metric: r.get(0),
+                at: r.get(1),
+                min: r.get(2),
+                max: r.get(3),
+                sum: r.get(4),
+                count: r.get(5),
+                last: r.get(6),
+            }));
         }
     }
-    Ok(out)
+    Ok(bucket(samples, w.step))
+}
+
+/// A value, or a rollup of values, at a time: what [`bucket`] folds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub metric: String,
+    /// When it was observed (for a rollup, its bucket's start).
+    pub at: OffsetDateTime,
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+    pub count: i64,
+    pub last: f64,
+}
+
+/// Folds samples, given oldest last-value first, into `step`-wide buckets aligned to the epoch
+/// (as Postgres's `date_bin(step, t, 'epoch')`), one series per metric, sorted by name and time.
+pub fn bucket(samples: Vec<Sample>, step: Duration) -> Vec<Series> {
+    let step_s = step.whole_seconds().max(1);
+    let mut by_metric: std::collections::BTreeMap<String, std::collections::BTreeMap<i64, Point>> = Default::default();
+    for s in samples {
+        let b = s.at.unix_timestamp().div_euclid(step_s) * step_s;
+        let points = by_metric.entry(s.metric).or_default();
+        let p = points.entry(b).or_insert_with(|| Point {
+            t: OffsetDateTime::from_unix_timestamp(b).unwrap_or(s.at),
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            avg: 0.0,
+            last: s.last,
+            count: 0,
+        });
+        p.min = p.min.min(s.min);
+        p.max = p.max.max(s.max);
+        // `avg` holds the running sum until the end.
+        p.avg += s.sum;
+        p.count += s.count;
+        p.last = s.last;
+    }
+    by_metric
+        .into_iter()
+        .map(|(metric, points)| Series {
+            metric,
+            points: points
+                .into_values()
+                .map(|p| Point { avg: if p.count > 0 { p.avg / p.count as f64 } else { 0.0 }, ..p })
+                .collect(),
+        })
+        .collect()
 }
 
 /// The status segments of a system's components (or one component's) that overlap
@@ -206,7 +261,8 @@ pub async fn recent_reports(
     if until >= raw_from {
         let rows = client
             .query(
-                "SELECT status, message, metrics, labels, ttl_seconds, observed_at, received_at, late
+                "SELECT system, component, status, message, metrics, labels, ttl_seconds, observed_at, received_at,
+                        observed_at AS status_since, late
                  FROM history_reports
                  WHERE system = $1 AND component = $2 AND observed_at <= $3
                  ORDER BY observed_at DESC, position DESC LIMIT $4",
@@ -214,27 +270,7 @@ pub async fn recent_reports(
             )
             .await
             .context("reading history_reports")?;
-        return rows
-            .iter()
-            .map(|r| {
-                let status: String = r.get(0);
-                Ok(PastReport {
-                    state: ComponentState {
-                        system: system.to_owned(),
-                        component: component.to_owned(),
-                        status: Status::parse(&status).map_err(anyhow::Error::msg)?,
-                        message: r.get(1),
-                        metrics: object(r.get(2)),
-                        labels: object(r.get(3)),
-                        ttl_seconds: r.get::<_, Option<i32>>(4).map(|t| t as u32),
-                        observed_at: r.get(5),
-                        received_at: r.get(6),
-                        status_since: r.get(5),
-                    },
-                    late: r.get(7),
-                })
-            })
-            .collect();
+        return rows.iter().map(|r| Ok(PastReport { state: queries::from_row(r)?, late: r.get("late") })).collect();
     }
     let (Ok(sys), Ok(comp)) = (SystemName::parse(system), ComponentName::parse(component)) else {
         return Ok(vec![]);
@@ -252,43 +288,25 @@ pub async fn recent_reports(
     rows.iter().map(|r| from_payload(r.get(0))).collect()
 }
 
-fn object(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
 /// A StatusReported event's payload as a past report (`status_since` is its own time until the
 /// caller knows better).
 fn from_payload(payload: Value) -> anyhow::Result<PastReport> {
     use serde::Deserialize;
     match ComponentEvent::deserialize(&payload).context("a StatusReported payload")? {
-        ComponentEvent::StatusReported {
-            system,
-            component,
-            status,
-            observed_at,
-            received_at,
-            message,
-            metrics,
-            labels,
-            ttl_seconds,
-            late,
-        } => Ok(PastReport {
+        ComponentEvent::StatusReported(r) => Ok(PastReport {
+            late: r.late,
             state: ComponentState {
-                system: system.to_string(),
-                component: component.to_string(),
-                status,
-                message,
-                metrics: metrics.into_iter().map(|(k, v)| (k, Value::from(v))).collect(),
-                labels: labels.into_iter().map(|(k, v)| (k, Value::from(v))).collect(),
-                ttl_seconds,
-                observed_at,
-                received_at,
-                status_since: observed_at,
+                system: r.system.to_string(),
+                component: r.component.to_string(),
+                status: r.status,
+                message: r.message,
+                metrics: r.metrics.into_iter().map(|(k, v)| (k, Value::from(v))).collect(),
+                labels: r.labels.into_iter().map(|(k, v)| (k, Value::from(v))).collect(),
+                ttl_seconds: r.ttl_seconds,
+                observed_at: r.observed_at,
+                received_at: r.received_at,
+                status_since: r.observed_at,
             },
-            late,
         }),
         other => anyhow::bail!("expected StatusReported, found {other:?}"),
     }
@@ -308,7 +326,7 @@ pub async fn state_at(
         let rows = client
             .query(
                 "SELECT l.system, l.component, h.status, h.message, h.metrics, h.labels, h.ttl_seconds,
-                        h.observed_at, h.received_at
+                        h.observed_at, h.received_at, h.observed_at AS status_since
                  FROM latest_status l
                  CROSS JOIN LATERAL (
                     SELECT * FROM history_reports h
@@ -320,23 +338,7 @@ pub async fn state_at(
             )
             .await
             .context("reading history_reports")?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.get(2);
-                Ok(ComponentState {
-                    system: r.get(0),
-                    component: r.get(1),
-                    status: Status::parse(&status).map_err(anyhow::Error::msg)?,
-                    message: r.get(3),
-                    metrics: object(r.get(4)),
-                    labels: object(r.get(5)),
-                    ttl_seconds: r.get::<_, Option<i32>>(6).map(|t| t as u32),
-                    observed_at: r.get(7),
-                    received_at: r.get(8),
-                    status_since: r.get(7),
-                })
-            })
-            .collect::<anyhow::Result<_>>()?
+        rows.iter().map(queries::from_row).collect::<anyhow::Result<_>>()?
     } else {
         let prefix = system.map(|s| format!("{s}:")).unwrap_or_default();
         let rows = client
@@ -396,4 +398,49 @@ pub async fn sparklines(
         out.entry((r.get(0), r.get(1))).or_default().push((r.get(2), r.get(3)));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn raw(metric: &str, minute: i64, v: f64) -> Sample {
+        let at = datetime!(2026-11-22 09:00 UTC) + Duration::minutes(minute);
+        Sample { metric: metric.into(), at, min: v, max: v, sum: v, count: 1, last: v }
+    }
+
+    #[test]
+    fn samples_fold_into_epoch_aligned_buckets_per_metric() {
+        let samples = vec![
+            raw("used_pct", 0, 10.0),
+            raw("load", 5, 1.0),
+            raw("used_pct", 20, 50.0),
+            raw("used_pct", 59, 30.0),
+            raw("used_pct", 61, 7.0),
+        ];
+        let series = bucket(samples, Duration::hours(1));
+        assert_eq!(series.iter().map(|s| s.metric.as_str()).collect::<Vec<_>>(), ["load", "used_pct"]);
+        let used = &series[1].points;
+        assert_eq!(used.len(), 2);
+        assert_eq!(used[0].t, datetime!(2026-11-22 09:00 UTC));
+        assert_eq!((used[0].min, used[0].max, used[0].avg, used[0].last, used[0].count), (10.0, 50.0, 30.0, 30.0, 3));
+        assert_eq!((used[1].t, used[1].avg, used[1].count), (datetime!(2026-11-22 10:00 UTC), 7.0, 1));
+    }
+
+    #[test]
+    fn rollups_fold_by_their_sums_and_counts() {
+        let hour = |minute: i64, sum: f64, count: i64, last: f64| Sample {
+            metric: "m".into(),
+            at: datetime!(2026-11-22 00:00 UTC) + Duration::minutes(minute),
+            min: 1.0,
+            max: 9.0,
+            sum,
+            count,
+            last,
+        };
+        let series = bucket(vec![hour(0, 10.0, 2, 4.0), hour(60, 30.0, 3, 8.0)], Duration::hours(3));
+        let p = &series[0].points[0];
+        assert_eq!((p.avg, p.count, p.last, p.min, p.max), (8.0, 5, 8.0, 1.0, 9.0));
+    }
 }

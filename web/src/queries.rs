@@ -21,10 +21,11 @@ pub struct ComponentState {
     pub status_since: OffsetDateTime,
 }
 
-const COLUMNS: &str =
+/// The columns [`from_row`] reads, in order; other reads alias theirs to match.
+pub(crate) const COLUMNS: &str =
     "system, component, status, message, metrics, labels, ttl_seconds, observed_at, received_at, status_since";
 
-fn from_row(r: &tokio_postgres::Row) -> anyhow::Result<ComponentState> {
+pub(crate) fn from_row(r: &tokio_postgres::Row) -> anyhow::Result<ComponentState> {
     let status: String = r.get(2);
     let object = |v: Value| match v {
         Value::Object(m) => m,

@@ -1,6 +1,6 @@
 //! The component aggregate's rules.
 
-use super::{ComponentCommand, ComponentEvent};
+use super::{ComponentCommand, ComponentEvent, Reported};
 use crate::names::component_aggregate_id;
 use crate::{ComponentName, Status, SystemName};
 use cqrs_es::event_sink::EventSink;
@@ -46,19 +46,7 @@ impl Aggregate for Component {
         let from = self.status;
         let (system, component, status, at) =
             (report.system.clone(), report.component.clone(), report.status, report.observed_at);
-        let reported = ComponentEvent::StatusReported {
-            system: report.system,
-            component: report.component,
-            status: report.status,
-            observed_at: report.observed_at,
-            received_at,
-            message: report.message,
-            metrics: report.metrics,
-            labels: report.labels,
-            ttl_seconds: report.ttl_seconds,
-            late,
-        };
-        sink.write(reported, self).await;
+        sink.write(ComponentEvent::StatusReported(Reported::new(report, received_at, late)), self).await;
         if changed {
             sink.write(ComponentEvent::StatusChanged { system, component, from, to: status, at }, self).await;
         }
@@ -67,11 +55,11 @@ impl Aggregate for Component {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            ComponentEvent::StatusReported { system, component, status, observed_at, late, .. } => {
-                self.identity.get_or_insert((system, component));
-                if !late {
-                    self.status = Some(status);
-                    self.observed_at = Some(observed_at);
+            ComponentEvent::StatusReported(r) => {
+                self.identity.get_or_insert((r.system, r.component));
+                if !r.late {
+                    self.status = Some(r.status);
+                    self.observed_at = Some(r.observed_at);
                 }
             }
             ComponentEvent::StatusChanged { .. } => {}
@@ -121,18 +109,7 @@ mod tests {
     }
 
     fn reported(r: &Report, late: bool) -> ComponentEvent {
-        ComponentEvent::StatusReported {
-            system: r.system.clone(),
-            component: r.component.clone(),
-            status: r.status,
-            observed_at: r.observed_at,
-            received_at: RECEIVED,
-            message: r.message.clone(),
-            metrics: r.metrics.clone(),
-            labels: r.labels.clone(),
-            ttl_seconds: r.ttl_seconds,
-            late,
-        }
+        ComponentEvent::StatusReported(Reported::new(r.clone(), RECEIVED, late))
     }
 
     fn changed(r: &Report, from: Option<Status>) -> ComponentEvent {

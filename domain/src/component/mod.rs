@@ -14,4 +14,4 @@ pub const AGGREGATE_TYPE: &str = "component";
 
 pub use aggregate::{Component, ComponentError};
 pub use commands::ComponentCommand;
-pub use events::ComponentEvent;
+pub use events::{ComponentEvent, Reported};
