@@ -320,11 +320,26 @@ pub async fn run(pool: Pool, source: Source, settings: Settings, cancel: Cancell
     Ok(())
 }
 
-/// Hands the messages the client has buffered back to JetStream, so a restart gets them at once
-/// instead of after the ack wait.
+/// How long a released message stays away: long enough that it is not handed straight back to
+/// this stopping subscription, short enough that the next ingest gets it at once.
+const RELEASE_DELAY: Duration = Duration::from_secs(1);
+/// The longest a stop spends releasing buffered messages.
+const RELEASE_BUDGET: Duration = Duration::from_secs(2);
+
+/// Hands the messages the client has buffered back to JetStream, so a restart gets them within
+/// [`RELEASE_DELAY`] instead of after the ack wait. Bounded: it stops at the first message it has
+/// already released (JetStream redelivers to the open pull request) and after [`RELEASE_BUDGET`].
 async fn release_buffered(messages: &mut async_nats::jetstream::consumer::pull::Stream) {
-    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(20), messages.next()).await {
-        let _ = m.ack_with(AckKind::Nak(None)).await;
+    let deadline = Instant::now() + RELEASE_BUDGET;
+    let mut released = std::collections::HashSet::new();
+    while let Ok(Ok(Some(Ok(m)))) =
+        tokio::time::timeout_at(deadline, tokio::time::timeout(Duration::from_millis(20), messages.next())).await
+    {
+        let again = m.info().map(|i| !released.insert(i.stream_sequence)).unwrap_or(true);
+        let _ = m.ack_with(AckKind::Nak(Some(RELEASE_DELAY))).await;
+        if again {
+            break;
+        }
     }
 }
 
