@@ -93,7 +93,8 @@ async fn measure(pool: &deadpool_postgres::Pool, settings: &Settings, args: &Ben
     println!("seeding: {} components, and {} days of one-minute reports for bench:fs/big", args.components, args.days);
     let events = seed(pool, args, now).await?;
     let started = Instant::now();
-    let applied = catch_up(pool, &LatestStatus).await? + catch_up(pool, &History { default_ttl_seconds: 600 }).await?;
+    let applied = catch_up(pool, &LatestStatus).await?
+        + catch_up(pool, &History { default_ttl_seconds: settings.default_ttl_seconds }).await?;
     let secs = started.elapsed().as_secs_f64();
     let mut figures = vec![Figure {
         name: "history_projection",
@@ -103,7 +104,8 @@ async fn measure(pool: &deadpool_postgres::Pool, settings: &Settings, args: &Ben
         note: format!("latest_status + history catching up on {events} events"),
     }];
 
-    let mut state = sitrep_web::AppState::new(pool.clone(), 600, settings.subject_prefix.clone());
+    let mut state =
+        sitrep_web::AppState::new(pool.clone(), settings.default_ttl_seconds, settings.subject_prefix.clone());
     state.clock = std::sync::Arc::new(move || now);
     let router = sitrep_web::router(state);
     let pages = [

@@ -165,6 +165,26 @@ async fn a_known_sequence_gives_exact_rollups_uptime_csv_and_past_states_and_reb
     let firsts: Vec<f64> = points.iter().map(|p| p["avg"].as_f64().unwrap()).collect();
     assert_eq!(firsts, [10.0, 20.0, 50.0, 99.0, 90.0, 30.0, 40.0, 60.0]);
 
+    // A window in hourly rollups ending inside an hour takes that hour from raw reports, so
+    // nothing observed after its end leaks in.
+    let url = format!(
+        "/api/v1/history/derecho/fs/glade?metric=&from={}&to={}&step=1h",
+        rfc(h(0) - Duration::days(6)),
+        rfc(m(25))
+    );
+    let (status, body) = app.get_json(&url).await;
+    assert_eq!((status, body["resolution"].as_str()), (200, Some("hour")), "{body}");
+    let last = body["series"][0]["points"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["count"].as_i64(), last["max"].as_f64()), (Some(3), Some(50.0)), "{body}");
+    let (status, body) = app.get_json("/api/v1/history/derecho/fs/glade?metric=nosuch").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().starts_with("metric:"), "{body}");
+    let resp = app.http.get(app.url("/api/v1/history/derecho/fs/glade.csv?format=csv")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // The status API travels too.
+    let (status, body) = app.get_json(&format!("/api/v1/status/derecho?at={}", rfc(m(50)))).await;
+    assert_eq!((status, body["components"][0]["status"].as_str()), (200, Some("failed")), "{body}");
+
     // Time travel between the transitions, read from the raw history.
     for (minute, class) in [(15, "r-ok"), (30, "r-degraded"), (50, "r-failed"), (75, "r-ok"), (120, "r-stale")] {
         let (status, html) = app.get(&format!("/systems/derecho?at={}", rfc(m(minute)).replace('+', "%2B"))).await;

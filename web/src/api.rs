@@ -64,26 +64,46 @@ fn to_json(state: &AppState, now: OffsetDateTime, c: ComponentState) -> Componen
     }
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn status_all(State(state): State<AppState>) -> Result<Json<StatusResponse>, WebError> {
+/// The components now, or as they were at `?at=` (then `generated_at` is that instant).
+async fn states(
+    state: &AppState,
+    system: Option<&str>,
+    q: &AtQuery,
+) -> Result<(OffsetDateTime, Vec<ComponentState>), WebError> {
     let now = state.now();
-    let rows = queries::all_components(&state.pool).await.map_err(WebError::api)?;
-    let components = rows.into_iter().map(|c| to_json(&state, now, c)).collect();
-    Ok(Json(StatusResponse { generated_at: now, components }))
+    let rows = match q.resolve(Format::Json, now)? {
+        None => match system {
+            None => queries::all_components(&state.pool).await,
+            Some(system) => queries::system_components(&state.pool, system).await,
+        }
+        .map(|rows| (now, rows)),
+        Some(at) => history::state_at(&state.pool, system, at, now - state.kept.raw).await.map(|rows| (at, rows)),
+    };
+    rows.map_err(WebError::api)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn status_all(
+    State(state): State<AppState>,
+    Query(q): Query<AtQuery>,
+) -> Result<Json<StatusResponse>, WebError> {
+    let (at, rows) = states(&state, None, &q).await?;
+    let components = rows.into_iter().map(|c| to_json(&state, at, c)).collect();
+    Ok(Json(StatusResponse { generated_at: at, components }))
 }
 
 #[tracing::instrument(skip_all, fields(system = %system))]
 pub async fn status_system(
     State(state): State<AppState>,
     Path(system): Path<String>,
+    Query(q): Query<AtQuery>,
 ) -> Result<Json<StatusResponse>, WebError> {
-    let now = state.now();
-    let rows = queries::system_components(&state.pool, &system).await.map_err(WebError::api)?;
-    if rows.is_empty() {
+    let (at, rows) = states(&state, Some(&system), &q).await?;
+    if rows.is_empty() && q.resolve(Format::Json, state.now())?.is_none() {
         return Err(WebError::no_reports(Format::Json, &system, &state.subject_prefix));
     }
-    let components = rows.into_iter().map(|c| to_json(&state, now, c)).collect();
-    Ok(Json(StatusResponse { generated_at: now, components }))
+    let components = rows.into_iter().map(|c| to_json(&state, at, c)).collect();
+    Ok(Json(StatusResponse { generated_at: at, components }))
 }
 
 #[derive(Debug, Serialize)]
@@ -141,8 +161,9 @@ pub async fn history(
     Path((system, component)): Path<(String, String)>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, WebError> {
-    let (component, csv) = match (q.format.as_deref(), component.strip_suffix(".csv")) {
-        (Some("csv"), _) => (component.clone(), true),
+    let (component, csv) = match (q.format.as_deref().filter(|f| !f.is_empty()), component.strip_suffix(".csv")) {
+        (Some("csv"), stripped) => (stripped.unwrap_or(&component).to_owned(), true),
+        // `format=json` keeps a name that really ends in `.csv`.
         (Some("json"), _) => (component.clone(), false),
         (Some(other), _) => {
             return Err(WebError::bad_request(
@@ -183,8 +204,17 @@ pub async fn history(
             format!("Collectors publish to {}.report.{system}: see docs/collectors.md.", state.subject_prefix),
         ));
     }
-    let series =
-        history::series(&state.pool, &system, &component, q.metric.as_deref(), window).await.map_err(WebError::api)?;
+    let metric = q.metric.as_deref().filter(|m| !m.is_empty());
+    if let Some(m) = metric {
+        if !history::has_metric(&state.pool, &system, &component, m).await.map_err(WebError::api)? {
+            return Err(WebError::not_found(
+                Format::Json,
+                format!("metric: {system} / {component} has never reported a metric named {m:?}."),
+                "Leave metric out to get every metric the component reports.",
+            ));
+        }
+    }
+    let series = history::series(&state.pool, &system, &component, metric, window).await.map_err(WebError::api)?;
     if csv {
         return history_csv(&system, &component, &series).map_err(WebError::api);
     }

@@ -34,6 +34,8 @@ pub struct ComponentQuery {
 pub struct ComponentPage {
     pub layout: Layout,
     pub system: String,
+    /// The systems overview, at the same instant.
+    pub home_url: String,
     pub system_url: String,
     pub component: String,
     /// The component's state at the instant shown; `None` if it had not reported yet.
@@ -136,6 +138,7 @@ pub fn component_page(state: &AppState, now: OffsetDateTime, at: Option<OffsetDa
     );
     ComponentPage {
         layout: Layout::travelling(f.component.clone(), "systems", now, at, now_url, hidden),
+        home_url: format!("/{}", params::at_suffix(at, '?')),
         system_url: format!("/systems/{}{}", f.system, params::at_suffix(at, '?')),
         current: f.current.as_ref().map(|c| current(state, end, c)),
         ranges: RANGES
@@ -290,7 +293,13 @@ mod tests {
                 metric: "used_pct".into(),
                 points: (1..20).map(|h| point(h, 80.0)).collect(),
             }],
-            window: Window { from: NOW - RANGES[range].2, to: NOW, source: Source::Raw, step: Duration::minutes(5) },
+            window: Window {
+                from: NOW - RANGES[range].2,
+                to: NOW,
+                source: Source::Raw,
+                step: Duration::minutes(5),
+                raw_from: NOW - Duration::days(7),
+            },
             reports: vec![PastReport { state: current.clone(), late: true }],
             current: Some(current),
             range,

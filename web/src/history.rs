@@ -71,6 +71,9 @@ pub struct Window {
     pub to: OffsetDateTime,
     pub source: Source,
     pub step: Duration,
+    /// Where raw history starts (retention): a rollup window reads its last, partial bucket
+    /// from raw reports when they are kept, so nothing after `to` leaks in.
+    pub raw_from: OffsetDateTime,
 }
 
 impl Window {
@@ -84,7 +87,7 @@ impl Window {
         kept: Retention,
     ) -> Self {
         let (source, step) = Source::choose(from, step.unwrap_or_else(|| default_step(from, to)), now, kept);
-        Self { from, to, source, step }
+        Self { from, to, source, step, raw_from: now - kept.raw }
     }
 }
 
@@ -100,36 +103,19 @@ pub async fn series(
     let (from, to) = (w.from, w.to);
     let mut samples = Vec::new();
     match w.source {
-        Source::Raw => {
-            let rows = client
-                .query(
-                    "SELECT observed_at, metrics FROM history_reports
-                     WHERE system = $1 AND component = $2 AND observed_at >= $3 AND observed_at < $4
-                     ORDER BY observed_at, position",
-                    &[&system, &component, &from, &to],
-                )
-                .await
-                .context("reading history_reports")?;
-            for r in &rows {
-                let at: OffsetDateTime = r.get(0);
-                let Value::Object(metrics) = r.get::<_, Value>(1) else { continue };
-                for (name, v) in metrics {
-                    if metric.is_none_or(|m| m == name) {
-                        if let Some(v) = v.as_f64() {
-                            samples.push(Sample { metric: name, at, min: v, max: v, sum: v, count: 1, last: v });
-                        }
-                    }
-                }
-            }
-        }
+        Source::Raw => raw_samples(&client, system, component, metric, from, to, &mut samples).await?,
         Source::Rollup(res) => {
+            // Whole buckets from the rollups; the bucket holding `to` from raw reports, when kept.
+            let tail = res.bucket(to);
+            let tail_from_raw = tail >= w.raw_from && tail < to;
+            let rollups_to = if tail_from_raw { tail } else { to };
             let rows = client
                 .query(
                     "SELECT metric, bucket, min, max, sum::float8, count, last, last_at FROM metric_rollups
                      WHERE system = $1 AND component = $2 AND resolution = $3 AND bucket >= $4 AND bucket < $5
                        AND ($6::text IS NULL OR metric = $6)
                      ORDER BY last_at",
-                    &[&system, &component, &res.as_str(), &res.bucket(from), &to, &metric],
+                    &[&system, &component, &res.as_str(), &res.bucket(from), &rollups_to, &metric],
                 )
                 .await
                 .context("reading metric_rollups")?;
@@ -142,9 +128,45 @@ pub async fn series(
                 count: r.get(5),
                 last: r.get(6),
             }));
+            if tail_from_raw {
+                raw_samples(&client, system, component, metric, tail, to, &mut samples).await?;
+            }
         }
     }
     Ok(bucket(samples, w.step))
+}
+
+/// Every metric value (or only `metric`'s) reported in `[from, to)`, oldest first.
+async fn raw_samples(
+    client: &deadpool_postgres::Client,
+    system: &str,
+    component: &str,
+    metric: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    samples: &mut Vec<Sample>,
+) -> anyhow::Result<()> {
+    let rows = client
+        .query(
+            "SELECT observed_at, metrics FROM history_reports
+             WHERE system = $1 AND component = $2 AND observed_at >= $3 AND observed_at < $4
+             ORDER BY observed_at, position",
+            &[&system, &component, &from, &to],
+        )
+        .await
+        .context("reading history_reports")?;
+    for r in &rows {
+        let at: OffsetDateTime = r.get(0);
+        let Value::Object(metrics) = r.get::<_, Value>(1) else { continue };
+        for (name, v) in metrics {
+            if metric.is_none_or(|m| m == name) {
+                if let Some(v) = v.as_f64() {
+                    samples.push(Sample { metric: name, at, min: v, max: v, sum: v, count: 1, last: v });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A value, or a rollup of values, at a time: what [`bucket`] folds.
@@ -193,6 +215,20 @@ pub fn bucket(samples: Vec<Sample>, step: Duration) -> Vec<Series> {
                 .collect(),
         })
         .collect()
+}
+
+/// Whether a component has ever reported `metric` (its daily rollups are kept for ever).
+pub async fn has_metric(pool: &Pool, system: &str, component: &str, metric: &str) -> anyhow::Result<bool> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM metric_rollups
+                            WHERE system = $1 AND component = $2 AND resolution = 'day' AND metric = $3)",
+            &[&system, &component, &metric],
+        )
+        .await
+        .context("reading metric_rollups")?;
+    Ok(row.get(0))
 }
 
 /// The status segments of a system's components (or one component's) that overlap
@@ -375,7 +411,8 @@ pub async fn state_at(
 }
 
 /// Hourly averages of the given metrics for a system's components over `[from, to)`, keyed by
-/// `(component, metric)`, oldest first.
+/// `(component, metric)`, oldest first. Whole hours come from the rollups and the hour holding
+/// `to` from raw reports, so a page in the past shows nothing that came after it.
 pub async fn sparklines(
     pool: &Pool,
     system: &str,
@@ -384,12 +421,17 @@ pub async fn sparklines(
     to: OffsetDateTime,
 ) -> anyhow::Result<HashMap<(String, String), Vec<(OffsetDateTime, f64)>>> {
     let client = pool.get().await.context("connecting to Postgres")?;
+    let tail = Resolution::Hour.bucket(to);
     let rows = client
         .query(
             "SELECT component, metric, bucket, (sum / count)::float8 FROM metric_rollups
              WHERE system = $1 AND resolution = 'hour' AND metric = ANY($2) AND bucket >= $3 AND bucket < $4
-             ORDER BY component, metric, bucket",
-            &[&system, &metrics, &Resolution::Hour.bucket(from), &to],
+             UNION ALL
+             SELECT h.component, m.key, $4, avg(m.value::float8) FROM history_reports h, jsonb_each(h.metrics) m
+             WHERE h.system = $1 AND m.key = ANY($2) AND h.observed_at >= $4 AND h.observed_at < $5
+             GROUP BY 1, 2
+             ORDER BY 1, 2, 3",
+            &[&system, &metrics, &Resolution::Hour.bucket(from), &tail, &to],
         )
         .await
         .context("reading metric_rollups")?;

@@ -239,6 +239,8 @@ pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Re
 pub struct SystemPage {
     pub layout: Layout,
     pub system: String,
+    /// The systems overview, at the same instant.
+    pub home_url: String,
     pub worst: Badge,
     pub counts: Vec<Count>,
     pub component_count: usize,
@@ -330,11 +332,12 @@ pub fn system_page(
     SystemPage {
         layout: Layout::travelling(system, "systems", now, at, format!("/systems/{system}"), vec![]),
         system: system.to_owned(),
+        home_url: format!("/{}", params::at_suffix(at, '?')),
         worst: worst(all.iter()).badge(),
         counts: counts(all.iter()),
         component_count: all.len(),
         groups: groups.into_iter().map(|(_, g)| g).collect(),
-        api_url: format!("/api/v1/status/{system}"),
+        api_url: format!("/api/v1/status/{system}{}", params::at_suffix(at, '?')),
     }
 }
 

@@ -7,32 +7,50 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
-/// Parses an instant: RFC 3339 (`2026-11-22T02:13:00Z`), or what an HTML `datetime-local` input
-/// sends (`2026-11-22T02:13` or `2026-11-22T02:13:05`), taken as UTC like every time on the pages.
+/// Parses an instant: RFC 3339 (`2026-11-22T02:13:00Z`, a space allowed for the `T`), or what an
+/// HTML `datetime-local` input sends (`2026-11-22T02:13`, `2026-11-22T02:13:05`, with optional
+/// fractions of a second), taken as UTC like every time on the pages.
 pub fn instant(raw: &str) -> Result<OffsetDateTime, String> {
     let raw = raw.trim();
-    if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
+    let normal = match raw.as_bytes().get(10) {
+        Some(b' ') | Some(b't') if raw.is_char_boundary(11) => format!("{}T{}", &raw[..10], &raw[11..]),
+        _ => raw.to_owned(),
+    };
+    if let Ok(t) = OffsetDateTime::parse(&normal, &Rfc3339) {
         return Ok(t.to_offset(time::UtcOffset::UTC));
     }
+    let fraction = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
     let with_seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     let without = format_description!("[year]-[month]-[day]T[hour]:[minute]");
-    PrimitiveDateTime::parse(raw, &with_seconds)
-        .or_else(|_| PrimitiveDateTime::parse(raw, &without))
+    PrimitiveDateTime::parse(&normal, &with_seconds)
+        .or_else(|_| PrimitiveDateTime::parse(&normal, &fraction))
+        .or_else(|_| PrimitiveDateTime::parse(&normal, &without))
         .map(PrimitiveDateTime::assume_utc)
         .map_err(|_| format!("{raw:?} is not a time; use RFC 3339 such as 2026-11-22T02:13:00Z (UTC)"))
 }
 
-/// Parses a duration such as `5m`, `1h`, `90s`, `1d` or a plain number of seconds.
+/// Parses a step such as `30s`, `5m`, `1h`, `1d`, `1w` or a plain number of seconds: whole
+/// seconds, at least one, at most a year.
 pub fn duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
+    let usage = "use whole seconds or a number with s, m, h, d or w, such as 30s, 5m, 1h, 1d";
+    let plain_units = raw.trim_end_matches(|c: char| c.is_ascii_digit() || " smhdw".contains(c)).is_empty();
     let parsed = match raw.parse::<u64>() {
         Ok(secs) => std::time::Duration::from_secs(secs),
-        Err(_) => humantime::parse_duration(raw)
-            .map_err(|e| format!("{raw:?} is not a duration ({e}); use seconds or forms such as 5m, 1h, 1d"))?,
+        Err(_) if plain_units => {
+            humantime::parse_duration(raw).map_err(|_| format!("{raw:?} is not a step; {usage}"))?
+        }
+        Err(_) => return Err(format!("{raw:?} is not a step; {usage}")),
     };
+    if parsed.subsec_nanos() != 0 {
+        return Err(format!("{raw:?} is not a whole number of seconds; {usage}"));
+    }
     let d = Duration::try_from(parsed).map_err(|_| format!("{raw:?} is too long"))?;
-    if d <= Duration::ZERO {
-        return Err(format!("{raw:?} must be longer than zero"));
+    if d < Duration::SECOND {
+        return Err(format!("{raw:?} must be at least one second"));
+    }
+    if d > Duration::days(366) {
+        return Err(format!("{raw:?} is longer than a year"));
     }
     Ok(d)
 }
@@ -75,6 +93,9 @@ mod tests {
         assert_eq!(instant("2026-11-22T03:13:00+01:00").unwrap(), datetime!(2026-11-22 02:13 UTC));
         assert_eq!(instant("2026-11-22T02:13").unwrap(), datetime!(2026-11-22 02:13 UTC));
         assert_eq!(instant("2026-11-22T02:13:05").unwrap(), datetime!(2026-11-22 02:13:05 UTC));
+        assert_eq!(instant("2026-11-22 02:13:05Z").unwrap(), datetime!(2026-11-22 02:13:05 UTC));
+        assert_eq!(instant("2026-11-22 02:13:05").unwrap(), datetime!(2026-11-22 02:13:05 UTC));
+        assert_eq!(instant("2026-11-22T02:13:05.5").unwrap(), datetime!(2026-11-22 02:13:05.5 UTC));
         let err = instant("yesterday").unwrap_err();
         assert!(err.contains("\"yesterday\" is not a time"), "{err}");
     }
@@ -84,8 +105,12 @@ mod tests {
         assert_eq!(duration("300").unwrap(), Duration::minutes(5));
         assert_eq!(duration("5m").unwrap(), Duration::minutes(5));
         assert_eq!(duration("1d").unwrap(), Duration::days(1));
-        assert!(duration("0").unwrap_err().contains("longer than zero"));
-        assert!(duration("soon").unwrap_err().contains("is not a duration"));
+        assert_eq!(duration("1h 30m").unwrap(), Duration::minutes(90));
+        assert!(duration("0").unwrap_err().contains("at least one second"));
+        assert!(duration("500ms").unwrap_err().contains("not a whole number of seconds"));
+        assert!(duration("2months").unwrap_err().contains("is not a step"));
+        assert!(duration("soon").unwrap_err().contains("use whole seconds"));
+        assert!(duration("-5").unwrap_err().contains("is not a step"));
     }
 
     #[test]
