@@ -75,7 +75,6 @@ async fn with_simulated_centre() -> TestApp {
 #[tokio::test]
 async fn every_page_renders_in_headless_chromium_with_a_screenshot() {
     let app = with_simulated_centre().await;
-    let dir = screenshot_dir();
     let pages: &[(&str, &str, &[&str])] = &[
         ("home", "/", &["derecho", "casper", "jupyterhub", "platform", "components"]),
         (
@@ -96,28 +95,36 @@ async fn every_page_renders_in_headless_chromium_with_a_screenshot() {
         ("not-found", "/systems/nowhere", &["No reports yet from nowhere", "docs/collectors.md"]),
     ];
     for (name, path, needles) in pages {
-        let (wide, narrow) = (dir.join(format!("{name}.png")), dir.join(format!("{name}-phone.png")));
-        // Chromium runs on a blocking thread so the test's runtime keeps serving its requests.
-        let url = app.url(path);
-        let (wide2, narrow2) = (wide.clone(), narrow.clone());
-        let dom = tokio::task::spawn_blocking(move || {
-            let dom = render(&url, &wide2, 1400, 1000);
-            render(&url, &narrow2, 390, 844);
-            dom
-        })
-        .await
-        .unwrap();
-        for needle in *needles {
-            assert!(dom.contains(needle), "{path} in Chromium lacks {needle:?}");
-        }
+        let dom = shoot(&app, name, path, 1000, needles).await;
         assert!(!dom.contains("<script>alert"), "{path}: collector text must be escaped");
         assert!(!dom.contains("<b>odd</b>"), "{path}: labels must be escaped");
-        for png in [&wide, &narrow] {
-            let size = std::fs::metadata(png).unwrap().len();
-            assert!(size > 5_000, "{} is only {size} bytes", png.display());
-        }
     }
     app.cleanup().await;
+}
+
+/// Screenshots `path` wide (1400 × `height`) and phone-sized as `<name>.png` and
+/// `<name>-phone.png`, checks the DOM Chromium built holds every needle, and returns it.
+async fn shoot(app: &TestApp, name: &str, path: &str, height: u32, needles: &[&str]) -> String {
+    let dir = screenshot_dir();
+    let (wide, narrow) = (dir.join(format!("{name}.png")), dir.join(format!("{name}-phone.png")));
+    // Chromium runs on a blocking thread so the test's runtime keeps serving its requests.
+    let url = app.url(path);
+    let (wide2, narrow2) = (wide.clone(), narrow.clone());
+    let dom = tokio::task::spawn_blocking(move || {
+        let dom = render(&url, &wide2, 1400, height);
+        render(&url, &narrow2, 390, 844);
+        dom
+    })
+    .await
+    .unwrap();
+    for needle in needles {
+        assert!(dom.contains(needle), "{path} in Chromium lacks {needle:?}");
+    }
+    for png in [&wide, &narrow] {
+        let size = std::fs::metadata(png).unwrap().len();
+        assert!(size > 5_000, "{} is only {size} bytes", png.display());
+    }
+    dom
 }
 
 /// Publishes a day of reports every 10 minutes for three components, with a failure in the middle.
@@ -162,7 +169,6 @@ async fn with_a_day_of_history() -> TestApp {
 #[tokio::test]
 async fn component_pages_draw_svg_charts_with_axes_and_a_status_timeline_in_headless_chromium() {
     let app = with_a_day_of_history().await;
-    let dir = screenshot_dir();
     let past = (time::OffsetDateTime::now_utc() - time::Duration::hours(13))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -178,23 +184,7 @@ async fn component_pages_draw_svg_charts_with_axes_and_a_status_timeline_in_head
         ("system-derecho-past", format!("/systems/derecho?at={past}"), vec!["Showing the state at", "FAILED"]),
     ];
     for (name, path, needles) in pages {
-        let (wide, narrow) = (dir.join(format!("{name}.png")), dir.join(format!("{name}-phone.png")));
-        let url = app.url(&path);
-        let (wide2, narrow2) = (wide.clone(), narrow.clone());
-        let dom = tokio::task::spawn_blocking(move || {
-            let dom = render(&url, &wide2, 1400, 1400);
-            render(&url, &narrow2, 390, 844);
-            dom
-        })
-        .await
-        .unwrap();
-        for needle in needles {
-            assert!(dom.contains(needle), "{path} in Chromium lacks {needle:?}");
-        }
-        for png in [&wide, &narrow] {
-            let size = std::fs::metadata(png).unwrap().len();
-            assert!(size > 5_000, "{} is only {size} bytes", png.display());
-        }
+        shoot(&app, name, &path, 1400, &needles).await;
     }
     app.cleanup().await;
 }
