@@ -2,7 +2,7 @@
 
 use crate::chart::Point;
 use crate::error::{Format, WebError};
-use crate::history::{self, Window};
+use crate::history::{self, Scope, Window};
 use crate::params::{self, AtQuery};
 use crate::queries::{self, ComponentState};
 use crate::state::AppState;
@@ -64,20 +64,24 @@ fn to_json(state: &AppState, now: OffsetDateTime, c: ComponentState) -> Componen
     }
 }
 
-/// The components now, or as they were at `?at=` (then `generated_at` is that instant).
+/// The components now, or as they were at `?at=` (then `generated_at` is that instant, and the
+/// last value is `true`).
 async fn states(
     state: &AppState,
     system: Option<&str>,
     q: &AtQuery,
-) -> Result<(OffsetDateTime, Vec<ComponentState>), WebError> {
+) -> Result<(OffsetDateTime, Vec<ComponentState>, bool), WebError> {
     let now = state.now();
     let rows = match q.resolve(Format::Json, now)? {
         None => match system {
             None => queries::all_components(&state.pool).await,
             Some(system) => queries::system_components(&state.pool, system).await,
         }
-        .map(|rows| (now, rows)),
-        Some(at) => history::state_at(&state.pool, system, at, now - state.kept.raw).await.map(|rows| (at, rows)),
+        .map(|rows| (now, rows, false)),
+        Some(at) => {
+            let scope = system.map_or(Scope::All, Scope::System);
+            history::state_at(&state.pool, scope, at, now - state.kept.raw).await.map(|rows| (at, rows, true))
+        }
     };
     rows.map_err(WebError::api)
 }
@@ -87,7 +91,7 @@ pub async fn status_all(
     State(state): State<AppState>,
     Query(q): Query<AtQuery>,
 ) -> Result<Json<StatusResponse>, WebError> {
-    let (at, rows) = states(&state, None, &q).await?;
+    let (at, rows, _) = states(&state, None, &q).await?;
     let components = rows.into_iter().map(|c| to_json(&state, at, c)).collect();
     Ok(Json(StatusResponse { generated_at: at, components }))
 }
@@ -98,8 +102,8 @@ pub async fn status_system(
     Path(system): Path<String>,
     Query(q): Query<AtQuery>,
 ) -> Result<Json<StatusResponse>, WebError> {
-    let (at, rows) = states(&state, Some(&system), &q).await?;
-    if rows.is_empty() && q.resolve(Format::Json, state.now())?.is_none() {
+    let (at, rows, past) = states(&state, Some(&system), &q).await?;
+    if rows.is_empty() && !past {
         return Err(WebError::no_reports(Format::Json, &system, &state.subject_prefix));
     }
     let components = rows.into_iter().map(|c| to_json(&state, at, c)).collect();
@@ -198,11 +202,7 @@ pub async fn history(
         return Err(bad("step", format!("gives {points} points over this range; at most {MAX_POINTS} are allowed")));
     }
     if queries::component(&state.pool, &system, &component).await.map_err(WebError::api)?.is_none() {
-        return Err(WebError::not_found(
-            Format::Json,
-            format!("No reports yet from {system} / {component}."),
-            format!("Collectors publish to {}.report.{system}: see docs/collectors.md.", state.subject_prefix),
-        ));
+        return Err(WebError::no_component_reports(Format::Json, &system, &component, &state.subject_prefix));
     }
     let metric = q.metric.as_deref().filter(|m| !m.is_empty());
     if let Some(m) = metric {
@@ -307,7 +307,7 @@ pub async fn uptime(
             let windows = windows
                 .iter()
                 .map(|(key, _, window)| {
-                    let u = Uptime::of(&uptime::stretches(segments, end - *window, end));
+                    let u = Uptime::within(segments, end - *window, end);
                     let w = WindowUptime {
                         uptime_pct: u.percent(),
                         up_seconds: u.up,

@@ -77,7 +77,7 @@ pub struct Chart {
 pub fn chart(metric: &str, points: &[Point], from: OffsetDateTime, to: OffsetDateTime, step: Duration) -> Chart {
     let unit = view::metric(metric, 0.0).unit;
     let (lo, hi) = y_range(metric, points);
-    let x = |t: OffsetDateTime| LEFT + (WIDTH - LEFT - RIGHT) * ((t - from) / (to - from)).clamp(0.0, 1.0);
+    let x = |t: OffsetDateTime| x_of(t, from, to);
     let y = |v: f64| TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - (v - lo) / (hi - lo));
     let col = ((WIDTH - LEFT - RIGHT) * (step / (to - from))).max(1.0);
     let mut lines = Vec::new();
@@ -133,6 +133,11 @@ pub fn chart(metric: &str, points: &[Point], from: OffsetDateTime, to: OffsetDat
         label: format!("{metric} from {} to {}", view::utc_text(from), view::utc_text(to)),
         summary: summary.unwrap_or_default(),
     }
+}
+
+/// Where `t` falls on the x axis of a chart or timeline of `[from, to)`.
+fn x_of(t: OffsetDateTime, from: OffsetDateTime, to: OffsetDateTime) -> f64 {
+    LEFT + (WIDTH - LEFT - RIGHT) * ((t - from) / (to - from)).clamp(0.0, 1.0)
 }
 
 fn round2(v: f64) -> f64 {
@@ -243,7 +248,7 @@ pub struct Timeline {
 
 /// Lays out status stretches over `[from, to)`, on the same x axis as [`chart`].
 pub fn timeline(stretches: &[Stretch], from: OffsetDateTime, to: OffsetDateTime) -> Timeline {
-    let x = |t: OffsetDateTime| LEFT + (WIDTH - LEFT - RIGHT) * ((t - from) / (to - from)).clamp(0.0, 1.0);
+    let x = |t: OffsetDateTime| x_of(t, from, to);
     let parts = stretches
         .iter()
         .map(|s| {

@@ -3,7 +3,7 @@
 
 use crate::chart::{self, Chart, Timeline};
 use crate::error::{Format, WebError};
-use crate::history::{self, PastReport, Source, Window};
+use crate::history::{self, PastReport, Scope, Source, Window};
 use crate::pages::{render, Hidden, Layout};
 use crate::params;
 use crate::queries::{self, ComponentState};
@@ -156,7 +156,7 @@ pub fn component_page(state: &AppState, now: OffsetDateTime, at: Option<OffsetDa
         uptime: RANGES
             .iter()
             .map(|(_, label, window)| {
-                let u = Uptime::of(&uptime::stretches(&f.segments, end - *window, end));
+                let u = Uptime::within(&f.segments, end - *window, end);
                 UptimeCell {
                     label,
                     text: u.text(),
@@ -226,21 +226,16 @@ pub async fn page(
     };
     let pool = &state.pool;
     let Some(live) = queries::component(pool, &system, &component).await.map_err(WebError::page)? else {
-        return Err(WebError::not_found(
-            Format::Html,
-            format!("No reports yet from {system} / {component}."),
-            format!("Collectors publish to {}.report.{system}: see docs/collectors.md.", state.subject_prefix),
-        ));
+        return Err(WebError::no_component_reports(Format::Html, &system, &component, &state.subject_prefix));
     };
     let end = at.unwrap_or(now);
     let raw_from = now - state.kept.raw;
     let current = match at {
         None => Some(live),
-        Some(at) => history::state_at(pool, Some(&system), at, raw_from)
+        Some(at) => history::state_at(pool, Scope::Component(&system, &component), at, raw_from)
             .await
             .map_err(WebError::page)?
-            .into_iter()
-            .find(|c| c.component == component),
+            .pop(),
     };
     let window = Window::new(end - RANGES[range].2, end, None, now, state.kept);
     let series = history::series(pool, &system, &component, None, window).await.map_err(WebError::page)?;

@@ -41,10 +41,15 @@ impl WebError {
 
     /// 404 for a system that has never reported, saying where its collectors should publish.
     pub fn no_reports(format: Format, system: &str, subject_prefix: &str) -> Self {
+        Self::not_found(format, format!("No reports yet from {system}."), publish_hint(system, subject_prefix))
+    }
+
+    /// 404 for a component that has never reported.
+    pub fn no_component_reports(format: Format, system: &str, component: &str, subject_prefix: &str) -> Self {
         Self::not_found(
             format,
-            format!("No reports yet from {system}."),
-            format!("Collectors publish to {subject_prefix}.report.{system}: see docs/collectors.md for the format."),
+            format!("No reports yet from {system} / {component}."),
+            publish_hint(system, subject_prefix),
         )
     }
 
@@ -57,6 +62,10 @@ impl WebError {
     pub fn api(source: impl Into<anyhow::Error>) -> Self {
         Self::Internal { format: Format::Json, source: source.into() }
     }
+}
+
+fn publish_hint(system: &str, subject_prefix: &str) -> String {
+    format!("Collectors publish to {subject_prefix}.report.{system}: see docs/collectors.md for the format.")
 }
 
 #[derive(Serialize)]

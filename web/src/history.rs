@@ -348,15 +348,40 @@ fn from_payload(payload: Value) -> anyhow::Result<PastReport> {
     }
 }
 
-/// Every component (of one system, or of all) as it stood at `at`: its newest in-order report
-/// observed at or before `at`, and since when it had had that status. Components that had not
-/// reported yet are left out.
+/// Which components [`state_at`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    All,
+    System(&'a str),
+    Component(&'a str, &'a str),
+}
+
+impl<'a> Scope<'a> {
+    fn system(self) -> Option<&'a str> {
+        match self {
+            Scope::All => None,
+            Scope::System(s) | Scope::Component(s, _) => Some(s),
+        }
+    }
+
+    fn component(self) -> Option<&'a str> {
+        match self {
+            Scope::Component(_, c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// Every component in `scope` as it stood at `at`: its newest in-order report observed at or
+/// before `at`, and since when it had had that status. Components that had not reported yet are
+/// left out.
 pub async fn state_at(
     pool: &Pool,
-    system: Option<&str>,
+    scope: Scope<'_>,
     at: OffsetDateTime,
     raw_from: OffsetDateTime,
 ) -> anyhow::Result<Vec<ComponentState>> {
+    let (system, component) = (scope.system(), scope.component());
     let client = pool.get().await.context("connecting to Postgres")?;
     let mut states: Vec<ComponentState> = if at >= raw_from {
         let rows = client
@@ -368,22 +393,28 @@ pub async fn state_at(
                     SELECT * FROM history_reports h
                     WHERE h.system = l.system AND h.component = l.component AND NOT h.late AND h.observed_at <= $1
                     ORDER BY h.observed_at DESC, h.position DESC LIMIT 1) h
-                 WHERE $2::text IS NULL OR l.system = $2
+                 WHERE ($2::text IS NULL OR l.system = $2) AND ($3::text IS NULL OR l.component = $3)
                  ORDER BY l.system, l.component",
-                &[&at, &system],
+                &[&at, &system, &component],
             )
             .await
             .context("reading history_reports")?;
         rows.iter().map(queries::from_row).collect::<anyhow::Result<_>>()?
     } else {
-        let prefix = system.map(|s| format!("{s}:")).unwrap_or_default();
+        // Aggregate ids are `system:component`: a prefix picks a system, the whole id one component.
+        let prefix = match (system, component) {
+            (Some(s), Some(c)) => format!("{s}:{c}"),
+            (Some(s), None) => format!("{s}:"),
+            _ => String::new(),
+        };
         let rows = client
             .query(
                 "SELECT DISTINCT ON (aggregate_id) payload FROM events
-                 WHERE aggregate_type = $1 AND event_type = $2 AND starts_with(aggregate_id, $3)
+                 WHERE aggregate_type = $1 AND event_type = $2
+                   AND CASE WHEN $5 THEN aggregate_id = $3 ELSE starts_with(aggregate_id, $3) END
                    AND NOT (payload->'StatusReported'->>'late')::boolean AND (payload->'StatusReported'->>'observed_at')::timestamptz <= $4
                  ORDER BY aggregate_id, sequence DESC",
-                &[&AGGREGATE_TYPE, &ComponentEvent::STATUS_REPORTED, &prefix, &at],
+                &[&AGGREGATE_TYPE, &ComponentEvent::STATUS_REPORTED, &prefix, &at, &component.is_some()],
             )
             .await
             .context("reading the event log")?;
@@ -394,9 +425,10 @@ pub async fn state_at(
         .query(
             "SELECT DISTINCT ON (system, component) system, component, started_at
              FROM status_segments
-             WHERE ($2::text IS NULL OR system = $2) AND started_at <= $1 AND status <> 'stale'
+             WHERE ($2::text IS NULL OR system = $2) AND ($3::text IS NULL OR component = $3)
+               AND started_at <= $1 AND status <> 'stale'
              ORDER BY system, component, started_at DESC",
-            &[&at, &system],
+            &[&at, &system, &component],
         )
         .await
         .context("reading status_segments")?;

@@ -2,6 +2,7 @@
 //! of the same name; templates hold no logic beyond loops and conditionals.
 
 use crate::error::{Format, WebError};
+use crate::history::Scope;
 use crate::params::AtQuery;
 use crate::queries::{self, ComponentState};
 use crate::state::AppState;
@@ -226,7 +227,7 @@ pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Re
     let at = q.resolve(Format::Html, now)?;
     let components = match at {
         None => queries::all_components(&state.pool).await,
-        Some(at) => history::state_at(&state.pool, None, at, now - state.kept.raw).await,
+        Some(at) => history::state_at(&state.pool, Scope::All, at, now - state.kept.raw).await,
     }
     .map_err(WebError::page)?;
     render("home", &home_page(&state, now, at, &components))
@@ -355,9 +356,9 @@ pub async fn system(
     }
     let components = match at {
         None => live,
-        Some(at) => {
-            history::state_at(&state.pool, Some(&system), at, now - state.kept.raw).await.map_err(WebError::page)?
-        }
+        Some(at) => history::state_at(&state.pool, Scope::System(&system), at, now - state.kept.raw)
+            .await
+            .map_err(WebError::page)?,
     };
     let clock = at.unwrap_or(now);
     let sparks = history::sparklines(&state.pool, &system, &HEADLINE_METRICS, clock - SPARK_WINDOW, clock)

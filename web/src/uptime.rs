@@ -64,6 +64,11 @@ impl Uptime {
         u
     }
 
+    /// Uptime over `[from, to)` from one component's segments.
+    pub fn within(segments: &[Segment], from: OffsetDateTime, to: OffsetDateTime) -> Self {
+        Self::of(&stretches(segments, from, to))
+    }
+
     /// Percent up, or `None` when no time was counted.
     pub fn percent(&self) -> Option<f64> {
         let counted = self.up + self.down;
