@@ -8,7 +8,9 @@
 //! - [`wire`]: wire format v1 (one report or a batch), decoded and validated into [`wire::Report`]s.
 //! - [`component`]: the component aggregate (cqrs-es): the `ReportStatus` command and the
 //!   `StatusReported` / `StatusChanged` events.
+//! - [`alert`]: alert rules, the alert aggregate, and the evaluator (a pure process manager).
 
+pub mod alert;
 pub mod component;
 pub mod names;
 pub mod status;

@@ -1,0 +1,661 @@
+//! The alert evaluator: a process manager that reads the event log and decides which alert
+//! commands to send back to the command side.
+//!
+//! Its decisions are a pure function of the events it is fed, in order: reports, the rules in
+//! force (`RulesLoaded`), recorded clock ticks (`Ticked`), and alert events (for silences).
+//! It never reads a clock. "Now" is the latest time the log has told it (a report's
+//! `received_at`, a tick's `at`, an operator action's `at`). Alert ids and command ids are
+//! derived from the position of the event that caused them, so running it again over the same
+//! log gives the same commands with the same ids, and a store that already holds them can skip
+//! them.
+
+use super::commands::AlertCommand;
+use super::events::{AlertEvent, AlertInfo, EvaluatorEvent};
+use super::rules::{Condition, Direction, Rule, RuleSet};
+use super::summary::{self, Facts};
+use crate::component::Reported;
+use crate::Status;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+const ALERT_NAMESPACE: Uuid = Uuid::from_u128(0x5e1f_72e9_9c4a_4b8e_a1d2_6f03_a1e7_0001);
+const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x5e1f_72e9_9c4a_4b8e_a1d2_6f03_a1e7_0002);
+
+/// One command for one alert, with an id that is the same every time the same log is evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub command_id: Uuid,
+    pub alert_id: Uuid,
+    pub command: AlertCommand,
+}
+
+/// An event from the log, as the evaluator reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    Reported(&'a Reported),
+    Evaluator(&'a EvaluatorEvent),
+    Alert(Uuid, &'a AlertEvent),
+}
+
+/// What the evaluator knows of a component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Tracked {
+    status: Status,
+    observed_at: OffsetDateTime,
+    ttl_seconds: Option<u32>,
+    metrics: BTreeMap<String, f64>,
+    /// When its status changed, within the longest flapping window.
+    changes: Vec<OffsetDateTime>,
+}
+
+/// The evaluator's whole state; it is saved with its checkpoint, so a restart goes on exactly
+/// where it stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evaluator {
+    now: Option<OffsetDateTime>,
+    rules: RuleSet,
+    /// By `system:component`.
+    components: BTreeMap<String, Tracked>,
+    /// Alerts it raised and has not resolved, by `rule|system:component`.
+    open: BTreeMap<String, Uuid>,
+    /// Conditions that hold but whose `for` has not run out, by `rule|system:component`.
+    pending: BTreeMap<String, OffsetDateTime>,
+    /// Silenced alerts and when their silence ends.
+    silences: BTreeMap<Uuid, OffsetDateTime>,
+    /// The earliest time at which the passing of time alone could lead to a decision.
+    due: Option<OffsetDateTime>,
+}
+
+fn slot(rule: &str, key: &str) -> String {
+    format!("{rule}|{key}")
+}
+
+fn split_slot(slot: &str) -> (&str, &str) {
+    slot.split_once('|').unwrap_or((slot, ""))
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000_000))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn earliest(a: Option<OffsetDateTime>, b: OffsetDateTime) -> Option<OffsetDateTime> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+impl Evaluator {
+    /// The rules in force.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// The latest time the log has told it.
+    pub fn now(&self) -> Option<OffsetDateTime> {
+        self.now
+    }
+
+    /// When a recorded tick could next lead to a decision (`None`: nothing waits on time).
+    pub fn due(&self) -> Option<OffsetDateTime> {
+        self.due
+    }
+
+    /// Feeds one event, at `position` in the log; returns the commands it leads to.
+    pub fn handle(&mut self, position: i64, input: Input<'_>) -> Vec<Decision> {
+        let mut out = Vec::new();
+        match input {
+            Input::Reported(r) => {
+                self.advance(r.received_at);
+                if !r.late {
+                    let key = format!("{}:{}", r.system, r.component);
+                    self.track(&key, r);
+                    self.evaluate(&key, position, &mut out);
+                }
+            }
+            Input::Evaluator(EvaluatorEvent::Ticked { at }) => self.advance(*at),
+            Input::Evaluator(EvaluatorEvent::RulesLoaded { rules, .. }) => self.load(rules.clone(), position, &mut out),
+            Input::Alert(alert_id, event) => {
+                self.advance(event.at());
+                match event {
+                    AlertEvent::Silenced { until, .. } => {
+                        self.silences.insert(alert_id, *until);
+                        self.due = earliest(self.due, *until);
+                    }
+                    AlertEvent::SilenceExpired { .. } => {
+                        self.silences.remove(&alert_id);
+                    }
+                    AlertEvent::Resolved { .. } => {
+                        self.silences.remove(&alert_id);
+                        self.open.retain(|_, id| *id != alert_id);
+                    }
+                    AlertEvent::Raised { .. } | AlertEvent::Acknowledged { .. } => {}
+                }
+            }
+        }
+        if let (Some(now), Some(due)) = (self.now, self.due) {
+            if now >= due {
+                self.sweep(now, position, &mut out);
+            }
+        }
+        out
+    }
+
+    fn advance(&mut self, at: OffsetDateTime) {
+        self.now = Some(self.now.map_or(at, |now| now.max(at)));
+    }
+
+    fn longest_flapping_window(&self) -> Option<Duration> {
+        self.rules
+            .rules
+            .iter()
+            .filter_map(|r| match r.condition {
+                Condition::Flapping { within_seconds, .. } => Some(secs(within_seconds)),
+                _ => None,
+            })
+            .max()
+    }
+
+    fn track(&mut self, key: &str, r: &Reported) {
+        let window = self.longest_flapping_window();
+        let now = self.now.unwrap_or(r.received_at);
+        let entry = self.components.entry(key.to_owned()).or_insert_with(|| Tracked {
+            status: r.status,
+            observed_at: r.observed_at,
+            ttl_seconds: r.ttl_seconds,
+            metrics: BTreeMap::new(),
+            changes: Vec::new(),
+        });
+        if entry.status != r.status {
+            entry.changes.push(r.observed_at);
+        }
+        match window {
+            Some(w) => entry.changes.retain(|t| *t >= now - w),
+            None => entry.changes.clear(),
+        }
+        entry.status = r.status;
+        entry.observed_at = r.observed_at;
+        entry.ttl_seconds = r.ttl_seconds;
+        entry.metrics.clone_from(&r.metrics);
+    }
+
+    /// Checks every rule that matches `key` against its latest report.
+    fn evaluate(&mut self, key: &str, position: i64, out: &mut Vec<Decision>) {
+        let Some(c) = self.components.get(key).cloned() else { return };
+        let now = self.now.unwrap_or(c.observed_at);
+        let rules: Vec<Rule> = self.rules.rules.iter().filter(|r| r.matches.matches(key)).cloned().collect();
+        for rule in rules {
+            let slot = slot(&rule.name, key);
+            match &rule.condition {
+                Condition::Status { statuses, for_seconds } => {
+                    if statuses.contains(&c.status) {
+                        self.hold(slot, c.observed_at.min(now), *for_seconds);
+                    } else {
+                        self.pending.remove(&slot);
+                        self.resolve(&slot, format!("status is now {}", c.status.as_str()), position, out);
+                    }
+                }
+                Condition::Threshold { metric, direction, trigger, clear, for_seconds } => {
+                    let Some(&v) = c.metrics.get(metric) else { continue };
+                    let (breach, cleared) = match direction {
+                        Direction::Above => (v > *trigger, v <= *clear),
+                        Direction::Below => (v < *trigger, v >= *clear),
+                    };
+                    if breach {
+                        self.hold(slot, c.observed_at.min(now), *for_seconds);
+                    } else {
+                        self.pending.remove(&slot);
+                        if cleared {
+                            self.resolve(&slot, format!("{metric} is {v}, back past {clear}"), position, out);
+                        }
+                    }
+                }
+                Condition::Stale { default_ttl_seconds } => {
+                    self.resolve(&slot, "reported again".into(), position, out);
+                    let ttl = c.ttl_seconds.map_or(*default_ttl_seconds, u64::from);
+                    self.due = earliest(self.due, c.observed_at + secs(ttl) + Duration::SECOND);
+                }
+                Condition::Flapping { changes, within_seconds } => {
+                    let recent: Vec<&OffsetDateTime> =
+                        c.changes.iter().filter(|t| **t >= now - secs(*within_seconds)).collect();
+                    if recent.len() >= *changes as usize && !self.open.contains_key(&slot) {
+                        let since = recent.first().map_or(now, |t| **t);
+                        self.raise(&slot, since, position, out);
+                        self.due = earliest(self.due, since + secs(*within_seconds) + Duration::SECOND);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The condition in `slot` holds since `since`: fire once `for_seconds` have passed.
+    fn hold(&mut self, slot: String, since: OffsetDateTime, for_seconds: u64) {
+        if self.open.contains_key(&slot) {
+            return;
+        }
+        let since = *self.pending.entry(slot).or_insert(since);
+        self.due = earliest(self.due, since + secs(for_seconds));
+    }
+
+    fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.rules.iter().find(|r| r.name == name)
+    }
+
+    fn raise(&mut self, slot: &str, since: OffsetDateTime, position: i64, out: &mut Vec<Decision>) {
+        let (rule_name, key) = split_slot(slot);
+        let (Some(rule), Some(c), Some(now)) = (self.rule(rule_name), self.components.get(key), self.now) else {
+            return;
+        };
+        let (system, component) = key.split_once(':').unwrap_or((key, ""));
+        let metric = match &rule.condition {
+            Condition::Threshold { metric, .. } => metric.as_str(),
+            _ => "",
+        };
+        let facts = Facts {
+            system,
+            component,
+            rule: &rule.name,
+            severity: rule.severity.as_str(),
+            status: c.status.as_str(),
+            metric,
+            value: c.metrics.get(metric).map(|v| v.to_string()).unwrap_or_default(),
+            last_report: rfc3339(c.observed_at),
+        };
+        let impacted_by = self
+            .rules
+            .parent_of(key)
+            .filter(|parent| self.components.get(*parent).is_some_and(|p| p.status == Status::Failed))
+            .map(str::to_owned);
+        let alert_id = Uuid::new_v5(&ALERT_NAMESPACE, format!("{slot}|{position}").as_bytes());
+        let info = AlertInfo {
+            alert_id,
+            rule: rule.name.clone(),
+            kind: rule.condition.kind().to_owned(),
+            severity: rule.severity,
+            system: system.to_owned(),
+            component: component.to_owned(),
+            summary: summary::render(&rule.summary, &facts),
+            since,
+            impacted_by,
+        };
+        out.push(Decision {
+            command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|raise|{slot}").as_bytes()),
+            alert_id,
+            command: AlertCommand::Raise { info, at: now, cause: position },
+        });
+        self.open.insert(slot.to_owned(), alert_id);
+    }
+
+    fn resolve(&mut self, slot: &str, reason: String, position: i64, out: &mut Vec<Decision>) {
+        let (Some(alert_id), Some(now)) = (self.open.remove(slot), self.now) else { return };
+        self.silences.remove(&alert_id);
+        out.push(Decision {
+            command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|resolve|{slot}").as_bytes()),
+            alert_id,
+            command: AlertCommand::Resolve { reason, at: now, cause: position },
+        });
+    }
+
+    /// New rules: alerts of rules that are gone (or no longer match) resolve, and every
+    /// component is checked against the new set.
+    fn load(&mut self, rules: RuleSet, position: i64, out: &mut Vec<Decision>) {
+        self.rules = rules;
+        let gone: Vec<String> = self
+            .open
+            .keys()
+            .filter(|slot| {
+                let (rule, key) = split_slot(slot);
+                self.rule(rule).is_none_or(|r| !r.matches.matches(key))
+            })
+            .cloned()
+            .collect();
+        for slot in gone {
+            self.resolve(&slot, "its rule was removed or changed".into(), position, out);
+        }
+        let rules = &self.rules;
+        self.pending.retain(|slot, _| {
+            let (rule, key) = split_slot(slot);
+            rules.rules.iter().any(|r| r.name == rule && r.matches.matches(key))
+        });
+        let keys: Vec<String> = self.components.keys().cloned().collect();
+        for key in keys {
+            self.evaluate(&key, position, out);
+        }
+        self.due = self.now;
+    }
+
+    /// Everything that the passing of time decides: `for` durations run out, collectors go
+    /// quiet, flapping settles, silences end. Then works out when to look again.
+    fn sweep(&mut self, now: OffsetDateTime, position: i64, out: &mut Vec<Decision>) {
+        let ready: Vec<(String, OffsetDateTime)> = self
+            .pending
+            .iter()
+            .filter(|(slot, since)| {
+                let for_seconds = match self.rule(split_slot(slot).0).map(|r| &r.condition) {
+                    Some(Condition::Status { for_seconds, .. } | Condition::Threshold { for_seconds, .. }) => {
+                        *for_seconds
+                    }
+                    _ => 0,
+                };
+                **since + secs(for_seconds) <= now
+            })
+            .map(|(slot, since)| (slot.clone(), *since))
+            .collect();
+        for (slot, since) in ready {
+            self.pending.remove(&slot);
+            self.raise(&slot, since, position, out);
+        }
+
+        let mut due: Option<OffsetDateTime> = self
+            .pending
+            .iter()
+            .filter_map(|(slot, since)| match self.rule(split_slot(slot).0).map(|r| &r.condition) {
+                Some(Condition::Status { for_seconds, .. } | Condition::Threshold { for_seconds, .. }) => {
+                    Some(*since + secs(*for_seconds))
+                }
+                _ => None,
+            })
+            .min();
+
+        let mut quiet = Vec::new();
+        let mut settled = Vec::new();
+        for rule in &self.rules.rules {
+            for (key, c) in &self.components {
+                if !rule.matches.matches(key) {
+                    continue;
+                }
+                let slot = slot(&rule.name, key);
+                match rule.condition {
+                    Condition::Stale { default_ttl_seconds } => {
+                        let ttl = c.ttl_seconds.map_or(default_ttl_seconds, u64::from);
+                        // Stale once the age is past the window, as on the dashboard.
+                        let stale_from = c.observed_at + secs(ttl) + Duration::SECOND;
+                        if self.open.contains_key(&slot) {
+                            continue;
+                        }
+                        if now >= stale_from {
+                            quiet.push((slot, c.observed_at + secs(ttl)));
+                        } else {
+                            due = earliest(due, stale_from);
+                        }
+                    }
+                    Condition::Flapping { changes, within_seconds } if self.open.contains_key(&slot) => {
+                        let window = secs(within_seconds);
+                        let recent: Vec<&OffsetDateTime> = c.changes.iter().filter(|t| **t >= now - window).collect();
+                        if recent.len() < changes as usize {
+                            settled.push(slot);
+                        } else if let Some(oldest) = recent.first() {
+                            due = earliest(due, **oldest + window + Duration::SECOND);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (slot, since) in quiet {
+            self.raise(&slot, since, position, out);
+        }
+        for slot in settled {
+            self.resolve(&slot, "no longer flapping".into(), position, out);
+        }
+
+        let expired: Vec<Uuid> = self.silences.iter().filter(|(_, until)| **until <= now).map(|(id, _)| *id).collect();
+        for alert_id in expired {
+            self.silences.remove(&alert_id);
+            out.push(Decision {
+                command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|expire|{alert_id}").as_bytes()),
+                alert_id,
+                command: AlertCommand::ExpireSilence { at: now, cause: position },
+            });
+        }
+        for until in self.silences.values() {
+            due = earliest(due, *until);
+        }
+        self.due = due;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Report;
+    use crate::{ComponentName, SystemName};
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-11-22 10:00:00 UTC);
+
+    fn at(minutes: i64) -> OffsetDateTime {
+        T0 + Duration::minutes(minutes)
+    }
+
+    /// An evaluator fed from a little log, with positions counted for it.
+    struct Given {
+        evaluator: Evaluator,
+        position: i64,
+    }
+
+    fn given(rules: &str) -> Given {
+        let mut g = Given { evaluator: Evaluator::default(), position: 0 };
+        let rules = RuleSet::parse_toml(rules, 600).unwrap();
+        let decided = g.feed_evaluator(EvaluatorEvent::RulesLoaded { rules, source: "test".into() });
+        assert!(decided.is_empty());
+        g
+    }
+
+    fn reported(component: &str, status: Status, observed: OffsetDateTime, metrics: &[(&str, f64)]) -> Reported {
+        let report = Report {
+            system: SystemName::parse("derecho").unwrap(),
+            component: ComponentName::parse(component).unwrap(),
+            status,
+            observed_at: observed,
+            message: None,
+            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            labels: BTreeMap::new(),
+            ttl_seconds: Some(60),
+        };
+        Reported::new(report, observed, false)
+    }
+
+    impl Given {
+        fn next(&mut self) -> i64 {
+            self.position += 1;
+            self.position
+        }
+        fn feed_evaluator(&mut self, e: EvaluatorEvent) -> Vec<Decision> {
+            let p = self.next();
+            self.evaluator.handle(p, Input::Evaluator(&e))
+        }
+        fn report(&mut self, component: &str, status: Status, minute: i64) -> Vec<Decision> {
+            self.report_metrics(component, status, minute, &[])
+        }
+        fn report_metrics(&mut self, component: &str, status: Status, minute: i64, m: &[(&str, f64)]) -> Vec<Decision> {
+            let r = reported(component, status, at(minute), m);
+            let p = self.next();
+            self.evaluator.handle(p, Input::Reported(&r))
+        }
+        fn tick(&mut self, t: OffsetDateTime) -> Vec<Decision> {
+            self.feed_evaluator(EvaluatorEvent::Ticked { at: t })
+        }
+        fn alert(&mut self, id: Uuid, e: AlertEvent) -> Vec<Decision> {
+            let p = self.next();
+            self.evaluator.handle(p, Input::Alert(id, &e))
+        }
+    }
+
+    fn raised(d: &[Decision]) -> Vec<(&str, &str, Option<&str>)> {
+        d.iter()
+            .filter_map(|d| match &d.command {
+                AlertCommand::Raise { info, .. } => {
+                    Some((info.rule.as_str(), info.component.as_str(), info.impacted_by.as_deref()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn resolved(d: &[Decision]) -> Vec<&str> {
+        d.iter()
+            .filter_map(|d| match &d.command {
+                AlertCommand::Resolve { reason, .. } => Some(reason.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const FS_FAILED: &str = "[[rule]]\nname='fs-failed'\nmatch='derecho:fs/*'\nkind='status'\nstatus='failed'\nfor='5m'\nseverity='critical'";
+
+    #[test]
+    fn a_for_duration_that_is_not_yet_met_raises_nothing() {
+        let mut g = given(FS_FAILED);
+        assert!(g.report("fs/glade", Status::Failed, 0).is_empty());
+        assert!(g.tick(at(4)).is_empty(), "4 minutes of a 5 minute `for`");
+        assert_eq!(g.evaluator.due(), Some(at(5)));
+        let d = g.tick(at(5));
+        assert_eq!(raised(&d), [("fs-failed", "fs/glade", None)]);
+        let AlertCommand::Raise { info, at: raised_at, cause } = &d[0].command else { unreachable!() };
+        assert_eq!((info.since, *raised_at, *cause), (at(0), at(5), 4), "caused by the tick at position 4");
+        assert_eq!(info.summary, "derecho fs/glade is failed");
+        assert!(g.tick(at(6)).is_empty(), "it fires once");
+    }
+
+    #[test]
+    fn recovering_before_the_for_duration_raises_nothing() {
+        let mut g = given(FS_FAILED);
+        g.report("fs/glade", Status::Failed, 0);
+        assert!(g.report("fs/glade", Status::Ok, 3).is_empty());
+        assert!(g.tick(at(10)).is_empty());
+        assert!(g.report("fs/glade", Status::Failed, 11).is_empty(), "the for duration starts again");
+        assert!(g.tick(at(15)).is_empty());
+        assert_eq!(raised(&g.tick(at(16))).len(), 1);
+    }
+
+    #[test]
+    fn a_threshold_with_hysteresis_does_not_chatter() {
+        let mut g = given("[[rule]]\nname='full'\nkind='threshold'\nmetric='used_pct'\nabove=90\nclear=85");
+        let first = g.report_metrics("fs/glade", Status::Ok, 0, &[("used_pct", 91.0)]);
+        assert_eq!(raised(&first).len(), 1);
+        assert!(
+            g.report_metrics("fs/glade", Status::Ok, 1, &[("used_pct", 88.0)]).is_empty(),
+            "between clear and trigger"
+        );
+        assert!(g.report_metrics("fs/glade", Status::Ok, 2, &[("used_pct", 92.0)]).is_empty(), "still the same alert");
+        assert!(g.report("fs/glade", Status::Ok, 3).is_empty(), "a report without the metric changes nothing");
+        let cleared = g.report_metrics("fs/glade", Status::Ok, 4, &[("used_pct", 85.0)]);
+        assert_eq!(resolved(&cleared), ["used_pct is 85, back past 85"]);
+        assert!(g.report_metrics("fs/glade", Status::Ok, 5, &[("used_pct", 89.0)]).is_empty());
+        let again = g.report_metrics("fs/glade", Status::Ok, 6, &[("used_pct", 95.5)]);
+        assert_eq!(raised(&again).len(), 1);
+        assert_ne!(again[0].alert_id, first[0].alert_id, "a new firing is a new alert");
+    }
+
+    #[test]
+    fn a_quiet_collector_is_stale_not_failed() {
+        let mut g = given(&format!("{FS_FAILED}\n[[rule]]\nname='silent'\nkind='stale'"));
+        g.report("fs/glade", Status::Ok, 0);
+        assert!(g.tick(at(1)).is_empty(), "60 s old is still fresh");
+        let d = g.tick(at(1) + Duration::SECOND);
+        assert_eq!(raised(&d), [("silent", "fs/glade", None)]);
+        let AlertCommand::Raise { info, .. } = &d[0].command else { unreachable!() };
+        assert_eq!((info.kind.as_str(), info.since), ("stale", at(1)));
+        assert!(info.summary.contains("has not reported since 2026-11-22T10:00:00Z"), "{}", info.summary);
+
+        let back = g.report("fs/glade", Status::Failed, 3);
+        assert_eq!(resolved(&back), ["reported again"]);
+        assert!(raised(&back).is_empty(), "failed, but not for 5 minutes yet");
+    }
+
+    #[test]
+    fn flapping_raises_one_alert_instead_of_many() {
+        let mut g = given("[[rule]]\nname='flap'\nkind='flapping'\nchanges=4\nwithin='30m'");
+        let mut all = Vec::new();
+        for (i, s) in
+            [Status::Ok, Status::Failed, Status::Ok, Status::Failed, Status::Ok, Status::Failed].iter().enumerate()
+        {
+            all.extend(g.report("login/derecho1", *s, i as i64));
+        }
+        assert_eq!(raised(&all), [("flap", "login/derecho1", None)]);
+        assert!(g.tick(at(30)).is_empty(), "the changes at minutes 2 to 5 still count");
+        assert_eq!(resolved(&g.tick(at(33))), ["no longer flapping"]);
+    }
+
+    #[test]
+    fn a_silence_that_expires_is_lifted_by_the_evaluator() {
+        let mut g = given("[[rule]]\nname='down'\nkind='status'\nstatus='failed'");
+        let id = g.report("fs/glade", Status::Failed, 0)[0].alert_id;
+        let by = || "ana".to_string();
+        assert!(g
+            .alert(id, AlertEvent::Silenced { by: by(), comment: String::new(), until: at(10), at: at(1) })
+            .is_empty());
+        assert!(g.tick(at(9)).is_empty());
+        let d = g.tick(at(10));
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            (d[0].alert_id, &d[0].command),
+            (id, &AlertCommand::ExpireSilence { at: at(10), cause: g.position })
+        );
+        assert!(g.tick(at(11)).is_empty(), "expired once");
+    }
+
+    #[test]
+    fn an_acknowledged_alert_resolves_when_its_component_recovers() {
+        let mut g = given("[[rule]]\nname='down'\nkind='status'\nstatus='failed'");
+        let id = g.report("fs/glade", Status::Failed, 0)[0].alert_id;
+        g.alert(id, AlertEvent::Acknowledged { by: "ana".into(), comment: "on it".into(), at: at(1) });
+        let d = g.report("fs/glade", Status::Ok, 2);
+        assert_eq!((d.len(), d[0].alert_id), (1, id));
+        assert_eq!(resolved(&d), ["status is now ok"]);
+    }
+
+    #[test]
+    fn a_component_whose_parent_failed_is_impacted_instead() {
+        let mut g = given(
+            "[[rule]]\nname='down'\nkind='status'\nstatus='failed'\n[[dependency]]\nmatch='derecho:compute/*'\nparent='derecho:fs/glade'",
+        );
+        assert_eq!(raised(&g.report("fs/glade", Status::Failed, 0)), [("down", "fs/glade", None)]);
+        assert_eq!(
+            raised(&g.report("compute/main", Status::Failed, 1)),
+            [("down", "compute/main", Some("derecho:fs/glade"))]
+        );
+        assert_eq!(
+            raised(&g.report("compute/gpu", Status::Failed, 1)),
+            [("down", "compute/gpu", Some("derecho:fs/glade"))]
+        );
+    }
+
+    #[test]
+    fn removing_a_rule_resolves_its_alerts() {
+        let mut g = given("[[rule]]\nname='down'\nkind='status'\nstatus='failed'");
+        g.report("fs/glade", Status::Failed, 0);
+        let rules = RuleSet::parse_toml("", 600).unwrap();
+        let d = g.feed_evaluator(EvaluatorEvent::RulesLoaded { rules, source: "test".into() });
+        assert_eq!(resolved(&d), ["its rule was removed or changed"]);
+    }
+
+    #[test]
+    fn the_same_log_gives_the_same_decisions_even_across_a_saved_state() {
+        let run = |save_at: usize| {
+            let mut g = given(&format!("{FS_FAILED}\n[[rule]]\nname='silent'\nkind='stale'"));
+            let mut all = Vec::new();
+            for (i, (s, minute)) in
+                [(Status::Failed, 0), (Status::Failed, 2), (Status::Ok, 9), (Status::Failed, 10)].iter().enumerate()
+            {
+                if i == save_at {
+                    let json = serde_json::to_value(&g.evaluator).unwrap();
+                    g.evaluator = serde_json::from_value(json).unwrap();
+                }
+                all.extend(g.report("fs/glade", *s, *minute));
+                all.extend(g.tick(at(*minute + 6)));
+            }
+            all
+        };
+        let once = run(usize::MAX);
+        // fs-failed at 6 and 16; silent at 6, 8 (after the report observed at 2), 15 and 16.
+        assert_eq!(raised(&once).len(), 6, "{once:#?}");
+        for save_at in 0..4 {
+            assert_eq!(run(save_at), once);
+        }
+    }
+}
