@@ -1,4 +1,5 @@
-//! NATS JetStream: connecting, the report stream and the durable consumer ingest reads it with.
+//! NATS JetStream: connecting, the report stream and the durable consumer ingest reads it with,
+//! and the alert stream transitions are published to.
 
 use crate::Settings;
 use anyhow::Context;
@@ -29,6 +30,23 @@ pub async fn ensure_reports_stream(js: &jetstream::Context, settings: &Settings)
     })
     .await
     .with_context(|| format!("creating the JetStream stream {} (is JetStream enabled?)", settings.reports_stream))
+}
+
+/// How long the alert stream remembers a transition's `Nats-Msg-Id`: a publisher that restarts
+/// within this window never publishes a transition twice.
+pub const ALERT_DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Creates the alert stream if it is missing, and returns it.
+pub async fn ensure_alerts_stream(js: &jetstream::Context, settings: &Settings) -> anyhow::Result<stream::Stream> {
+    js.get_or_create_stream(stream::Config {
+        name: settings.alerts_stream.clone(),
+        subjects: vec![settings.alert_subjects()],
+        storage: stream::StorageType::File,
+        duplicate_window: ALERT_DUPLICATE_WINDOW,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("creating the JetStream stream {} (is JetStream enabled?)", settings.alerts_stream))
 }
 
 /// The durable pull consumer ingest reads reports with; created if missing.

@@ -154,6 +154,32 @@ pub async fn read_after(
     Ok(rows.iter().map(StoredEvent::from_row).collect())
 }
 
+/// Events of one aggregate type after `position`, in global order, at most `limit`.
+pub async fn read_type_after(
+    client: &impl GenericClient,
+    aggregate_type: &str,
+    position: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, InfraError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {STORED_COLUMNS} FROM events WHERE aggregate_type = $1 AND position > $2
+                 ORDER BY position LIMIT $3"
+            ),
+            &[&aggregate_type, &position, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(StoredEvent::from_row).collect())
+}
+
+/// The event at `position`, if there is one.
+pub async fn at(client: &impl GenericClient, position: i64) -> Result<Option<StoredEvent>, InfraError> {
+    let row =
+        client.query_opt(&format!("SELECT {STORED_COLUMNS} FROM events WHERE position = $1"), &[&position]).await?;
+    Ok(row.as_ref().map(StoredEvent::from_row))
+}
+
 /// The highest position stored (0 when empty).
 pub async fn head(client: &impl GenericClient) -> Result<i64, InfraError> {
     Ok(client.query_one("SELECT coalesce(max(position), 0) FROM events", &[]).await?.get(0))

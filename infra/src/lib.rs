@@ -8,12 +8,15 @@
 //! - [`db`]: the Postgres pool, creating the database, and migrations (`migrations/`).
 //! - [`event_store`]: the `events` table: batched append, the gap-safe global reader, snapshots,
 //!   and the cqrs-es `PersistedEventRepository` for per-command use.
+//! - [`alerts`]: alert rules from `alerts.toml`, the evaluator's recorded events, carrying out
+//!   its decisions, and alert events read back as transitions.
 //! - [`quarantine`]: messages that could not be decoded or validated, kept with their reason.
 //! - [`wakeup`]: LISTEN/NOTIFY, so readers wake as soon as events commit.
 //! - [`bus`]: NATS JetStream: the report stream, its durable consumer, and subjects.
 //! - [`devservices`]: local Postgres and NATS for the demo and tests when none are reachable.
 //! - [`error`]: this crate's error type.
 
+pub mod alerts;
 pub mod bus;
 pub mod db;
 pub mod devservices;

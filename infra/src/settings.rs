@@ -83,6 +83,14 @@ pub struct Settings {
     #[arg(long, global = true, env = "SITREP_HISTORY_HOURLY_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..))]
     pub history_hourly_days: u32,
 
+    /// Alert rules file. Unset: `alerts.toml` in the working directory if it exists, else no rules.
+    #[arg(long, global = true, env = "SITREP_ALERTS_FILE")]
+    pub alerts_file: Option<std::path::PathBuf>,
+
+    /// JetStream stream that alert transitions are published to, on `<prefix>.alert.<severity>.<system>`.
+    #[arg(long, global = true, env = "SITREP_ALERTS_STREAM", default_value = "SITREP_ALERTS")]
+    pub alerts_stream: String,
+
     /// Log format: `text` or `json`.
     #[arg(long, global = true, env = "SITREP_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -108,6 +116,16 @@ impl Settings {
     /// The subject collectors publish reports for `system` on.
     pub fn report_subject(&self, system: &str) -> String {
         format!("{}.report.{system}", self.subject_prefix)
+    }
+
+    /// The subject an alert transition of `severity` for `system` is published on.
+    pub fn alert_subject(&self, severity: &str, system: &str) -> String {
+        format!("{}.alert.{severity}.{system}", self.subject_prefix)
+    }
+
+    /// The wildcard subject the alert stream captures.
+    pub fn alert_subjects(&self) -> String {
+        format!("{}.alert.>", self.subject_prefix)
     }
 
     /// The wildcard subject the report stream captures.

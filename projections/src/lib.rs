@@ -6,13 +6,17 @@
 //!   in order, committing its tables and its checkpoint in one transaction.
 //! - [`latest_status`]: the latest state of every component (the dashboard's main read model).
 //! - [`history`]: every report, status segments, hourly and daily rollups, and their retention.
+//! - [`alerts`]: the alert evaluator (a process manager run like a projection) and the alerts
+//!   read model.
 //! - [`timeline`]: the pure time arithmetic behind history (segments, stale gaps, buckets).
 
+pub mod alerts;
 pub mod history;
 pub mod latest_status;
 pub mod runner;
 pub mod timeline;
 
+pub use alerts::{AlertEvaluator, Alerts};
 pub use history::{History, Retention};
 pub use latest_status::LatestStatus;
-pub use runner::{catch_up, reset, run, Projection};
+pub use runner::{catch_up, lock_checkpoint, move_checkpoint, reset, run, Projection};

@@ -32,14 +32,31 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
+/// Locks the checkpoint called `name` (created at 0 if new) for the rest of the transaction and
+/// returns its position. Two workers with the same checkpoint take turns instead of both
+/// acting on the same events; notifiers use it the same way as projections.
+pub async fn lock_checkpoint(tx: &Transaction<'_>, name: &str) -> anyhow::Result<i64> {
+    tx.execute("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&name]).await?;
+    let row = tx.query_one("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", &[&name]).await?;
+    Ok(row.get(0))
+}
+
+/// Moves the checkpoint called `name` to `position` (inside the transaction that locked it).
+pub async fn move_checkpoint(tx: &Transaction<'_>, name: &str, position: i64) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+        &[&name, &position],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Applies one batch; returns how many events it applied and the new checkpoint.
 pub async fn step<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<(usize, i64)> {
     let name = projection.name();
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
-    tx.execute("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&name]).await?;
-    let position: i64 =
-        tx.query_one("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", &[&name]).await?.get(0);
+    let position = lock_checkpoint(&tx, name).await?;
     let events = event_store::read_after(&*tx, position, BATCH).await?;
     let Some(last) = events.last().map(|e| e.position) else {
         tx.rollback().await?;
@@ -49,8 +66,7 @@ pub async fn step<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<
         .apply(&tx, &events)
         .await
         .with_context(|| format!("projection {name} applying events after {position}"))?;
-    tx.execute("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1", &[&name, &last])
-        .await?;
+    move_checkpoint(&tx, name, last).await?;
     tx.commit().await?;
     Ok((events.len(), last))
 }
@@ -75,12 +91,11 @@ pub async fn reset<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result
     let tx = client.transaction().await?;
     // Lock the checkpoint first, in the same order as `step`, so a running runner waits for the
     // reset instead of deadlocking with it.
-    tx.execute("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&name]).await?;
-    tx.execute("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE", &[&name]).await?;
+    lock_checkpoint(&tx, name).await?;
     for table in projection.tables() {
         tx.batch_execute(&format!("DELETE FROM {table}")).await?;
     }
-    tx.execute("UPDATE projection_checkpoints SET position = 0, updated_at = now() WHERE name = $1", &[&name]).await?;
+    move_checkpoint(&tx, name, 0).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! Builds sitrep's long-running parts (ingest, projections, web) and runs them until stopped.
 //! `sitrep run` starts all three in one process; `ingest`, `project` and `web` start one each.
 
+use crate::alerting;
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use sitrep_infra::{bus, db, wakeup, Settings};
-use sitrep_projections::{history, History, LatestStatus, Retention};
+use sitrep_projections::{history, AlertEvaluator, Alerts, History, LatestStatus, Retention};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -57,17 +58,18 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
         }
         {
             let history = History { default_ttl_seconds: settings.default_ttl_seconds };
-            let (pool, cancel) = (pool.clone(), cancel.clone());
+            let (pool, cancel, wakeups) = (pool.clone(), cancel.clone(), wakeups.clone());
             tasks.spawn(async move {
                 sitrep_projections::run(pool, history, wakeups, cancel).await;
                 Ok(())
             });
         }
-        let (pool, cancel, retention) = (pool.clone(), cancel.clone(), retention(&settings));
+        let (pool2, cancel2, retention) = (pool.clone(), cancel.clone(), retention(&settings));
         tasks.spawn(async move {
-            run_retention(pool, retention, cancel).await;
+            run_retention(pool2, retention, cancel2).await;
             Ok(())
         });
+        start_alerting(&mut tasks, &pool, &settings, wakeups, &cancel).await?;
     }
     let mut http_addr = None;
     if parts.web {
@@ -108,6 +110,51 @@ impl Running {
             }
         }
     }
+}
+
+/// Records the alert rules, then starts the evaluator, the alerts read model, the alert clock,
+/// the bus publisher and the webhook notifier.
+async fn start_alerting(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    pool: &Pool,
+    settings: &Settings,
+    wakeups: wakeup::Wakeups,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let rules = alerting::load_and_record_rules(pool, settings).await?;
+    let js = async_nats::jetstream::new(bus::connect(&settings.nats_url).await?);
+    bus::ensure_alerts_stream(&js, settings).await?;
+    let hooks = alerting::Webhooks::new(rules.routes, alerting::Webhooks::BACKOFF.to_vec())?;
+    {
+        let (pool, cancel, wakeups) = (pool.clone(), cancel.clone(), wakeups.clone());
+        tasks.spawn(async move {
+            sitrep_projections::run(pool, AlertEvaluator, wakeups, cancel).await;
+            Ok(())
+        });
+    }
+    {
+        let (pool, cancel) = (pool.clone(), cancel.clone());
+        tasks.spawn(async move {
+            sitrep_projections::run(pool, Alerts, wakeups, cancel).await;
+            Ok(())
+        });
+    }
+    let (p, c) = (pool.clone(), cancel.clone());
+    tasks.spawn(async move {
+        alerting::run_clock(p, c).await;
+        Ok(())
+    });
+    let (p, c, s) = (pool.clone(), cancel.clone(), settings.clone());
+    tasks.spawn(async move {
+        alerting::run_publisher(p, js, s, c).await;
+        Ok(())
+    });
+    let (p, c) = (pool.clone(), cancel.clone());
+    tasks.spawn(async move {
+        alerting::run_webhooks(p, hooks, c).await;
+        Ok(())
+    });
+    Ok(())
 }
 
 /// How often retention runs (it also runs once at start-up).

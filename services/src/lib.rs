@@ -5,10 +5,12 @@
 //!
 //! - [`cli`]: the command line (`run`, `ingest`, `project`, `web`, `migrate`, `simulate`, `bench`, `demo`).
 //! - [`app`]: starts ingest, projections and web, alone or together, and stops them cleanly.
+//! - [`alerting`]: the alert clock, the bus publisher and the webhook notifier.
 //! - [`ingest`]: the command side: NATS batches → aggregates → one transaction → ack.
 //! - [`simulate`]: realistic collector traffic for demos and load.
 //! - [`bench`]: `sitrep bench`, measurements with same-run ratios and `BENCH` lines.
 
+pub mod alerting;
 pub mod app;
 pub mod bench;
 pub mod cli;

@@ -63,7 +63,7 @@ pub enum AlertError {
 }
 
 impl Aggregate for Alert {
-    const TYPE: &'static str = "alert";
+    const TYPE: &'static str = super::AGGREGATE_TYPE;
     type Command = AlertCommand;
     type Event = AlertEvent;
     type Error = AlertError;

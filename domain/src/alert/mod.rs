@@ -4,12 +4,17 @@
 //! - [`rules`]: `alerts.toml` parsed into a checked [`RuleSet`].
 //! - [`evaluator`]: the process manager; a pure function of the log.
 //! - [`aggregate`]: raised → acknowledged / silenced → resolved (cqrs-es).
+//! - [`message`]: a transition as subscribers and webhooks get it.
 //! - [`summary`]: the words of an alert, filled in from its rule's template.
+
+/// The aggregate type alert events are stored under.
+pub const AGGREGATE_TYPE: &str = "alert";
 
 pub mod aggregate;
 pub mod commands;
 pub mod evaluator;
 pub mod events;
+pub mod message;
 pub mod rules;
 pub mod summary;
 
@@ -17,4 +22,5 @@ pub use aggregate::{Alert, AlertError, AlertState};
 pub use commands::AlertCommand;
 pub use evaluator::{Decision, Evaluator, Input};
 pub use events::{AlertEvent, AlertInfo, EvaluatorEvent};
+pub use message::{AlertMessage, Transition};
 pub use rules::{Condition, RuleError, RuleSet, Severity};

@@ -1,0 +1,166 @@
+//! Alerts on the read side of the log.
+//!
+//! - [`AlertEvaluator`] is the process manager: it runs under the same runner as a projection
+//!   (checkpoint, one transaction per batch), feeds each event to the pure
+//!   [`Evaluator`], and appends the alert events its decisions lead to in the same
+//!   transaction as its saved state and checkpoint. Its decisions carry ids derived from the
+//!   log, so resetting it and running it again over the same log appends nothing new.
+//! - [`Alerts`] is the read model the pages show: `alerts` (each alert as it is now) and
+//!   `alert_transitions` (each transition, with the position of the event that caused it).
+
+use crate::runner::Projection;
+use anyhow::Context;
+use deadpool_postgres::Transaction;
+use sitrep_domain::alert::{AlertEvent, Evaluator, EvaluatorEvent, Input, AGGREGATE_TYPE as ALERT};
+use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
+use sitrep_infra::alerts;
+use sitrep_infra::event_store::StoredEvent;
+use uuid::Uuid;
+
+/// The alert evaluator, run as a projection named `alert_evaluator`.
+pub struct AlertEvaluator;
+
+impl AlertEvaluator {
+    pub const NAME: &'static str = "alert_evaluator";
+}
+
+/// Reads the evaluator's saved state (a fresh one before its first batch).
+pub async fn evaluator_state(client: &impl tokio_postgres::GenericClient) -> anyhow::Result<Evaluator> {
+    let row =
+        client.query_opt("SELECT state FROM alert_evaluator_state WHERE name = $1", &[&AlertEvaluator::NAME]).await?;
+    Ok(match row {
+        Some(r) => serde_json::from_value(r.get(0)).context("reading the alert evaluator's saved state")?,
+        None => Evaluator::default(),
+    })
+}
+
+impl Projection for AlertEvaluator {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["alert_evaluator_state"]
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
+        let mut evaluator = evaluator_state(&**tx).await?;
+        let mut decisions = Vec::new();
+        for e in events {
+            let position = e.position;
+            match e.aggregate_type.as_str() {
+                COMPONENT if e.event_type == ComponentEvent::STATUS_REPORTED => {
+                    if let ComponentEvent::StatusReported(r) = serde_json::from_value(e.payload.clone())? {
+                        decisions.extend(evaluator.handle(position, Input::Reported(&r)));
+                    }
+                }
+                EvaluatorEvent::AGGREGATE_TYPE => {
+                    let event: EvaluatorEvent = serde_json::from_value(e.payload.clone())?;
+                    decisions.extend(evaluator.handle(position, Input::Evaluator(&event)));
+                }
+                ALERT => {
+                    let event: AlertEvent = serde_json::from_value(e.payload.clone())?;
+                    let id =
+                        Uuid::parse_str(&e.aggregate_id).with_context(|| format!("alert id {}", e.aggregate_id))?;
+                    decisions.extend(evaluator.handle(position, Input::Alert(id, &event)));
+                }
+                _ => {}
+            }
+        }
+        let appended = alerts::execute(&**tx, decisions).await?;
+        if appended > 0 {
+            tracing::info!(events = appended, "alert evaluator decided");
+        }
+        tx.execute(
+            "INSERT INTO alert_evaluator_state (name, state) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+            &[&Self::NAME, &serde_json::to_value(&evaluator)?],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The alerts read model.
+pub struct Alerts;
+
+impl Projection for Alerts {
+    fn name(&self) -> &'static str {
+        "alerts"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["alerts", "alert_transitions"]
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
+        for t in alerts::transitions(&**tx, events).await? {
+            let Some(info) = t.after.info.as_ref() else { continue };
+            let state = t.after.state.as_str();
+            let (by, comment, cause) = match &t.event {
+                AlertEvent::Raised { cause, .. } => (None, None, *cause),
+                AlertEvent::Acknowledged { by, comment, .. } | AlertEvent::Silenced { by, comment, .. } => {
+                    (Some(by.as_str()), Some(comment.as_str()), t.position)
+                }
+                AlertEvent::SilenceExpired { cause, .. } => (None, None, *cause),
+                AlertEvent::Resolved { reason, cause, .. } => (None, Some(reason.as_str()), *cause),
+            };
+            let at = t.event.at();
+            tx.execute(
+                "INSERT INTO alert_transitions (position, alert_id, transition, state, at, by_whom, comment, cause, notify)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[&t.position, &t.alert_id, &t.event.transition(), &state, &at, &by, &comment, &cause, &t.notify()],
+            )
+            .await?;
+            match &t.event {
+                AlertEvent::Raised { at, .. } => {
+                    tx.execute(
+                        "INSERT INTO alerts (alert_id, rule, kind, severity, system, component, summary, state,
+                                             impacted_by, since, raised_at, updated_at, raised_position, last_position)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $12)",
+                        &[
+                            &t.alert_id,
+                            &info.rule,
+                            &info.kind,
+                            &info.severity.as_str(),
+                            &info.system,
+                            &info.component,
+                            &info.summary,
+                            &state,
+                            &info.impacted_by,
+                            &info.since,
+                            at,
+                            &t.position,
+                        ],
+                    )
+                    .await?;
+                }
+                AlertEvent::Acknowledged { by, at, .. } => {
+                    tx.execute(
+                        "UPDATE alerts SET state = $2, acknowledged_by = $3, acknowledged_at = $4, updated_at = $4,
+                                last_position = $5 WHERE alert_id = $1",
+                        &[&t.alert_id, &state, by, at, &t.position],
+                    )
+                    .await?;
+                }
+                AlertEvent::Silenced { .. } | AlertEvent::SilenceExpired { .. } => {
+                    tx.execute(
+                        "UPDATE alerts SET state = $2, silenced_until = $3, updated_at = $4, last_position = $5
+                         WHERE alert_id = $1",
+                        &[&t.alert_id, &state, &t.after.silenced_until, &at, &t.position],
+                    )
+                    .await?;
+                }
+                AlertEvent::Resolved { reason, at, .. } => {
+                    tx.execute(
+                        "UPDATE alerts SET state = $2, silenced_until = NULL, resolved_at = $3, resolved_reason = $4,
+                                updated_at = $3, last_position = $5 WHERE alert_id = $1",
+                        &[&t.alert_id, &state, at, reason, &t.position],
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! The alerting side effects, each reading the log from a checkpoint of its own:
+//!
+//! - the **clock**: when the evaluator says time alone could decide something (`due`), records a
+//!   `Ticked` event, so that decision is in the log and a replay makes it again;
+//! - the **publisher**: every committed alert event goes out on JetStream as
+//!   `<prefix>.alert.<severity>.<system>`, with the event id as `Nats-Msg-Id`; its checkpoint
+//!   moves only after JetStream acked, and JetStream drops a re-publish after a restart;
+//! - the **webhook notifier**: transitions that notify go to each matching route's URL, with
+//!   retries and backoff; every attempt's outcome is kept in `alert_deliveries` and shown on the
+//!   alert's page.
+
+use anyhow::Context;
+use async_nats::jetstream::{self, message::PublishMessage};
+use deadpool_postgres::Pool;
+use sitrep_domain::alert::rules::Route;
+use sitrep_domain::alert::{AlertMessage, EvaluatorEvent, RuleSet};
+use sitrep_infra::{alerts, Settings};
+use sitrep_projections::{lock_checkpoint, move_checkpoint, AlertEvaluator};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+/// Checkpoint names (rows in `projection_checkpoints`).
+pub const PUBLISHER: &str = "alert_publisher";
+pub const WEBHOOKS: &str = "alert_webhooks";
+
+/// Alert events handled per step.
+const BATCH: i64 = 200;
+
+/// How often the side-effect loops look for work when nothing wakes them.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Loads the rules file and records it in the log if it differs from the rules in force.
+pub async fn load_and_record_rules(pool: &Pool, settings: &Settings) -> anyhow::Result<RuleSet> {
+    let (rules, source) = alerts::load_rules(settings.alerts_file.as_deref(), settings.default_ttl_seconds)?;
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    if alerts::record_rules_if_changed(&mut client, &rules, &source).await? {
+        tracing::info!(rules = rules.rules.len(), routes = rules.routes.len(), source, "alert rules recorded");
+    } else {
+        tracing::info!(rules = rules.rules.len(), source, "alert rules unchanged");
+    }
+    Ok(rules)
+}
+
+/// Records a tick at `now` if the evaluator has seen every event and something is due by then.
+/// Returns when the evaluator is next due (`None` if nothing waits on time, or it is behind).
+pub async fn tick_if_due(pool: &Pool, now: OffsetDateTime) -> anyhow::Result<Option<OffsetDateTime>> {
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let row = client
+        .query_one(
+            "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1),
+                    (SELECT max(position) FROM events),
+                    (SELECT state -> 'due' FROM alert_evaluator_state WHERE name = $1)",
+            &[&AlertEvaluator::NAME],
+        )
+        .await?;
+    let (seen, head): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+    if seen.unwrap_or(0) < head.unwrap_or(0) {
+        return Ok(None);
+    }
+    let due: Option<OffsetDateTime> = row
+        .get::<_, Option<serde_json::Value>>(2)
+        .map(serde_json::from_value)
+        .transpose()
+        .context("reading the evaluator's due time")?
+        .flatten();
+    if due.is_some_and(|d| d <= now) {
+        alerts::record(&mut client, &EvaluatorEvent::Ticked { at: now }).await?;
+    }
+    Ok(due)
+}
+
+/// Records ticks when they are due, until cancelled.
+pub async fn run_clock(pool: Pool, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        let now = OffsetDateTime::now_utc();
+        let wait = match tick_if_due(&pool, now).await {
+            Ok(Some(due)) if due > now => (due - now).try_into().unwrap_or(POLL).min(POLL),
+            Ok(_) => POLL,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "alert clock failed; retrying");
+                POLL
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(wait.max(Duration::from_millis(200))) => {}
+        }
+    }
+}
+
+/// Publishes the next batch of alert events; returns how many it published.
+pub async fn publish_step(pool: &Pool, js: &jetstream::Context, settings: &Settings) -> anyhow::Result<usize> {
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    let position = lock_checkpoint(&tx, PUBLISHER).await?;
+    let events = alerts::events_after(&*tx, position, BATCH).await?;
+    let Some(last) = events.last().map(|e| e.position) else {
+        tx.rollback().await?;
+        return Ok(0);
+    };
+    let mut acks = Vec::with_capacity(events.len());
+    for t in alerts::transitions(&*tx, &events).await? {
+        let Some(message) = t.message() else { continue };
+        let subject = settings.alert_subject(&message.severity, &message.system);
+        let publish =
+            PublishMessage::build().payload(serde_json::to_vec(&message)?.into()).message_id(t.event_id.to_string());
+        acks.push(js.send_publish(subject, publish).await.context("publishing an alert transition")?);
+    }
+    let published = acks.len();
+    for ack in acks {
+        ack.await.context("waiting for JetStream to store an alert transition")?;
+    }
+    move_checkpoint(&tx, PUBLISHER, last).await?;
+    tx.commit().await?;
+    Ok(published)
+}
+
+/// Publishes alert transitions as they are committed, until cancelled.
+pub async fn run_publisher(pool: Pool, js: jetstream::Context, settings: Settings, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        let wait = match publish_step(&pool, &js, &settings).await {
+            Ok(n) if n as i64 >= BATCH => continue,
+            Ok(_) => POLL / 4,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "alert publisher failed; retrying");
+                POLL
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Posts transitions to the routes' URLs.
+pub struct Webhooks {
+    client: reqwest::Client,
+    routes: Vec<Route>,
+    /// The waits between attempts; one attempt more than waits.
+    backoff: Vec<Duration>,
+}
+
+impl Webhooks {
+    /// Four retries after 1, 2, 4 and 8 seconds.
+    pub const BACKOFF: [Duration; 4] =
+        [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4), Duration::from_secs(8)];
+
+    pub fn new(routes: Vec<Route>, backoff: Vec<Duration>) -> anyhow::Result<Self> {
+        // https:// routes use rustls with the ring provider (already in the tree for NATS).
+        // Installing fails harmlessly when a provider is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("sitrep/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the webhook HTTP client")?;
+        Ok(Self { client, routes, backoff })
+    }
+
+    /// Sends one message to one route: `(delivered, attempts, last error)`.
+    async fn deliver(&self, route: &Route, message: &AlertMessage) -> (bool, i32, Option<String>) {
+        let mut last_error = None;
+        let mut attempts = 0;
+        for wait in std::iter::once(None).chain(self.backoff.iter().map(Some)) {
+            if let Some(wait) = wait {
+                tokio::time::sleep(*wait).await;
+            }
+            attempts += 1;
+            match self.client.post(&route.url).json(message).send().await {
+                Ok(r) if r.status().is_success() => return (true, attempts, None),
+                Ok(r) => last_error = Some(format!("HTTP {}", r.status())),
+                Err(e) => last_error = Some(describe(&e)),
+            }
+        }
+        (false, attempts, last_error)
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// Delivers the next batch of transitions to the webhooks; returns how many deliveries it made
+/// (successful or given up on).
+pub async fn webhook_step(pool: &Pool, hooks: &Webhooks) -> anyhow::Result<usize> {
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    let position = lock_checkpoint(&tx, WEBHOOKS).await?;
+    let events = alerts::events_after(&*tx, position, BATCH).await?;
+    let Some(last) = events.last().map(|e| e.position) else {
+        tx.rollback().await?;
+        return Ok(0);
+    };
+    let mut made = 0;
+    for t in alerts::transitions(&*tx, &events).await? {
+        let Some(message) = t.message().filter(|m| m.notify) else { continue };
+        let key = format!("{}:{}", message.system, message.component);
+        let severity = t.after.info.as_ref().map(|i| i.severity);
+        for route in hooks.routes.iter().filter(|r| severity.is_some_and(|s| r.wants(s, &key))) {
+            let (delivered, attempts, last_error) = hooks.deliver(route, &message).await;
+            if !delivered {
+                tracing::warn!(route = route.name, alert = %t.alert_id, error = ?last_error, "webhook delivery failed");
+            }
+            tx.execute(
+                "INSERT INTO alert_deliveries (event_id, route, alert_id, position, attempts, delivered, last_error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (event_id, route) DO UPDATE SET attempts = alert_deliveries.attempts + excluded.attempts,
+                    delivered = excluded.delivered, last_error = excluded.last_error, updated_at = now()",
+                &[&t.event_id, &route.name, &t.alert_id, &t.position, &attempts, &delivered, &last_error],
+            )
+            .await?;
+            made += 1;
+        }
+    }
+    move_checkpoint(&tx, WEBHOOKS, last).await?;
+    tx.commit().await?;
+    Ok(made)
+}
+
+/// Delivers webhooks as transitions are committed, until cancelled.
+pub async fn run_webhooks(pool: Pool, hooks: Webhooks, cancel: CancellationToken) {
+    if hooks.routes.is_empty() {
+        return;
+    }
+    while !cancel.is_cancelled() {
+        let wait = match webhook_step(&pool, &hooks).await {
+            Ok(_) => POLL / 2,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "webhook notifier failed; retrying");
+                POLL
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
