@@ -82,7 +82,8 @@ pub async fn record_rules_if_changed(
     rules: &RuleSet,
     source: &str,
 ) -> Result<bool, InfraError> {
-    if recorded_rules(&***client).await?.as_ref() == Some(rules) {
+    // No rules recorded yet means no rules: an empty file adds nothing to the log.
+    if recorded_rules(&***client).await?.unwrap_or_default() == *rules {
         return Ok(false);
     }
     record(client, &EvaluatorEvent::RulesLoaded { rules: rules.clone(), source: source.into() }).await?;

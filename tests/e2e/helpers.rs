@@ -59,7 +59,9 @@ async fn prune_leftovers(settings: &Settings) {
         let js = jetstream::new(nats);
         let names: Vec<String> = js.stream_names().filter_map(|n| async move { n.ok() }).collect().await;
         for name in names {
-            if let Some(id) = name.strip_prefix('T').and_then(|n| n.strip_suffix("_REPORTS")) {
+            let id =
+                name.strip_prefix('T').and_then(|n| n.strip_suffix("_REPORTS").or_else(|| n.strip_suffix("_ALERTS")));
+            if let Some(id) = id {
                 if too_old(id) {
                     let _ = js.delete_stream(&name).await;
                 }
@@ -103,9 +105,26 @@ pub async fn isolated_settings() -> (Settings, String) {
     settings.database_url = sitrep_infra::settings::Secret::new(format!("postgres://{user}@{host}:{port}/{db_name}"));
     settings.subject_prefix = format!("t{id}");
     settings.reports_stream = format!("T{id}_REPORTS").to_uppercase();
+    settings.alerts_stream = format!("T{id}_ALERTS").to_uppercase();
     settings.ingest_consumer = "ingest".into();
+    // No rules unless a test writes some (never the working directory's alerts.toml).
+    settings.alerts_file = Some(write_rules(&id, ""));
     settings.http_addr = "127.0.0.1:0".parse().unwrap();
     (settings, db_name)
+}
+
+/// Writes `rules` as a test's alerts.toml and returns its path.
+pub fn write_rules(id: &str, rules: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("sitrep-test-{id}-alerts.toml"));
+    std::fs::write(&path, rules).expect("writing the test's alerts.toml");
+    path
+}
+
+/// Like [`spawn_app`], with these alert rules in force.
+pub async fn spawn_app_with_rules(rules: &str) -> TestApp {
+    let (mut settings, db_name) = isolated_settings().await;
+    settings.alerts_file = Some(write_rules(&db_name, rules));
+    spawn_with(settings, db_name, true).await
 }
 
 /// Starts web and projections, and ingest separately (so tests can stop and restart it).
@@ -120,6 +139,10 @@ pub async fn spawn_app_without_projections() -> TestApp {
 
 async fn spawn(project: bool) -> TestApp {
     let (settings, db_name) = isolated_settings().await;
+    spawn_with(settings, db_name, project).await
+}
+
+async fn spawn_with(settings: Settings, db_name: String, project: bool) -> TestApp {
     let running =
         app::start(settings.clone(), Parts { ingest: false, project, web: true }).await.expect("start sitrep");
     let ingest =
@@ -191,6 +214,23 @@ impl TestApp {
         consumer.info().await.cloned().map_err(|e| e.to_string())
     }
 
+    /// Stops the projections, alerting and web (sitrep down, except ingest).
+    pub async fn stop_main(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    /// Starts the projections, alerting and web again (on a new port).
+    pub async fn start_main(&mut self) {
+        assert!(self.running.is_none(), "already running");
+        let running = app::start(self.settings.clone(), Parts { ingest: false, project: true, web: true })
+            .await
+            .expect("start sitrep");
+        self.addr = running.http_addr;
+        self.running = Some(running);
+    }
+
     /// Stops ingest (as a crash-free shutdown would) and waits for it to finish.
     pub async fn stop_ingest(&mut self) {
         if let Some(ingest) = self.ingest.take() {
@@ -214,6 +254,10 @@ impl TestApp {
             r.stop().await;
         }
         let _ = self.js.delete_stream(&self.settings.reports_stream).await;
+        let _ = self.js.delete_stream(&self.settings.alerts_stream).await;
+        if let Some(rules) = &self.settings.alerts_file {
+            let _ = std::fs::remove_file(rules);
+        }
         self.pool.close();
         let mut admin = db::parse_url(self.settings.database_url.expose()).unwrap();
         admin.dbname("postgres");

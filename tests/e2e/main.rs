@@ -2,6 +2,7 @@
 //! own database, stream, consumer and subject prefix (see `helpers::spawn_app`), so tests never
 //! see each other's data nor a running `sitrep`. Set `TEST_LOG=1` to see the application's logs.
 
+mod alerts;
 mod browser;
 mod event_store;
 mod helpers;

@@ -25,6 +25,12 @@ pub enum WebError {
     /// 404: the thing asked for does not exist; `hint` says what to do.
     #[error("{what}")]
     NotFound { format: Format, what: String, hint: String },
+    /// 403: a form posted from another site (pages only).
+    #[error("{what}")]
+    Forbidden { what: String },
+    /// 409: the command does not fit the thing as it is now (pages only); `what` says why.
+    #[error("{what}")]
+    Conflict { what: String },
     /// 500: something failed inside; logged, never shown.
     #[error("{source:#}")]
     Internal { format: Format, source: anyhow::Error },
@@ -85,6 +91,15 @@ impl IntoResponse for WebError {
                 (StatusCode::BAD_REQUEST, *format, bad_request.as_str(), "Fix the parameter named and try again.")
             }
             WebError::NotFound { format, what, hint } => (StatusCode::NOT_FOUND, *format, what.as_str(), hint.as_str()),
+            WebError::Forbidden { what } => (
+                StatusCode::FORBIDDEN,
+                Format::Html,
+                what.as_str(),
+                "Open the page on this dashboard and use its form.",
+            ),
+            WebError::Conflict { what } => {
+                (StatusCode::CONFLICT, Format::Html, what.as_str(), "Go back, reload the page, and look again.")
+            }
             WebError::Internal { format, source } => {
                 tracing::error!(error = format!("{source:#}"), "request failed");
                 (

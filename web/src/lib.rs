@@ -6,6 +6,7 @@
 //! - [`state`]: what handlers share (pool, settings, clock).
 //! - [`pages`]: the HTML pages' handlers and their view models (one struct per page).
 //! - [`component`]: the component page (charts, timeline, uptime, last reports).
+//! - [`alerts`]: the alert list, each alert's page and actions, the rules in force, and their JSON.
 //! - [`api`]: the JSON API handlers, including history (JSON and CSV) and uptime.
 //! - [`queries`]: reading the latest-status read model.
 //! - [`history`]: reading the past: series, segments, reports, the state at an instant (the
@@ -17,6 +18,7 @@
 //! - [`templates`]: the Handlebars registry, with every template compiled into the binary.
 //! - [`error`]: the one error type that becomes an HTTP response.
 
+pub mod alerts;
 pub mod api;
 pub mod chart;
 pub mod component;

@@ -1,6 +1,7 @@
 //! The HTML pages. Each page has one view-model struct, built here and rendered by the template
 //! of the same name; templates hold no logic beyond loops and conditionals.
 
+use crate::alerts::Firing;
 use crate::error::{Format, WebError};
 use crate::history::Scope;
 use crate::params::AtQuery;
@@ -159,6 +160,10 @@ pub struct SystemTile {
     pub last_report: Age,
     pub problems: Vec<Problem>,
     pub more_problems: usize,
+    /// The system's open alerts, worst first (at most a few; `more_alerts` counts the rest).
+    pub alerts: Vec<Firing>,
+    pub more_alerts: usize,
+    pub alerts_url: String,
 }
 
 /// A component that is not OK, named on its system's tile.
@@ -175,6 +180,7 @@ pub fn home_page(
     now: OffsetDateTime,
     at: Option<OffsetDateTime>,
     components: &[ComponentState],
+    open: &OpenAlerts,
 ) -> HomePage {
     let clock = at.unwrap_or(now);
     let all = seen(state, clock, components);
@@ -190,7 +196,15 @@ pub fn home_page(
             let all_stale = items.iter().all(|s| s.shown == Shown::Stale);
             let problems: Vec<&&Seen> =
                 items.iter().filter(|s| s.shown != Shown::Ok && s.shown != Shown::Stopped).collect();
+            let mut alerts: Vec<Firing> =
+                open.iter().filter(|((s, _), _)| s == name).flat_map(|(_, a)| a.iter().cloned()).collect();
+            alerts.sort_by_key(|a| (a.impacted, crate::alerts::severity_rank(a.severity)));
+            let more_alerts = alerts.len().saturating_sub(TILE_PROBLEMS);
+            alerts.truncate(TILE_PROBLEMS);
             let tile = SystemTile {
+                alerts,
+                more_alerts,
+                alerts_url: format!("/alerts?system={name}"),
                 name: name.to_owned(),
                 url: format!("/systems/{name}{}", params::at_suffix(at, '?')),
                 worst: worst.badge(),
@@ -230,7 +244,8 @@ pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Re
         Some(at) => history::state_at(&state.pool, Scope::All, at, now - state.kept.raw).await,
     }
     .map_err(WebError::page)?;
-    render("home", &home_page(&state, now, at, &components))
+    let open = open_alerts(&state, at, None).await?;
+    render("home", &home_page(&state, now, at, &components, &open))
 }
 
 // -------------------------------------------------------------------------------------- system
@@ -267,6 +282,8 @@ pub struct ComponentRow {
     pub metrics: Vec<MetricView>,
     pub age: Age,
     pub since: Age,
+    /// Its open alerts.
+    pub alerts: Vec<Firing>,
 }
 
 fn kind_of(c: &ComponentState) -> String {
@@ -290,6 +307,7 @@ pub fn system_page(
     system: &str,
     components: &[ComponentState],
     sparks: &Sparks,
+    open: &OpenAlerts,
 ) -> SystemPage {
     let clock = at.unwrap_or(now);
     let all = seen(state, clock, components);
@@ -323,6 +341,7 @@ pub fn system_page(
                         metrics,
                         age: view::age(s.state.observed_at, clock, s.shown == Shown::Stale),
                         since: view::age(s.state.status_since, clock, false),
+                        alerts: open.get(&(system.to_owned(), s.state.component.clone())).cloned().unwrap_or_default(),
                     }
                 })
                 .collect();
@@ -364,7 +383,23 @@ pub async fn system(
     let sparks = history::sparklines(&state.pool, &system, &HEADLINE_METRICS, clock - SPARK_WINDOW, clock)
         .await
         .map_err(WebError::page)?;
-    render("system", &system_page(&state, now, at, &system, &components, &sparks))
+    let open = open_alerts(&state, at, Some(&system)).await?;
+    render("system", &system_page(&state, now, at, &system, &components, &sparks, &open))
+}
+
+/// Open alerts by component, for live pages (a page of the past shows none: alerts are not
+/// read back in time).
+pub type OpenAlerts = HashMap<(String, String), Vec<Firing>>;
+
+async fn open_alerts(
+    state: &AppState,
+    at: Option<OffsetDateTime>,
+    system: Option<&str>,
+) -> Result<OpenAlerts, WebError> {
+    if at.is_some() {
+        return Ok(OpenAlerts::new());
+    }
+    crate::alerts::open_by_component(&state.pool, system).await.map_err(WebError::page)
 }
 
 /// The window a sparkline covers.
@@ -486,9 +521,22 @@ pub(crate) mod tests {
         ]
     }
 
+    /// One critical alert firing on derecho's filesystem.
+    fn firing() -> OpenAlerts {
+        let alert = Firing {
+            url: "/alerts/6c1d".into(),
+            severity: "critical",
+            state_label: "FIRING",
+            rule: "fs-full".into(),
+            summary: "derecho fs/glade used_pct is 93.5".into(),
+            impacted: false,
+        };
+        [(("derecho".to_owned(), "fs/glade".to_owned()), vec![alert])].into()
+    }
+
     #[test]
     fn the_home_page_renders_worst_system_first_with_counts_and_ages() {
-        let html = templates::render("home", &home_page(&state(), NOW, None, &realistic())).unwrap();
+        let html = templates::render("home", &home_page(&state(), NOW, None, &realistic(), &firing())).unwrap();
         let casper = html.find("href=\"/systems/casper\"").unwrap();
         let derecho = html.find("href=\"/systems/derecho\"").unwrap();
         let hub = html.find("href=\"/systems/jupyterhub\"").unwrap();
@@ -499,11 +547,12 @@ pub(crate) mod tests {
         assert!(html.contains("&lt;b&gt;"), "collector text is escaped");
         assert!(!html.contains("<b>"));
         assert!(html.contains("http-equiv=\"refresh\" content=\"30\""));
+        assert!(html.contains("FIRING: fs-full"), "the tile names its alert (not as a link: the tile is one)");
     }
 
     #[test]
     fn the_home_page_renders_empty_with_what_to_do() {
-        let html = templates::render("home", &home_page(&state(), NOW, None, &[])).unwrap();
+        let html = templates::render("home", &home_page(&state(), NOW, None, &[], &OpenAlerts::new())).unwrap();
         assert!(html.contains("No reports yet."));
         assert!(html.contains("sitrep.report.&lt;system&gt;"));
         assert!(html.contains("docs/collectors.md"));
@@ -516,13 +565,15 @@ pub(crate) mod tests {
         let sparks: Sparks =
             [(("fs/glade".to_owned(), "used_pct".to_owned()), vec![hourly(80.0, 3), hourly(93.5, 1)])].into();
         let html =
-            templates::render("system", &system_page(&state(), NOW, None, "derecho", &components, &sparks)).unwrap();
+            templates::render("system", &system_page(&state(), NOW, None, "derecho", &components, &sparks, &firing()))
+                .unwrap();
         for needle in
             ["<h2>fs", "<h2>login", "<h2>queue", "1,203", "93.5", "<meter", "20,000&#8239;TB", "/api/v1/status/derecho"]
         {
             assert!(html.contains(needle), "lacks {needle}");
         }
         assert!(html.find("<h2>fs").unwrap() < html.find("<h2>login").unwrap(), "degraded group first");
+        assert!(html.contains("href=\"/alerts/6c1d\""), "the component row names its alert");
         assert!(html.contains("class=\"age stale\""), "queue/main is past the 600 s window");
         assert!(html.contains("href=\"/systems/derecho/components/fs/glade\""), "rows link to their component");
         assert!(html.contains("<svg class=\"spark\""), "headline metrics get a sparkline");
@@ -533,7 +584,8 @@ pub(crate) mod tests {
     #[test]
     fn a_page_in_the_past_says_so_links_back_to_now_and_keeps_the_instant_in_its_links() {
         let at = NOW - time::Duration::hours(8);
-        let html = templates::render("home", &home_page(&state(), NOW, Some(at), &realistic())).unwrap();
+        let html =
+            templates::render("home", &home_page(&state(), NOW, Some(at), &realistic(), &OpenAlerts::new())).unwrap();
         assert!(html
             .contains("Showing the state at <time datetime=\"2026-11-22T02:00:00Z\">2026-11-22 02:00:00 UTC</time>"));
         assert!(html.contains("<a href=\"/\">Back to now</a>"));
@@ -541,9 +593,11 @@ pub(crate) mod tests {
         assert!(html.contains("value=\"2026-11-22T02:00:00\""), "the form starts at the instant shown");
         assert!(!html.contains("http-equiv=\"refresh\""), "the past does not reload itself");
         let components: Vec<_> = realistic().into_iter().filter(|c| c.system == "derecho").collect();
-        let html =
-            templates::render("system", &system_page(&state(), NOW, Some(at), "derecho", &components, &Sparks::new()))
-                .unwrap();
+        let html = templates::render(
+            "system",
+            &system_page(&state(), NOW, Some(at), "derecho", &components, &Sparks::new(), &OpenAlerts::new()),
+        )
+        .unwrap();
         assert!(html.contains("href=\"/systems/derecho/components/fs/glade?at&#x3D;2026-11-22T02:00:00Z\""));
     }
 
@@ -551,8 +605,11 @@ pub(crate) mod tests {
     fn the_system_page_renders_with_no_metrics_or_messages() {
         let mut c = component("derecho", "svc", Status::Unknown, 1, json!({}));
         c.message = None;
-        let html =
-            templates::render("system", &system_page(&state(), NOW, None, "derecho", &[c], &Sparks::new())).unwrap();
+        let html = templates::render(
+            "system",
+            &system_page(&state(), NOW, None, "derecho", &[c], &Sparks::new(), &OpenAlerts::new()),
+        )
+        .unwrap();
         assert!(html.contains("<h2>other") && html.contains("UNKNOWN"));
     }
 

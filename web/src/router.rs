@@ -1,9 +1,9 @@
 //! Every URL of sitrep, in one place.
 
 use crate::state::AppState;
-use crate::{api, component, pages, templates};
+use crate::{alerts, api, component, pages, templates};
 use axum::http::header;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,13 +14,21 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/systems/{system}", get(pages::system))
         .route("/systems/{system}/components/{*component}", get(component::page))
-        .route("/quarantine", get(pages::quarantine));
+        .route("/quarantine", get(pages::quarantine))
+        .route("/alerts", get(alerts::list_page))
+        .route("/alerts/rules", get(alerts::rules_page))
+        .route("/alerts/{id}", get(alerts::alert_page))
+        .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
+        .route("/alerts/{id}/silence", post(alerts::silence));
     let api = Router::new()
         .route("/api/v1/status", get(api::status_all))
         .route("/api/v1/status/{system}", get(api::status_system))
         .route("/api/v1/history/{system}/{*component}", get(api::history))
         .route("/api/v1/uptime/{system}", get(api::uptime))
-        .route("/api/v1/quarantine", get(api::quarantine));
+        .route("/api/v1/quarantine", get(api::quarantine))
+        .route("/api/v1/alerts", get(alerts::list_api))
+        .route("/api/v1/alerts/{id}", get(alerts::alert_api))
+        .route("/api/v1/events/{position}", get(alerts::event_api));
     let plumbing = Router::new()
         .route(
             "/static/sitrep.css",

@@ -12,6 +12,9 @@ pub const PAGES: &[(&str, &str)] = &[
     ("system", include_str!("../templates/system.hbs")),
     ("component", include_str!("../templates/component.hbs")),
     ("quarantine", include_str!("../templates/quarantine.hbs")),
+    ("alerts", include_str!("../templates/alerts.hbs")),
+    ("alert", include_str!("../templates/alert.hbs")),
+    ("alert_rules", include_str!("../templates/alert_rules.hbs")),
     ("error", include_str!("../templates/error.hbs")),
 ];
 
@@ -23,6 +26,9 @@ pub const PARTIALS: &[(&str, &str)] = &[
     ("metric", include_str!("../templates/partials/metric.hbs")),
     ("system_tile", include_str!("../templates/partials/system_tile.hbs")),
     ("component_row", include_str!("../templates/partials/component_row.hbs")),
+    ("alert_row", include_str!("../templates/partials/alert_row.hbs")),
+    ("alert_badges", include_str!("../templates/partials/alert_badges.hbs")),
+    ("firing", include_str!("../templates/partials/firing.hbs")),
     ("chart", include_str!("../templates/partials/chart.hbs")),
     ("timeline", include_str!("../templates/partials/timeline.hbs")),
     ("sparkline", include_str!("../templates/partials/sparkline.hbs")),

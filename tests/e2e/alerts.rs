@@ -1,0 +1,270 @@
+//! Alerts end to end: rules → evaluator → alert events → read model, pages, the bus and webhooks.
+
+use crate::helpers::{eventually, spawn_app_with_rules, TestApp};
+use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use sitrep_domain::alert::AlertMessage;
+use sitrep_projections::{reset, AlertEvaluator, Alerts};
+use std::time::Duration;
+
+const FS_FAILED: &str = r#"
+[[rule]]
+name = "fs-failed"
+match = "*:fs/*"
+kind = "status"
+status = ["failed"]
+severity = "critical"
+summary = "{{component}} on {{system}} is {{status}}"
+"#;
+
+async fn report(app: &TestApp, component: &str, status: &str, ttl: u32) {
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let payload = json!({"system": "derecho", "component": component, "status": status, "observed_at": now,
+                         "ttl_seconds": ttl});
+    app.publish("derecho", payload.to_string()).await;
+}
+
+/// A subscriber as docs/alerts.md describes it: a durable consumer on `<prefix>.alert.>`.
+async fn subscriber(app: &TestApp) -> PullConsumer {
+    let stream = app.js.get_stream(&app.settings.alerts_stream).await.expect("the alert stream exists");
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some("test-subscriber".into()),
+            filter_subject: app.settings.alert_subjects(),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// Everything the subscriber has not seen yet (acked as read): `(subject, Nats-Msg-Id, message)`.
+async fn receive(consumer: &PullConsumer) -> Vec<(String, String, AlertMessage)> {
+    let mut out = Vec::new();
+    let mut batch = consumer.fetch().max_messages(100).expires(Duration::from_millis(300)).messages().await.unwrap();
+    while let Some(Ok(m)) = batch.next().await {
+        let id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.to_string()).unwrap_or_default();
+        let msg: AlertMessage = serde_json::from_slice(&m.payload).expect("an alert message in format v1");
+        out.push((m.subject.to_string(), id, msg));
+        m.ack().await.unwrap();
+    }
+    out
+}
+
+async fn receive_until(consumer: &PullConsumer, n: usize) -> Vec<(String, String, AlertMessage)> {
+    let start = tokio::time::Instant::now();
+    let mut all = Vec::new();
+    while all.len() < n {
+        assert!(start.elapsed() < crate::helpers::DEADLINE, "timed out waiting for {n} alert messages; got {all:?}");
+        all.extend(receive(consumer).await);
+    }
+    all
+}
+
+async fn open_alert(app: &TestApp, state: &str) -> Value {
+    eventually(&format!("an alert {state}"), || async {
+        let (_, body) = app.get_json("/api/v1/alerts?state=all").await;
+        match body["alerts"].as_array().and_then(|a| a.iter().find(|x| x["state"] == state)) {
+            Some(a) => Ok(a.clone()),
+            None => Err(body.to_string()),
+        }
+    })
+    .await
+}
+
+async fn checkpoint(app: &TestApp, name: &str) -> i64 {
+    app.scalar(&format!("SELECT coalesce((SELECT position FROM projection_checkpoints WHERE name = '{name}'), 0)"))
+        .await
+}
+
+async fn wait_caught_up(app: &TestApp, names: &[&str]) {
+    for name in names {
+        eventually(&format!("{name} to catch up"), || async {
+            let (seen, head) =
+                (checkpoint(app, name).await, app.scalar("SELECT coalesce(max(position), 0) FROM events").await);
+            if seen == head {
+                Ok(())
+            } else {
+                Err(format!("{name} at {seen}, log at {head}"))
+            }
+        })
+        .await;
+    }
+}
+
+async fn dump(app: &TestApp, table: &str, order: &str) -> Vec<String> {
+    let client = app.pool.get().await.unwrap();
+    let rows = client.query(&format!("SELECT t::text FROM {table} t ORDER BY {order}"), &[]).await.unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+#[tokio::test]
+async fn a_failure_reaches_a_subscriber_as_firing_acknowledged_and_resolved_exactly_once() {
+    let mut app = spawn_app_with_rules(FS_FAILED).await;
+    let consumer = subscriber(&app).await;
+
+    // A filesystem fails; the rule fires.
+    report(&app, "fs/glade", "ok", 600).await;
+    report(&app, "fs/glade", "failed", 600).await;
+    let alert = open_alert(&app, "firing").await;
+    assert_eq!(alert["summary"], "fs/glade on derecho is failed");
+    let id = alert["id"].as_str().unwrap().to_owned();
+
+    // An operator acknowledges it from its page.
+    let (status, page) = app.get(&format!("/alerts/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Acknowledge"), "the page offers the action");
+    let origin = app.url("");
+    let resp = app
+        .http
+        .post(app.url(&format!("/alerts/{id}/acknowledge")))
+        .header("Origin", origin.trim_end_matches('/'))
+        .form(&[("by", "ana"), ("comment", "on it")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "redirected back to the alert");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("ACKNOWLEDGED") && page.contains("ana"), "the page shows the acknowledgement");
+
+    // The filesystem recovers.
+    report(&app, "fs/glade", "ok", 600).await;
+    open_alert(&app, "resolved").await;
+
+    let got = receive_until(&consumer, 3).await;
+    let transitions: Vec<&str> = got.iter().map(|m| m.2.transition.as_str()).collect();
+    assert_eq!(transitions, ["firing", "acknowledged", "resolved"]);
+    for (subject, msg_id, m) in &got {
+        assert_eq!(subject, &app.settings.alert_subject("critical", "derecho"));
+        assert_eq!(msg_id, &m.event_id.to_string(), "the event id is the Nats-Msg-Id");
+        assert_eq!(
+            (m.alert_id.to_string(), m.rule.as_str(), m.component.as_str()),
+            (id.clone(), "fs-failed", "fs/glade")
+        );
+        assert!(m.notify);
+    }
+    assert_eq!((got[1].2.by.as_deref(), got[1].2.comment.as_deref()), (Some("ana"), Some("on it")));
+    assert_eq!(got[2].2.reason.as_deref(), Some("status is now ok"));
+
+    // The publisher restarts after publishing but before its checkpoint moved: JetStream drops
+    // the repeats, so the subscriber sees nothing twice.
+    wait_caught_up(&app, &["alert_publisher"]).await;
+    let published = checkpoint(&app, "alert_publisher").await;
+    app.pool
+        .get()
+        .await
+        .unwrap()
+        .execute("UPDATE projection_checkpoints SET position = 0 WHERE name = 'alert_publisher'", &[])
+        .await
+        .unwrap();
+    eventually("the publisher to go over the log again", || async {
+        let p = checkpoint(&app, "alert_publisher").await;
+        if p >= published {
+            Ok(())
+        } else {
+            Err(format!("at {p}"))
+        }
+    })
+    .await;
+    assert!(receive(&consumer).await.is_empty(), "no transition is delivered twice");
+
+    // sitrep is killed after the evaluator committed an alert but before it was published.
+    app.stop_main().await;
+    report(&app, "fs/glade", "failed", 600).await;
+    eventually("ingest to store the report", || async {
+        let n = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
+        if n == 4 {
+            Ok(())
+        } else {
+            Err(format!("{n} reports"))
+        }
+    })
+    .await;
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator).await.unwrap();
+    assert_eq!(app.scalar("SELECT count(*) FROM events WHERE event_type = 'AlertRaised'").await, 2, "committed");
+    app.start_main().await;
+    let again = receive_until(&consumer, 1).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].2.transition, "firing");
+    assert_ne!(again[0].2.alert_id.to_string(), id, "a new firing is a new alert");
+
+    // Rebuilding the alert read model and re-running the evaluator from zero gives the same
+    // history, appends nothing, and publishes nothing again.
+    wait_caught_up(&app, &["alert_evaluator", "alerts", "alert_publisher"]).await;
+    let events_before = app.scalar("SELECT count(*) FROM events").await;
+    let alerts_before = dump(&app, "alerts", "alert_id").await;
+    let transitions_before = dump(&app, "alert_transitions", "position").await;
+    reset(&app.pool, &AlertEvaluator).await.unwrap();
+    reset(&app.pool, &Alerts).await.unwrap();
+    wait_caught_up(&app, &["alert_evaluator", "alerts"]).await;
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, events_before, "the evaluator decided nothing new");
+    assert_eq!(dump(&app, "alerts", "alert_id").await, alerts_before);
+    assert_eq!(dump(&app, "alert_transitions", "position").await, transitions_before);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(receive(&consumer).await.is_empty(), "nothing published a second time");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_quiet_collector_raises_a_stale_alert_from_a_recorded_tick() {
+    let app = spawn_app_with_rules("[[rule]]\nname = \"silent\"\nkind = \"stale\"\nseverity = \"warning\"").await;
+    report(&app, "login/derecho1", "ok", 1).await;
+    let alert = open_alert(&app, "firing").await;
+    assert_eq!(alert["kind"], "stale");
+    assert!(alert["summary"].as_str().unwrap().contains("has not reported since"), "{alert}");
+    assert!(
+        app.scalar("SELECT count(*) FROM events WHERE event_type = 'AlertClockTicked'").await >= 1,
+        "the tick is in the log"
+    );
+    // Reporting again resolves it.
+    report(&app, "login/derecho1", "ok", 600).await;
+    let resolved = open_alert(&app, "resolved").await;
+    assert_eq!(resolved["resolved_reason"], "reported again");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn alert_forms_refuse_other_sites_and_bad_input_and_pages_render() {
+    let app = spawn_app_with_rules(FS_FAILED).await;
+    report(&app, "fs/glade", "failed", 600).await;
+    let id = open_alert(&app, "firing").await["id"].as_str().unwrap().to_owned();
+    let post = |path: String, origin: &'static str, form: Vec<(&'static str, &'static str)>| {
+        let req = app.http.post(app.url(&path)).header("Origin", origin).form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    let evil = post(format!("/alerts/{id}/acknowledge"), "http://evil.example", vec![("by", "mallory")]).await;
+    assert_eq!(evil.status(), 403);
+    let own = app.url("");
+    let own: &'static str = Box::leak(own.trim_end_matches('/').to_owned().into_boxed_str());
+    let nameless = post(format!("/alerts/{id}/acknowledge"), own, vec![("by", " ")]).await;
+    assert_eq!(nameless.status(), 400);
+    assert!(nameless.text().await.unwrap().contains("by: say who you are"));
+    let forever = post(format!("/alerts/{id}/silence"), own, vec![("by", "ana"), ("for", "soon")]).await;
+    assert_eq!(forever.status(), 400);
+    let silenced = post(format!("/alerts/{id}/silence"), own, vec![("by", "ana"), ("for", "2h")]).await;
+    assert_eq!(silenced.status(), 200);
+    assert!(silenced.text().await.unwrap().contains("SILENCED"));
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM events WHERE event_type = 'AlertAcknowledged'").await,
+        0,
+        "refused posts store nothing"
+    );
+
+    for path in ["/alerts", "/alerts?state=all", "/alerts/rules", "/systems/derecho", "/"] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains("fs-failed"), "{path} names the rule");
+    }
+    let (status, body) = app.get_json("/api/v1/alerts?state=sometimes").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("state")));
+    let (status, _) = app.get("/alerts/not-an-id").await;
+    assert_eq!(status, 400);
+    let (status, _) = app.get(&format!("/alerts/{}", uuid::Uuid::nil())).await;
+    assert_eq!(status, 404);
+    let raised_by: i64 =
+        app.get_json(&format!("/api/v1/alerts/{id}")).await.1["transitions"][0]["cause"].as_i64().unwrap();
+    let (status, evidence) = app.get_json(&format!("/api/v1/events/{raised_by}")).await;
+    assert_eq!((status, evidence["event_type"].as_str()), (200, Some("StatusReported")), "the evidence is the report");
+    app.cleanup().await;
+}

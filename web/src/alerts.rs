@@ -1,0 +1,671 @@
+//! Alerts on the web: the list with filters and counts, each alert's page (timeline, evidence,
+//! deliveries, acknowledge and silence forms), the rules in force, and their JSON.
+//!
+//! Reads come from the `alerts` read model; acknowledging and silencing are commands on the
+//! alert aggregate through cqrs-es, so they land in the same event log as everything else.
+
+use crate::error::{Format, WebError};
+use crate::pages::Layout;
+use crate::state::AppState;
+use crate::templates;
+use crate::view::{self, Age};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{AggregateError, CqrsFramework};
+use serde::{Deserialize, Serialize};
+use sitrep_domain::alert::{Alert, AlertCommand, AlertError, Severity};
+use sitrep_infra::event_store::{self, PgEventRepository};
+use sitrep_infra::{alerts as store, InfraError};
+use std::collections::HashMap;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// The states an operator can filter on; `open` is firing, acknowledged and silenced.
+const STATES: [&str; 6] = ["open", "firing", "acknowledged", "silenced", "resolved", "all"];
+
+/// Alerts listed per page.
+const LIST_LIMIT: i64 = 200;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Filter {
+    pub state: Option<String>,
+    pub severity: Option<String>,
+    pub system: Option<String>,
+}
+
+impl Filter {
+    fn check(&self, format: Format) -> Result<(String, Option<Severity>, Option<String>), WebError> {
+        let state = self.state.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "open".into());
+        if !STATES.contains(&state.as_str()) {
+            return Err(WebError::bad_request(
+                format,
+                "state",
+                format!("{state:?} is not one of {}", STATES.join(", ")),
+            ));
+        }
+        let severity = match self.severity.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(Severity::parse(s).map_err(|e| WebError::bad_request(format, "severity", e))?),
+        };
+        Ok((state, severity, self.system.clone().filter(|s| !s.is_empty())))
+    }
+}
+
+/// One alert as lists show it.
+#[derive(Debug, Serialize)]
+pub struct AlertRow {
+    pub id: Uuid,
+    pub url: String,
+    pub rule: String,
+    pub kind: String,
+    pub severity: &'static str,
+    pub state: String,
+    pub state_label: &'static str,
+    pub state_icon: &'static str,
+    pub system: String,
+    pub component: String,
+    pub component_url: String,
+    pub summary: String,
+    pub impacted_by: Option<String>,
+    pub since: Age,
+    pub raised: Age,
+    pub acknowledged_by: Option<String>,
+    pub silenced_until: Option<String>,
+    pub resolved: Option<Age>,
+    pub resolved_reason: Option<String>,
+}
+
+fn state_word(state: &str) -> (&'static str, &'static str) {
+    match state {
+        "firing" => ("FIRING", "●"),
+        "acknowledged" => ("ACKNOWLEDGED", "✔"),
+        "silenced" => ("SILENCED", "◌"),
+        "resolved" => ("RESOLVED", "○"),
+        _ => ("UNKNOWN", "?"),
+    }
+}
+
+/// Sorts critical first.
+pub fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "critical" => 0,
+        "warning" => 1,
+        _ => 2,
+    }
+}
+
+fn severity_str(raw: &str) -> &'static str {
+    Severity::parse(raw).map(Severity::as_str).unwrap_or("warning")
+}
+
+const ROW_COLUMNS: &str = "alert_id, rule, kind, severity, state, system, component, summary, impacted_by, since, \
+                           raised_at, acknowledged_by, silenced_until, resolved_at, resolved_reason";
+
+fn row(r: &Row, now: OffsetDateTime) -> AlertRow {
+    let id: Uuid = r.get(0);
+    let state: String = r.get(4);
+    let (state_label, state_icon) = state_word(&state);
+    let (system, component): (String, String) = (r.get(5), r.get(6));
+    AlertRow {
+        url: format!("/alerts/{id}"),
+        id,
+        rule: r.get(1),
+        kind: r.get(2),
+        severity: severity_str(r.get(3)),
+        state_label,
+        state_icon,
+        state,
+        component_url: format!("/systems/{system}/components/{component}"),
+        system,
+        component,
+        summary: r.get(7),
+        impacted_by: r.get(8),
+        since: view::age(r.get(9), now, false),
+        raised: view::age(r.get(10), now, false),
+        acknowledged_by: r.get(11),
+        silenced_until: r.get::<_, Option<OffsetDateTime>>(12).map(view::utc_text),
+        resolved: r.get::<_, Option<OffsetDateTime>>(13).map(|t| view::age(t, now, false)),
+        resolved_reason: r.get(14),
+    }
+}
+
+fn state_clause(state: &str) -> &'static str {
+    match state {
+        "open" => "state <> 'resolved'",
+        "firing" => "state = 'firing'",
+        "acknowledged" => "state = 'acknowledged'",
+        "silenced" => "state = 'silenced'",
+        "resolved" => "state = 'resolved'",
+        _ => "true",
+    }
+}
+
+/// Alerts matching the filter, worst and newest first.
+async fn list(
+    state: &AppState,
+    which: &str,
+    severity: Option<Severity>,
+    system: Option<&str>,
+) -> anyhow::Result<Vec<AlertRow>> {
+    let client = state.pool.get().await?;
+    let sev = severity.map(Severity::as_str);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {ROW_COLUMNS} FROM alerts
+                 WHERE {} AND ($1::text IS NULL OR severity = $1) AND ($2::text IS NULL OR system = $2)
+                 ORDER BY (state = 'resolved'), (impacted_by IS NOT NULL),
+                          array_position(ARRAY['critical','warning','info'], severity), raised_at DESC
+                 LIMIT $3",
+                state_clause(which)
+            ),
+            &[&sev, &system, &LIST_LIMIT],
+        )
+        .await?;
+    let now = state.now();
+    Ok(rows.iter().map(|r| row(r, now)).collect())
+}
+
+/// How many alerts are in each state (with the severity and system filters applied).
+async fn state_counts(
+    state: &AppState,
+    severity: Option<Severity>,
+    system: Option<&str>,
+) -> anyhow::Result<HashMap<String, i64>> {
+    let client = state.pool.get().await?;
+    let sev = severity.map(Severity::as_str);
+    let rows = client
+        .query(
+            "SELECT state, count(*) FROM alerts
+             WHERE ($1::text IS NULL OR severity = $1) AND ($2::text IS NULL OR system = $2) GROUP BY state",
+            &[&sev, &system],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// A firing (not resolved) alert, as system tiles and component rows name it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Firing {
+    pub url: String,
+    pub severity: &'static str,
+    pub state_label: &'static str,
+    pub rule: String,
+    pub summary: String,
+    pub impacted: bool,
+}
+
+/// Open alerts by `(system, component)`, for one system or all.
+pub async fn open_by_component(
+    pool: &deadpool_postgres::Pool,
+    system: Option<&str>,
+) -> anyhow::Result<HashMap<(String, String), Vec<Firing>>> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT alert_id, system, component, severity, state, rule, summary, impacted_by IS NOT NULL FROM alerts
+             WHERE state <> 'resolved' AND ($1::text IS NULL OR system = $1)
+             ORDER BY array_position(ARRAY['critical','warning','info'], severity), raised_at",
+            &[&system],
+        )
+        .await?;
+    let mut out: HashMap<(String, String), Vec<Firing>> = HashMap::new();
+    for r in rows {
+        let id: Uuid = r.get(0);
+        out.entry((r.get(1), r.get(2))).or_default().push(Firing {
+            url: format!("/alerts/{id}"),
+            severity: severity_str(r.get(3)),
+            state_label: state_word(r.get(4)).0,
+            rule: r.get(5),
+            summary: r.get(6),
+            impacted: r.get(7),
+        });
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------------------------------ the list
+
+/// `/alerts`: alerts by state, with filters and counts.
+#[derive(Debug, Serialize)]
+pub struct AlertsPage {
+    pub layout: Layout,
+    pub tabs: Vec<Tab>,
+    pub state: String,
+    pub severity: String,
+    pub system: String,
+    pub severities: Vec<&'static str>,
+    pub alerts: Vec<AlertRow>,
+    pub limited: bool,
+    pub rule_count: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Tab {
+    pub name: &'static str,
+    pub url: String,
+    pub count: i64,
+    pub current: bool,
+}
+
+fn query_string(state: &str, severity: Option<Severity>, system: Option<&str>) -> String {
+    let mut parts = vec![format!("state={state}")];
+    if let Some(s) = severity {
+        parts.push(format!("severity={}", s.as_str()));
+    }
+    if let Some(s) = system {
+        parts.push(format!("system={s}"));
+    }
+    parts.join("&")
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list_page(State(state): State<AppState>, Query(f): Query<Filter>) -> Result<Html<String>, WebError> {
+    let (which, severity, system) = f.check(Format::Html)?;
+    let alerts = list(&state, &which, severity, system.as_deref()).await.map_err(WebError::page)?;
+    let counts = state_counts(&state, severity, system.as_deref()).await.map_err(WebError::page)?;
+    let count = |s: &str| match s {
+        "open" => counts.iter().filter(|(k, _)| k.as_str() != "resolved").map(|(_, v)| v).sum(),
+        "all" => counts.values().sum(),
+        other => counts.get(other).copied().unwrap_or(0),
+    };
+    let rules = rules_in_force(&state).await.map_err(WebError::page)?;
+    let page = AlertsPage {
+        layout: Layout::new("Alerts", "alerts", state.now()),
+        tabs: STATES
+            .iter()
+            .map(|s| Tab {
+                name: s,
+                url: format!("/alerts?{}", query_string(s, severity, system.as_deref())),
+                count: count(s),
+                current: *s == which,
+            })
+            .collect(),
+        limited: alerts.len() as i64 >= LIST_LIMIT,
+        alerts,
+        state: which,
+        severity: severity.map(Severity::as_str).unwrap_or_default().to_owned(),
+        system: system.unwrap_or_default(),
+        severities: Severity::ALL.iter().map(|s| s.as_str()).collect(),
+        rule_count: rules.rules.len(),
+    };
+    render("alerts", &page)
+}
+
+/// `GET /api/v1/alerts`: the same list as JSON.
+pub async fn list_api(
+    State(state): State<AppState>,
+    Query(f): Query<Filter>,
+) -> Result<Json<serde_json::Value>, WebError> {
+    let (which, severity, system) = f.check(Format::Json)?;
+    let alerts = list(&state, &which, severity, system.as_deref()).await.map_err(WebError::api)?;
+    let counts = state_counts(&state, severity, system.as_deref()).await.map_err(WebError::api)?;
+    Ok(Json(serde_json::json!({ "state": which, "counts": counts, "alerts": alerts })))
+}
+
+// ------------------------------------------------------------------------------- one alert
+
+/// `/alerts/{id}`: one alert, its timeline with the evidence, deliveries, and actions.
+#[derive(Debug, Serialize)]
+pub struct AlertPage {
+    pub layout: Layout,
+    pub alert: AlertRow,
+    pub open: bool,
+    pub silenced: bool,
+    pub acknowledged: bool,
+    pub transitions: Vec<TransitionRow>,
+    pub deliveries: Vec<DeliveryRow>,
+    pub silence_choices: [&'static str; 6],
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransitionRow {
+    pub position: i64,
+    pub transition: String,
+    pub state_label: &'static str,
+    pub state_icon: &'static str,
+    pub at: Age,
+    pub by: Option<String>,
+    pub comment: Option<String>,
+    pub cause: i64,
+    pub cause_url: String,
+    pub notify: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveryRow {
+    pub route: String,
+    pub position: i64,
+    pub attempts: i32,
+    pub delivered: bool,
+    pub last_error: Option<String>,
+    pub at: Age,
+}
+
+fn parse_id(raw: &str, format: Format) -> Result<Uuid, WebError> {
+    Uuid::parse_str(raw).map_err(|_| WebError::bad_request(format, "id", format!("{raw:?} is not an alert id")))
+}
+
+async fn one(
+    state: &AppState,
+    id: Uuid,
+    format: Format,
+) -> Result<(AlertRow, Vec<TransitionRow>, Vec<DeliveryRow>), WebError> {
+    let internal = |e: tokio_postgres::Error| WebError::Internal { format, source: e.into() };
+    let client = state.pool.get().await.map_err(|e| WebError::Internal { format, source: e.into() })?;
+    let now = state.now();
+    let found = client
+        .query_opt(&format!("SELECT {ROW_COLUMNS} FROM alerts WHERE alert_id = $1"), &[&id])
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            WebError::not_found(format, format!("No alert {id}."), "See /alerts for the alerts there are.")
+        })?;
+    let transitions = client
+        .query(
+            "SELECT position, transition, state, at, by_whom, comment, cause, notify FROM alert_transitions
+             WHERE alert_id = $1 ORDER BY position",
+            &[&id],
+        )
+        .await
+        .map_err(internal)?
+        .iter()
+        .map(|r| {
+            let (state_label, state_icon) = state_word(r.get(2));
+            let cause: i64 = r.get(6);
+            TransitionRow {
+                position: r.get(0),
+                transition: r.get(1),
+                state_label,
+                state_icon,
+                at: view::age(r.get(3), now, false),
+                by: r.get(4),
+                comment: r.get::<_, Option<String>>(5).filter(|c| !c.is_empty()),
+                cause,
+                cause_url: format!("/api/v1/events/{cause}"),
+                notify: r.get(7),
+            }
+        })
+        .collect();
+    let deliveries = client
+        .query(
+            "SELECT route, position, attempts, delivered, last_error, updated_at FROM alert_deliveries
+             WHERE alert_id = $1 ORDER BY position, route",
+            &[&id],
+        )
+        .await
+        .map_err(internal)?
+        .iter()
+        .map(|r| DeliveryRow {
+            route: r.get(0),
+            position: r.get(1),
+            attempts: r.get(2),
+            delivered: r.get(3),
+            last_error: r.get(4),
+            at: view::age(r.get(5), now, false),
+        })
+        .collect();
+    Ok((row(&found, now), transitions, deliveries))
+}
+
+#[tracing::instrument(skip_all, fields(alert = %id))]
+pub async fn alert_page(State(state): State<AppState>, Path(id): Path<String>) -> Result<Html<String>, WebError> {
+    let id = parse_id(&id, Format::Html)?;
+    let (alert, transitions, deliveries) = one(&state, id, Format::Html).await?;
+    let page = AlertPage {
+        layout: Layout::new(format!("Alert: {}", alert.summary), "alerts", state.now()),
+        open: alert.state != "resolved",
+        silenced: alert.state == "silenced",
+        acknowledged: alert.acknowledged_by.is_some(),
+        alert,
+        transitions,
+        deliveries,
+        silence_choices: ["30m", "1h", "2h", "4h", "8h", "24h"],
+    };
+    render("alert", &page)
+}
+
+/// `GET /api/v1/alerts/{id}`: one alert with its transitions and deliveries.
+pub async fn alert_api(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, WebError> {
+    let id = parse_id(&id, Format::Json)?;
+    let (alert, transitions, deliveries) = one(&state, id, Format::Json).await?;
+    Ok(Json(serde_json::json!({ "alert": alert, "transitions": transitions, "deliveries": deliveries })))
+}
+
+/// `GET /api/v1/events/{position}`: one event of the log, the evidence behind a transition.
+pub async fn event_api(
+    State(state): State<AppState>,
+    Path(position): Path<String>,
+) -> Result<Json<serde_json::Value>, WebError> {
+    let position: i64 = position.parse().map_err(|_| {
+        WebError::bad_request(Format::Json, "position", format!("{position:?} is not an event position"))
+    })?;
+    let client = state.pool.get().await.map_err(WebError::api)?;
+    let e = event_store::at(&**client, position).await.map_err(WebError::api)?.ok_or_else(|| {
+        WebError::not_found(Format::Json, format!("No event at position {position}."), "Positions start at 1.")
+    })?;
+    Ok(Json(serde_json::json!({
+        "position": e.position, "event_id": e.event_id, "aggregate_type": e.aggregate_type,
+        "aggregate_id": e.aggregate_id, "sequence": e.sequence, "event_type": e.event_type,
+        "event_version": e.event_version, "payload": e.payload, "metadata": e.metadata,
+        "recorded_at": view::age(e.recorded_at, state.now(), false).iso,
+    })))
+}
+
+// --------------------------------------------------------------------------------- actions
+
+#[derive(Debug, Deserialize)]
+pub struct AckForm {
+    #[serde(default)]
+    pub by: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SilenceForm {
+    #[serde(default)]
+    pub by: String,
+    #[serde(default)]
+    pub comment: String,
+    /// How long, such as `2h` or `90m`.
+    #[serde(default, rename = "for")]
+    pub for_: String,
+}
+
+/// Refuses a form posted from another site: a browser always says where a post came from
+/// (`Origin`, or `Sec-Fetch-Site`), and only this dashboard's own pages may act on alerts.
+fn same_origin(headers: &HeaderMap) -> Result<(), WebError> {
+    let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if get(header::HeaderName::from_static("sec-fetch-site")).is_some_and(|s| s != "same-origin" && s != "none") {
+        return Err(WebError::Forbidden { what: "This form was posted from another site.".into() });
+    }
+    if let (Some(origin), Some(host)) = (get(header::ORIGIN), get(header::HOST)) {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+        if origin_host != host {
+            return Err(WebError::Forbidden {
+                what: format!("This form was posted from {origin}, not from this dashboard."),
+            });
+        }
+    }
+    Ok(())
+}
+
+type AlertCqrs = CqrsFramework<Alert, PersistedEventStore<PgEventRepository, Alert>>;
+
+/// Runs an operator's command on the alert aggregate, then waits (up to 3 s) for the read model
+/// to show it, so the page the operator lands on already does.
+async fn command(state: &AppState, id: Uuid, by: &str, cmd: AlertCommand) -> Result<(), WebError> {
+    let cqrs: AlertCqrs = CqrsFramework::new(
+        PersistedEventStore::new_event_store(PgEventRepository::new(state.pool.clone())),
+        vec![],
+        (),
+    );
+    let before = last_position(state, id).await?;
+    match cqrs.execute_with_metadata(&id.to_string(), cmd, store::operator_metadata(by)).await {
+        Ok(()) => {}
+        Err(AggregateError::UserError(AlertError::NotRaised)) => {
+            return Err(WebError::not_found(
+                Format::Html,
+                format!("No alert {id}."),
+                "See /alerts for the alerts there are.",
+            ))
+        }
+        Err(AggregateError::UserError(e)) => return Err(WebError::Conflict { what: e.to_string() }),
+        Err(AggregateError::AggregateConflict) => {
+            return Err(WebError::Conflict { what: "The alert changed at the same moment; look at it again.".into() })
+        }
+        Err(e) => return Err(WebError::page(anyhow::anyhow!("{e}"))),
+    }
+    for _ in 0..60 {
+        if last_position(state, id).await? > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn last_position(state: &AppState, id: Uuid) -> Result<i64, WebError> {
+    let client = state.pool.get().await.map_err(WebError::page)?;
+    let row = client
+        .query_opt("SELECT last_position FROM alerts WHERE alert_id = $1", &[&id])
+        .await
+        .map_err(|e| WebError::page(InfraError::from(e)))?;
+    Ok(row.map_or(0, |r| r.get(0)))
+}
+
+fn who(by: &str) -> Result<String, WebError> {
+    let by = by.trim();
+    if by.is_empty() || by.len() > 100 {
+        return Err(WebError::bad_request(Format::Html, "by", "say who you are (1 to 100 characters)"));
+    }
+    Ok(by.to_owned())
+}
+
+fn comment(text: &str) -> Result<String, WebError> {
+    if text.len() > 2000 {
+        return Err(WebError::bad_request(Format::Html, "comment", "keep it under 2,000 characters"));
+    }
+    Ok(text.trim().to_owned())
+}
+
+#[tracing::instrument(skip_all, fields(alert = %id))]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<AckForm>,
+) -> Result<Response, WebError> {
+    same_origin(&headers)?;
+    let id = parse_id(&id, Format::Html)?;
+    let by = who(&form.by)?;
+    let cmd = AlertCommand::Acknowledge { by: by.clone(), comment: comment(&form.comment)?, at: state.now() };
+    command(&state, id, &by, cmd).await?;
+    Ok(Redirect::to(&format!("/alerts/{id}")).into_response())
+}
+
+#[tracing::instrument(skip_all, fields(alert = %id))]
+pub async fn silence(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<SilenceForm>,
+) -> Result<Response, WebError> {
+    same_origin(&headers)?;
+    let id = parse_id(&id, Format::Html)?;
+    let by = who(&form.by)?;
+    let length = humantime::parse_duration(form.for_.trim())
+        .ok()
+        .filter(|d| *d >= Duration::from_secs(60) && *d <= Duration::from_secs(30 * 86_400))
+        .ok_or_else(|| {
+            WebError::bad_request(
+                Format::Html,
+                "for",
+                format!("{:?} is not a duration from 1m to 30d, such as 2h", form.for_),
+            )
+        })?;
+    let now = state.now();
+    let until = now + time::Duration::try_from(length).unwrap_or(time::Duration::HOUR);
+    let cmd = AlertCommand::Silence { by: by.clone(), comment: comment(&form.comment)?, until, at: now };
+    command(&state, id, &by, cmd).await?;
+    Ok(Redirect::to(&format!("/alerts/{id}")).into_response())
+}
+
+// ----------------------------------------------------------------------------------- rules
+
+/// The rules in force: the last set recorded in the log.
+async fn rules_in_force(state: &AppState) -> anyhow::Result<sitrep_domain::alert::RuleSet> {
+    let client = state.pool.get().await?;
+    Ok(store::recorded_rules(&**client).await?.unwrap_or_default())
+}
+
+/// `/alerts/rules`: the rules, dependencies and routes in force, read-only.
+#[derive(Debug, Serialize)]
+pub struct RulesPage {
+    pub layout: Layout,
+    pub rules: Vec<RuleRow>,
+    pub dependencies: Vec<(String, String)>,
+    pub routes: Vec<RouteRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleRow {
+    pub name: String,
+    pub kind: &'static str,
+    pub matches: String,
+    pub severity: &'static str,
+    pub condition: String,
+    pub summary: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RouteRow {
+    pub name: String,
+    pub url: String,
+    pub severities: String,
+    pub matches: String,
+}
+
+pub async fn rules_page(State(state): State<AppState>) -> Result<Html<String>, WebError> {
+    let set = rules_in_force(&state).await.map_err(WebError::page)?;
+    let page = RulesPage {
+        layout: Layout::still("Alert rules", "alerts", state.now()),
+        rules: set
+            .rules
+            .iter()
+            .map(|r| RuleRow {
+                name: r.name.clone(),
+                kind: r.condition.kind(),
+                matches: r.matches.as_str().to_owned(),
+                severity: r.severity.as_str(),
+                condition: r.condition.describe(),
+                summary: r.summary.clone(),
+            })
+            .collect(),
+        dependencies: set.dependencies.iter().map(|d| (d.matches.as_str().to_owned(), d.parent.clone())).collect(),
+        routes: set
+            .routes
+            .iter()
+            .map(|r| RouteRow {
+                name: r.name.clone(),
+                url: r.url.clone(),
+                severities: r.severities.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                matches: r.matches.as_str().to_owned(),
+            })
+            .collect(),
+    };
+    render("alert_rules", &page)
+}
+
+fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
+    templates::render(name, page).map(Html).map_err(WebError::page)
+}
