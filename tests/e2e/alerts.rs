@@ -268,3 +268,69 @@ async fn alert_forms_refuse_other_sites_and_bad_input_and_pages_render() {
     assert_eq!((status, evidence["event_type"].as_str()), (200, Some("StatusReported")), "the evidence is the report");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
+    use axum::{http::StatusCode, routing::post, Json, Router};
+    use sitrep_domain::alert::rules::{Matcher, Route};
+    use sitrep_domain::alert::Severity;
+    use sitrep_services::alerting::{webhook_step, Webhooks};
+    use std::sync::{Arc, Mutex};
+
+    // A receiver that fails its first request and takes the rest.
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let calls = Arc::new(Mutex::new(0));
+    let (r, c) = (received.clone(), calls.clone());
+    let receiver = Router::new().route(
+        "/hook",
+        post(move |Json(body): Json<Value>| {
+            let (r, c) = (r.clone(), c.clone());
+            async move {
+                let mut n = c.lock().unwrap();
+                *n += 1;
+                if *n == 1 {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                r.lock().unwrap().push(body);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    // The app's own notifier has no routes here; this test drives one with short waits.
+    let app = spawn_app_with_rules(FS_FAILED).await;
+    let route = |name: &str, url: String| Route {
+        name: name.into(),
+        url,
+        severities: vec![Severity::Critical],
+        matches: Matcher::parse("derecho:*").unwrap(),
+    };
+    let hooks = Webhooks::new(
+        vec![route("ops", format!("http://127.0.0.1:{port}/hook")), route("dead", "http://127.0.0.1:9/hook".into())],
+        vec![Duration::from_millis(10), Duration::from_millis(20)],
+    )
+    .unwrap();
+
+    report(&app, "fs/glade", "failed", 600).await;
+    let id = open_alert(&app, "firing").await["id"].as_str().unwrap().to_owned();
+    wait_caught_up(&app, &["alert_evaluator"]).await;
+    assert_eq!(webhook_step(&app.pool, &hooks).await.unwrap(), 2, "one delivery per route");
+
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0]["transition"].as_str(), got[0]["alert_id"].as_str()), (Some("firing"), Some(id.as_str())));
+    let (_, body) = app.get_json(&format!("/api/v1/alerts/{id}")).await;
+    let deliveries = body["deliveries"].as_array().unwrap();
+    let by_route = |name: &str| deliveries.iter().find(|d| d["route"] == name).unwrap().clone();
+    assert_eq!((by_route("ops")["delivered"].as_bool(), by_route("ops")["attempts"].as_i64()), (Some(true), Some(2)));
+    let dead = by_route("dead");
+    assert_eq!((dead["delivered"].as_bool(), dead["attempts"].as_i64()), (Some(false), Some(3)));
+    assert!(dead["last_error"].as_str().unwrap().contains("onnection refused"), "{dead}");
+    let (_, page) = app.get(&format!("/alerts/{id}")).await;
+    assert!(page.contains("FAILED") && page.contains("dead"), "the failure shows on the alert");
+    assert_eq!(webhook_step(&app.pool, &hooks).await.unwrap(), 0, "each transition is delivered once");
+    app.cleanup().await;
+}

@@ -57,7 +57,11 @@ fn tempdir() -> PathBuf {
 }
 
 async fn with_simulated_centre() -> TestApp {
-    let app = spawn_app().await;
+    with_simulated_centre_and_rules("").await
+}
+
+async fn with_simulated_centre_and_rules(rules: &str) -> TestApp {
+    let app = if rules.is_empty() { spawn_app().await } else { crate::helpers::spawn_app_with_rules(rules).await };
     let nats = sitrep_infra::bus::connect(&app.settings.nats_url).await.unwrap();
     let args = SimulateArgs { rate: 10_000.0, rounds: 1, seed: Some(3), churn: 0.3 };
     let published = simulate::run(nats, &app.settings, &args, CancellationToken::new()).await.unwrap();
@@ -98,6 +102,65 @@ async fn every_page_renders_in_headless_chromium_with_a_screenshot() {
         let dom = shoot(&app, name, path, 1000, needles).await;
         assert!(!dom.contains("<script>alert"), "{path}: collector text must be escaped");
         assert!(!dom.contains("<b>odd</b>"), "{path}: labels must be escaped");
+    }
+    app.cleanup().await;
+}
+
+/// Rules that fire at once on the simulator's troubles, with a dependency and a route.
+const BROWSER_RULES: &str = r#"
+[[rule]]
+name = "failed"
+kind = "status"
+status = ["failed"]
+severity = "critical"
+[[rule]]
+name = "filesystem-full"
+match = "*:fs/*"
+kind = "threshold"
+metric = "used_pct"
+above = 1
+clear = 0.5
+[[rule]]
+name = "silent"
+kind = "stale"
+[[dependency]]
+match = "derecho:partition/*"
+parent = "derecho:fs/glade"
+[[route]]
+name = "nowhere"
+url = "http://127.0.0.1:9/hook"
+severity = ["info"]
+"#;
+
+#[tokio::test]
+async fn alert_pages_render_in_headless_chromium_with_a_screenshot() {
+    let app = with_simulated_centre_and_rules(BROWSER_RULES).await;
+    let id = crate::helpers::eventually("filesystem alerts", || async {
+        let (_, body) = app.get_json("/api/v1/alerts?state=open").await;
+        let alerts = body["alerts"].as_array().cloned().unwrap_or_default();
+        match alerts.iter().find(|a| a["rule"] == "filesystem-full" && a["component"] == "fs/glade") {
+            Some(a) => Ok(a["id"].as_str().unwrap().to_owned()),
+            None => Err(body.to_string()),
+        }
+    })
+    .await;
+    let pages: Vec<(&str, String, Vec<&str>)> = vec![
+        ("alerts", "/alerts".into(), vec!["filesystem-full", "FIRING", "WARNING", "open"]),
+        ("alert", format!("/alerts/{id}"), vec!["Acknowledge", "Silence", "Timeline", "event "]),
+        (
+            "alert-rules",
+            "/alerts/rules".into(),
+            vec!["filesystem-full", "used_pct &gt; 1", "derecho:fs/glade", "nowhere"],
+        ),
+        (
+            "alerts-resolved-empty",
+            "/alerts?state=resolved&system=nowhere".into(),
+            vec!["No resolved alerts", "on nowhere"],
+        ),
+        ("home-with-alerts", "/".into(), vec!["FIRING: filesystem-full</b> fs/glade"]),
+    ];
+    for (name, path, needles) in pages {
+        shoot(&app, name, &path, 1000, &needles).await;
     }
     app.cleanup().await;
 }

@@ -196,6 +196,7 @@ pub struct Firing {
     pub severity: &'static str,
     pub state_label: &'static str,
     pub rule: String,
+    pub component: String,
     pub summary: String,
     pub impacted: bool,
 }
@@ -222,6 +223,7 @@ pub async fn open_by_component(
             severity: severity_str(r.get(3)),
             state_label: state_word(r.get(4)).0,
             rule: r.get(5),
+            component: r.get(2),
             summary: r.get(6),
             impacted: r.get(7),
         });

@@ -528,6 +528,7 @@ pub(crate) mod tests {
             severity: "critical",
             state_label: "FIRING",
             rule: "fs-full".into(),
+            component: "fs/glade".into(),
             summary: "derecho fs/glade used_pct is 93.5".into(),
             impacted: false,
         };
@@ -547,7 +548,10 @@ pub(crate) mod tests {
         assert!(html.contains("&lt;b&gt;"), "collector text is escaped");
         assert!(!html.contains("<b>"));
         assert!(html.contains("http-equiv=\"refresh\" content=\"30\""));
-        assert!(html.contains("FIRING: fs-full"), "the tile names its alert (not as a link: the tile is one)");
+        assert!(
+            html.contains("FIRING: fs-full</b> fs/glade"),
+            "the tile names its alert (not as a link: the tile is one)"
+        );
     }
 
     #[test]

@@ -261,7 +261,8 @@ impl Evaluator {
             severity: rule.severity.as_str(),
             status: c.status.as_str(),
             metric,
-            value: c.metrics.get(metric).map(|v| v.to_string()).unwrap_or_default(),
+            // Two decimals at most: 91.3, not 91.30000000000001.
+            value: c.metrics.get(metric).map(|v| ((v * 100.0).round() / 100.0).to_string()).unwrap_or_default(),
             last_report: rfc3339(c.observed_at),
         };
         let impacted_by = self

@@ -531,6 +531,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_alerts_toml_is_valid() {
+        let set = parse(include_str!("../../../alerts.toml")).unwrap();
+        assert_eq!(set.rules.len(), 5);
+        assert_eq!(set.parent_of("derecho:partition/cpu"), Some("derecho:fs/glade"));
+    }
+
+    #[test]
     fn an_empty_file_is_no_rules() {
         assert_eq!(parse("").unwrap(), RuleSet::default());
     }
