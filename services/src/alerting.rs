@@ -159,6 +159,10 @@ impl Webhooks {
         Ok(Self { client, routes, backoff })
     }
 
+    pub fn has_routes(&self) -> bool {
+        !self.routes.is_empty()
+    }
+
     /// Sends one message to one route: `(delivered, attempts, last error)`.
     async fn deliver(&self, route: &Route, message: &AlertMessage) -> (bool, i32, Option<String>) {
         let mut last_error = None;
@@ -227,9 +231,6 @@ pub async fn webhook_step(pool: &Pool, hooks: &Webhooks) -> anyhow::Result<usize
 
 /// Delivers webhooks as transitions are committed, until cancelled.
 pub async fn run_webhooks(pool: Pool, hooks: Webhooks, cancel: CancellationToken) {
-    if hooks.routes.is_empty() {
-        return;
-    }
     while !cancel.is_cancelled() {
         let wait = match webhook_step(&pool, &hooks).await {
             Ok(_) => POLL / 2,

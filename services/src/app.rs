@@ -149,11 +149,15 @@ async fn start_alerting(
         alerting::run_publisher(p, js, s, c).await;
         Ok(())
     });
-    let (p, c) = (pool.clone(), cancel.clone());
-    tasks.spawn(async move {
-        alerting::run_webhooks(p, hooks, c).await;
-        Ok(())
-    });
+    // Every part runs until cancelled (a part that returns stops sitrep), so the notifier is
+    // started only when there is somewhere to notify.
+    if hooks.has_routes() {
+        let (p, c) = (pool.clone(), cancel.clone());
+        tasks.spawn(async move {
+            alerting::run_webhooks(p, hooks, c).await;
+            Ok(())
+        });
+    }
     Ok(())
 }
 

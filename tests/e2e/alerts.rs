@@ -334,3 +334,57 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
     assert_eq!(webhook_step(&app.pool, &hooks).await.unwrap(), 0, "each transition is delivered once");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn sitrep_with_alerting_keeps_running_until_told_to_stop() {
+    // Every part runs until cancelled; one that returned early would stop the whole process.
+    for rules in ["", FS_FAILED] {
+        let (mut settings, db_name) = crate::helpers::isolated_settings().await;
+        settings.alerts_file = Some(crate::helpers::write_rules(&db_name, rules));
+        let running = sitrep_services::app::start(settings.clone(), sitrep_services::app::Parts::ALL).await.unwrap();
+        let started = tokio::time::Instant::now();
+        running.run_until_stopped(tokio::time::sleep(Duration::from_secs(2))).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_secs(2), "sitrep stopped by itself (rules: {rules:?})");
+        let mut admin = sitrep_infra::db::parse_url(settings.database_url.expose()).unwrap();
+        admin.dbname("postgres");
+        let client = sitrep_infra::db::connect(&admin).await.unwrap();
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")).await.unwrap();
+        let js = async_nats::jetstream::new(sitrep_infra::bus::connect(&settings.nats_url).await.unwrap());
+        let _ = js.delete_stream(&settings.reports_stream).await;
+        let _ = js.delete_stream(&settings.alerts_stream).await;
+    }
+}
+
+#[tokio::test]
+async fn the_python_subscriber_in_the_docs_receives_a_failure_and_its_resolution() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let python = root.join(".sitrep/venv/bin/python");
+    assert!(python.exists(), "the Python examples need nats-py in .sitrep/venv: scripts/test installs it");
+    let app = spawn_app_with_rules(FS_FAILED).await;
+    let subscriber = tokio::process::Command::new(&python)
+        .arg(root.join("examples/alerts/subscriber.py"))
+        .args(["--nats", &app.settings.nats_url, "--stream", &app.settings.alerts_stream])
+        .args(["--subject", &app.settings.alert_subjects(), "--durable", "py-test", "--count", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    report(&app, "fs/glade", "failed", 600).await;
+    open_alert(&app, "firing").await;
+    report(&app, "fs/glade", "ok", 600).await;
+    let out = tokio::time::timeout(crate::helpers::DEADLINE, subscriber.wait_with_output())
+        .await
+        .expect("the subscriber prints two transitions and exits")
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].contains("CRITICAL FIRING") && lines[0].contains("derecho/fs/glade: fs/glade on derecho is failed"),
+        "{stdout}"
+    );
+    assert!(lines[1].contains("RESOLVED") && lines[1].contains("(status is now ok)"), "{stdout}");
+    app.cleanup().await;
+}
