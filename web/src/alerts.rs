@@ -671,3 +671,141 @@ pub async fn rules_page(State(state): State<AppState>) -> Result<Html<String>, W
 fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
     templates::render(name, page).map(Html).map_err(WebError::page)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pages::tests::NOW;
+
+    fn alert_row(state: &str, impacted_by: Option<&str>) -> AlertRow {
+        let (state_label, state_icon) = state_word(state);
+        AlertRow {
+            id: Uuid::nil(),
+            url: format!("/alerts/{}", Uuid::nil()),
+            rule: "fs-failed".into(),
+            kind: "status".into(),
+            severity: "critical",
+            state: state.into(),
+            state_label,
+            state_icon,
+            system: "derecho".into(),
+            component: "fs/glade".into(),
+            component_url: "/systems/derecho/components/fs/glade".into(),
+            summary: "derecho fs/glade is <failed>".into(),
+            impacted_by: impacted_by.map(str::to_owned),
+            since: view::age(NOW - time::Duration::minutes(5), NOW, false),
+            raised: view::age(NOW - time::Duration::minutes(3), NOW, false),
+            acknowledged_by: (state == "acknowledged").then(|| "ana".into()),
+            silenced_until: None,
+            resolved: (state == "resolved").then(|| view::age(NOW, NOW, false)),
+            resolved_reason: (state == "resolved").then(|| "status is now ok".into()),
+        }
+    }
+
+    fn list_page(alerts: Vec<AlertRow>, rule_count: usize) -> AlertsPage {
+        AlertsPage {
+            layout: Layout::new("Alerts", "alerts", NOW),
+            tabs: STATES
+                .iter()
+                .map(|s| Tab { name: s, url: format!("/alerts?state={s}"), count: 1, current: *s == "open" })
+                .collect(),
+            state: "open".into(),
+            severity: String::new(),
+            system: String::new(),
+            severities: vec!["critical", "warning", "info"],
+            limited: false,
+            alerts,
+            rule_count,
+        }
+    }
+
+    #[test]
+    fn the_alert_list_renders_with_alerts_and_empty() {
+        let html = templates::render(
+            "alerts",
+            &list_page(vec![alert_row("firing", None), alert_row("acknowledged", Some("derecho:fs/home"))], 3),
+        )
+        .unwrap();
+        for needle in ["CRITICAL", "FIRING", "ACKNOWLEDGED", "by ana", "impacted by derecho:fs/home", "&lt;failed&gt;"]
+        {
+            assert!(html.contains(needle), "lacks {needle}");
+        }
+        let empty = templates::render("alerts", &list_page(vec![], 0)).unwrap();
+        assert!(empty.contains("No open alerts") && empty.contains("No alert rules are in force"));
+        let watching = templates::render("alerts", &list_page(vec![], 2)).unwrap();
+        assert!(watching.contains("The rules are watching"));
+    }
+
+    #[test]
+    fn an_alert_page_renders_open_with_actions_and_resolved_without() {
+        let transition = |position, transition: &str, by: Option<&str>| TransitionRow {
+            position,
+            transition: transition.into(),
+            state_label: "FIRING",
+            state_icon: "●",
+            at: view::age(NOW, NOW, false),
+            by: by.map(str::to_owned),
+            comment: by.map(|_| "on it".into()),
+            cause: if by.is_some() { position } else { 7 },
+            cause_url: format!("/api/v1/events/{position}"),
+            notify: true,
+        };
+        let page = |state: &str, deliveries: Vec<DeliveryRow>| AlertPage {
+            layout: Layout::new("Alert", "alerts", NOW),
+            open: state != "resolved",
+            silenced: false,
+            acknowledged: state == "acknowledged",
+            alert: alert_row(state, None),
+            transitions: vec![transition(9, "firing", None), transition(12, "acknowledged", Some("ana"))],
+            deliveries,
+            silence_choices: ["30m", "1h", "2h", "4h", "8h", "24h"],
+        };
+        let failed = DeliveryRow {
+            route: "ops".into(),
+            position: 9,
+            attempts: 5,
+            delivered: false,
+            last_error: Some("HTTP 502 Bad Gateway".into()),
+            at: view::age(NOW, NOW, false),
+        };
+        let html = templates::render("alert", &page("firing", vec![failed])).unwrap();
+        for needle in
+            ["/alerts/00000000-0000-0000-0000-000000000000/acknowledge", "/silence", "event 7", "HTTP 502", "FAILED"]
+        {
+            assert!(html.contains(needle), "lacks {needle}");
+        }
+        let resolved = templates::render("alert", &page("resolved", vec![])).unwrap();
+        assert!(!resolved.contains("/acknowledge") && resolved.contains("status is now ok"));
+        assert!(resolved.contains("None: no webhook route"));
+    }
+
+    #[test]
+    fn the_rules_page_renders_with_rules_and_empty() {
+        let set = sitrep_domain::alert::RuleSet::parse_toml(include_str!("../../alerts.toml"), 600).unwrap();
+        let page = |set: &sitrep_domain::alert::RuleSet| RulesPage {
+            layout: Layout::still("Alert rules", "alerts", NOW),
+            rules: set
+                .rules
+                .iter()
+                .map(|r| RuleRow {
+                    name: r.name.clone(),
+                    kind: r.condition.kind(),
+                    matches: r.matches.as_str().into(),
+                    severity: r.severity.as_str(),
+                    condition: r.condition.describe(),
+                    summary: r.summary.clone(),
+                })
+                .collect(),
+            dependencies: set.dependencies.iter().map(|d| (d.matches.as_str().into(), d.parent.clone())).collect(),
+            routes: vec![],
+        };
+        let html = templates::render("alert_rules", &page(&set)).unwrap();
+        for needle in
+            ["filesystem-full", "used_pct &gt; 90 for 10m; clears at ≤ 85", "derecho:fs/glade", "None configured"]
+        {
+            assert!(html.contains(needle), "lacks {needle}");
+        }
+        let empty = templates::render("alert_rules", &page(&Default::default())).unwrap();
+        assert!(empty.contains("No alert rules are in force"));
+    }
+}
