@@ -118,12 +118,23 @@ pub async fn publish_step(pool: &Pool, js: &jetstream::Context, settings: &Setti
 
 /// Publishes alert transitions as they are committed, until cancelled.
 pub async fn run_publisher(pool: Pool, js: jetstream::Context, settings: Settings, cancel: CancellationToken) {
+    repeat("alert publisher", cancel, || async { Ok(publish_step(&pool, &js, &settings).await? as i64 >= BATCH) })
+        .await;
+}
+
+/// Runs `step` until cancelled: again at once when it says more work is waiting, after a
+/// short pause when not, and after [`POLL`] when it failed (logged).
+async fn repeat<F, Fut>(what: &'static str, cancel: CancellationToken, mut step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
     while !cancel.is_cancelled() {
-        let wait = match publish_step(&pool, &js, &settings).await {
-            Ok(n) if n as i64 >= BATCH => continue,
-            Ok(_) => POLL / 4,
+        let wait = match step().await {
+            Ok(true) => continue,
+            Ok(false) => POLL / 4,
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "alert publisher failed; retrying");
+                tracing::warn!(error = format!("{e:#}"), "{what} failed; retrying");
                 POLL
             }
         };
@@ -231,17 +242,9 @@ pub async fn webhook_step(pool: &Pool, hooks: &Webhooks) -> anyhow::Result<usize
 
 /// Delivers webhooks as transitions are committed, until cancelled.
 pub async fn run_webhooks(pool: Pool, hooks: Webhooks, cancel: CancellationToken) {
-    while !cancel.is_cancelled() {
-        let wait = match webhook_step(&pool, &hooks).await {
-            Ok(_) => POLL / 2,
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "webhook notifier failed; retrying");
-                POLL
-            }
-        };
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
+    repeat("webhook notifier", cancel, || async {
+        webhook_step(&pool, &hooks).await?;
+        Ok(false)
+    })
+    .await;
 }

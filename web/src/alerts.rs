@@ -637,35 +637,40 @@ pub struct RouteRow {
     pub matches: String,
 }
 
+impl RulesPage {
+    pub fn of(set: &sitrep_domain::alert::RuleSet, now: OffsetDateTime) -> Self {
+        RulesPage {
+            layout: Layout::still("Alert rules", "alerts", now),
+            rules: set
+                .rules
+                .iter()
+                .map(|r| RuleRow {
+                    name: r.name.clone(),
+                    kind: r.condition.kind(),
+                    matches: r.matches.as_str().to_owned(),
+                    severity: r.severity.as_str(),
+                    condition: r.condition.describe(),
+                    summary: r.summary.clone(),
+                })
+                .collect(),
+            dependencies: set.dependencies.iter().map(|d| (d.matches.as_str().to_owned(), d.parent.clone())).collect(),
+            routes: set
+                .routes
+                .iter()
+                .map(|r| RouteRow {
+                    name: r.name.clone(),
+                    url: r.url.clone(),
+                    severities: r.severities.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    matches: r.matches.as_str().to_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
 pub async fn rules_page(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let set = rules_in_force(&state).await.map_err(WebError::page)?;
-    let page = RulesPage {
-        layout: Layout::still("Alert rules", "alerts", state.now()),
-        rules: set
-            .rules
-            .iter()
-            .map(|r| RuleRow {
-                name: r.name.clone(),
-                kind: r.condition.kind(),
-                matches: r.matches.as_str().to_owned(),
-                severity: r.severity.as_str(),
-                condition: r.condition.describe(),
-                summary: r.summary.clone(),
-            })
-            .collect(),
-        dependencies: set.dependencies.iter().map(|d| (d.matches.as_str().to_owned(), d.parent.clone())).collect(),
-        routes: set
-            .routes
-            .iter()
-            .map(|r| RouteRow {
-                name: r.name.clone(),
-                url: r.url.clone(),
-                severities: r.severities.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-                matches: r.matches.as_str().to_owned(),
-            })
-            .collect(),
-    };
-    render("alert_rules", &page)
+    render("alert_rules", &RulesPage::of(&set, state.now()))
 }
 
 fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
@@ -782,27 +787,14 @@ mod tests {
     #[test]
     fn the_rules_page_renders_with_rules_and_empty() {
         let set = sitrep_domain::alert::RuleSet::parse_toml(include_str!("../../alerts.toml"), 600).unwrap();
-        let page = |set: &sitrep_domain::alert::RuleSet| RulesPage {
-            layout: Layout::still("Alert rules", "alerts", NOW),
-            rules: set
-                .rules
-                .iter()
-                .map(|r| RuleRow {
-                    name: r.name.clone(),
-                    kind: r.condition.kind(),
-                    matches: r.matches.as_str().into(),
-                    severity: r.severity.as_str(),
-                    condition: r.condition.describe(),
-                    summary: r.summary.clone(),
-                })
-                .collect(),
-            dependencies: set.dependencies.iter().map(|d| (d.matches.as_str().into(), d.parent.clone())).collect(),
-            routes: vec![],
-        };
+        let page = |set: &sitrep_domain::alert::RuleSet| RulesPage::of(set, NOW);
         let html = templates::render("alert_rules", &page(&set)).unwrap();
-        for needle in
-            ["filesystem-full", "used_pct &gt; 90 for 10m; clears at ≤ 85", "derecho:fs/glade", "None configured"]
-        {
+        for needle in [
+            "filesystem-full",
+            "used_pct &gt; 90 for 10m; clears at ≤ 85",
+            "derecho:fs/glade",
+            "None configured: transitions",
+        ] {
             assert!(html.contains(needle), "lacks {needle}");
         }
         let empty = templates::render("alert_rules", &page(&Default::default())).unwrap();
