@@ -157,7 +157,7 @@ async fn alert_pages_render_in_headless_chromium_with_a_screenshot() {
             "/alerts?state=resolved&system=nowhere".into(),
             vec!["No resolved alerts", "on nowhere"],
         ),
-        ("home-with-alerts", "/".into(), vec!["FIRING: filesystem-full</b> fs/glade"]),
+        ("home-with-alerts", "/".into(), vec!["FIRING: filesystem-full</strong> fs/glade"]),
     ];
     for (name, path, needles) in pages {
         shoot(&app, name, &path, 1000, &needles).await;

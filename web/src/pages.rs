@@ -549,7 +549,7 @@ pub(crate) mod tests {
         assert!(!html.contains("<b>"));
         assert!(html.contains("http-equiv=\"refresh\" content=\"30\""));
         assert!(
-            html.contains("FIRING: fs-full</b> fs/glade"),
+            html.contains("FIRING: fs-full</strong> fs/glade"),
             "the tile names its alert (not as a link: the tile is one)"
         );
     }
