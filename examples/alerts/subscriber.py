@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Prints sitrep alert transitions as they happen, and resumes where it left off.
 
-    python3 -m pip install nats-py
-    python3 examples/alerts/subscriber.py            # all alerts
-    python3 examples/alerts/subscriber.py --subject 'sitrep.alert.critical.>'
+    python3 -m venv .venv && .venv/bin/pip install nats-py
+    .venv/bin/python examples/alerts/subscriber.py            # all alerts
+    .venv/bin/python examples/alerts/subscriber.py --subject 'sitrep.alert.critical.>'
 
 It reads the JetStream stream SITREP_ALERTS through a durable consumer (named by --durable), so
 after a restart it goes on from the first transition it has not acknowledged. Each transition
@@ -41,6 +41,7 @@ async def main() -> None:
                 a = json.loads(msg.data)
                 quiet = "" if a["notify"] else "  (no notification)"
                 who = f" by {a['by']}" if a.get("by") else ""
+                who += f": {a['comment']}" if a.get("comment") else ""
                 why = f" ({a['reason']})" if a.get("reason") else ""
                 print(f"{a['at']} {a['severity'].upper():8} {a['transition'].upper():12} "
                       f"{a['system']}/{a['component']}: {a['summary']}{who}{why}{quiet}", flush=True)

@@ -1,4 +1,5 @@
-//! Builds sitrep's long-running parts (ingest, projections, web) and runs them until stopped.
+//! Builds sitrep's long-running parts (ingest, projections with alerting, web) and runs them until
+//! stopped.
 //! `sitrep run` starts all three in one process; `ingest`, `project` and `web` start one each.
 
 use crate::alerting;

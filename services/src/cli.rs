@@ -25,11 +25,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run ingest, the projections and the web dashboard in one process.
+    /// Run ingest, the projections, alerting and the web dashboard in one process.
     Run,
     /// Run only ingest: read reports from the JetStream stream, append events, ack.
     Ingest,
-    /// Run only the projection workers that keep the read models current.
+    /// Run only the projection workers, the alert evaluator and its clock, the alert publisher and
+    /// the webhook notifier.
     Project,
     /// Run only the web dashboard and JSON API (reads the read models).
     Web,
