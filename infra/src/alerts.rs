@@ -17,19 +17,19 @@ use uuid::Uuid;
 pub const DEFAULT_RULES_FILE: &str = "alerts.toml";
 
 /// Reads and checks the rules: the configured file (which must exist), else `alerts.toml` in
-/// the working directory if there is one, else no rules. Returns the rules and where they came
-/// from.
-pub fn load_rules(configured: Option<&Path>, default_ttl_seconds: u32) -> anyhow::Result<(RuleSet, String)> {
+/// the working directory if there is one. Returns the rules and where they came from, or
+/// `None` when nothing is configured and there is no `alerts.toml`.
+pub fn load_rules(configured: Option<&Path>, default_ttl_seconds: u32) -> anyhow::Result<Option<(RuleSet, String)>> {
     let path: PathBuf = match configured {
         Some(p) => p.to_owned(),
         None if Path::new(DEFAULT_RULES_FILE).exists() => PathBuf::from(DEFAULT_RULES_FILE),
-        None => return Ok((RuleSet::default(), "no rules file (set SITREP_ALERTS_FILE)".into())),
+        None => return Ok(None),
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading the alert rules {} (SITREP_ALERTS_FILE)", path.display()))?;
     let rules = RuleSet::parse_toml(&text, default_ttl_seconds.into())
         .with_context(|| format!("checking the alert rules in {}", path.display()))?;
-    Ok((rules, path.display().to_string()))
+    Ok(Some((rules, path.display().to_string())))
 }
 
 /// Appends one evaluator event (rules loaded, clock ticked) at the next sequence of its stream.

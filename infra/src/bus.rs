@@ -36,17 +36,28 @@ pub async fn ensure_reports_stream(js: &jetstream::Context, settings: &Settings)
 /// within this window never publishes a transition twice.
 pub const ALERT_DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// Creates the alert stream if it is missing, and returns it.
+/// Creates the alert stream if it is missing, and returns it. An existing stream with a shorter
+/// duplicate window (made by hand, or by another tool) gets sitrep's, since exactly-once
+/// publishing after a restart depends on it.
 pub async fn ensure_alerts_stream(js: &jetstream::Context, settings: &Settings) -> anyhow::Result<stream::Stream> {
-    js.get_or_create_stream(stream::Config {
+    let config = stream::Config {
         name: settings.alerts_stream.clone(),
         subjects: vec![settings.alert_subjects()],
         storage: stream::StorageType::File,
         duplicate_window: ALERT_DUPLICATE_WINDOW,
         ..Default::default()
-    })
-    .await
-    .with_context(|| format!("creating the JetStream stream {} (is JetStream enabled?)", settings.alerts_stream))
+    };
+    let what = || format!("creating the JetStream stream {} (is JetStream enabled?)", settings.alerts_stream);
+    let mut stream = js.get_or_create_stream(config).await.with_context(what)?;
+    let current = stream.info().await.with_context(what)?.config.clone();
+    if current.duplicate_window < ALERT_DUPLICATE_WINDOW {
+        tracing::info!(stream = settings.alerts_stream, "widening the alert stream's duplicate window to 24 h");
+        js.update_stream(stream::Config { duplicate_window: ALERT_DUPLICATE_WINDOW, ..current })
+            .await
+            .with_context(|| format!("updating the JetStream stream {}", settings.alerts_stream))?;
+        stream = js.get_stream(&settings.alerts_stream).await.with_context(what)?;
+    }
+    Ok(stream)
 }
 
 /// The durable pull consumer ingest reads reports with; created if missing.

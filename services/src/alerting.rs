@@ -10,7 +10,7 @@
 //!   alert's page.
 
 use anyhow::Context;
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
 use deadpool_postgres::Pool;
 use sitrep_domain::alert::rules::Route;
 use sitrep_domain::alert::{AlertMessage, EvaluatorEvent, RuleSet};
@@ -31,9 +31,23 @@ const BATCH: i64 = 200;
 const POLL: Duration = Duration::from_secs(1);
 
 /// Loads the rules file and records it in the log if it differs from the rules in force.
+/// With no file configured and no `alerts.toml` here, the rules in force stay (with a warning):
+/// starting in another working directory must not quietly resolve every alert.
 pub async fn load_and_record_rules(pool: &Pool, settings: &Settings) -> anyhow::Result<RuleSet> {
-    let (rules, source) = alerts::load_rules(settings.alerts_file.as_deref(), settings.default_ttl_seconds)?;
     let mut client = pool.get().await.context("connecting to Postgres")?;
+    let Some((rules, source)) = alerts::load_rules(settings.alerts_file.as_deref(), settings.default_ttl_seconds)?
+    else {
+        let kept = alerts::recorded_rules(&**client).await?.unwrap_or_default();
+        if kept.rules.is_empty() {
+            tracing::info!("no alert rules: no SITREP_ALERTS_FILE and no alerts.toml in the working directory");
+        } else {
+            tracing::warn!(
+                rules = kept.rules.len(),
+                "no SITREP_ALERTS_FILE and no alerts.toml in the working directory; the rules in force stay"
+            );
+        }
+        return Ok(kept);
+    };
     if alerts::record_rules_if_changed(&mut client, &rules, &source).await? {
         tracing::info!(rules = rules.rules.len(), routes = rules.routes.len(), source, "alert rules recorded");
     } else {
@@ -41,6 +55,21 @@ pub async fn load_and_record_rules(pool: &Pool, settings: &Settings) -> anyhow::
     }
     Ok(rules)
 }
+
+/// Reports in JetStream that ingest has not committed yet (0 when there is no stream or
+/// consumer yet).
+async fn ingest_backlog(js: &jetstream::Context, settings: &Settings) -> anyhow::Result<u64> {
+    let Ok(stream) = js.get_stream(&settings.reports_stream).await else { return Ok(0) };
+    let Ok(mut consumer) = stream.get_consumer::<pull::Config>(&settings.ingest_consumer).await else {
+        return Ok(0);
+    };
+    let info = consumer.info().await.context("asking JetStream for ingest's backlog")?;
+    Ok(info.num_pending + info.num_ack_pending as u64)
+}
+
+/// A backlog at which the clock waits: time must not run ahead of reports still on their way
+/// (they would all look stale, and `for` durations would pass at once).
+const BACKLOG_FOR_TICKS: u64 = 1000;
 
 /// Records a tick at `now` if the evaluator has seen every event and something is due by then.
 /// Returns when the evaluator is next due (`None` if nothing waits on time, or it is behind).
@@ -70,15 +99,25 @@ pub async fn tick_if_due(pool: &Pool, now: OffsetDateTime) -> anyhow::Result<Opt
     Ok(due)
 }
 
-/// Records ticks when they are due, until cancelled.
-pub async fn run_clock(pool: Pool, cancel: CancellationToken) {
+/// Records ticks when they are due, until cancelled; waits while ingest has a backlog.
+pub async fn run_clock(pool: Pool, js: jetstream::Context, settings: Settings, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         let now = OffsetDateTime::now_utc();
-        let wait = match tick_if_due(&pool, now).await {
-            Ok(Some(due)) if due > now => (due - now).try_into().unwrap_or(POLL).min(POLL),
-            Ok(_) => POLL,
+        let wait = match ingest_backlog(&js, &settings).await {
+            Ok(n) if n >= BACKLOG_FOR_TICKS => {
+                tracing::debug!(backlog = n, "alert clock waits for ingest");
+                POLL
+            }
+            Ok(_) => match tick_if_due(&pool, now).await {
+                Ok(Some(due)) if due > now => (due - now).try_into().unwrap_or(POLL).min(POLL),
+                Ok(_) => POLL,
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "alert clock failed; retrying");
+                    POLL
+                }
+            },
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "alert clock failed; retrying");
+                tracing::warn!(error = format!("{e:#}"), "alert clock cannot see ingest's backlog; retrying");
                 POLL
             }
         };
@@ -145,6 +184,12 @@ where
     }
 }
 
+/// Makes rustls use the ring provider (already in the tree for NATS), which every reqwest
+/// client in the process needs before it is built. Installing again is harmless.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Posts transitions to the routes' URLs.
 pub struct Webhooks {
     client: reqwest::Client,
@@ -159,9 +204,7 @@ impl Webhooks {
         [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4), Duration::from_secs(8)];
 
     pub fn new(routes: Vec<Route>, backoff: Vec<Duration>) -> anyhow::Result<Self> {
-        // https:// routes use rustls with the ring provider (already in the tree for NATS).
-        // Installing fails harmlessly when a provider is already installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("sitrep/", env!("CARGO_PKG_VERSION")))
@@ -170,26 +213,35 @@ impl Webhooks {
         Ok(Self { client, routes, backoff })
     }
 
-    pub fn has_routes(&self) -> bool {
-        !self.routes.is_empty()
-    }
-
-    /// Sends one message to one route: `(delivered, attempts, last error)`.
-    async fn deliver(&self, route: &Route, message: &AlertMessage) -> (bool, i32, Option<String>) {
+    /// Sends one message to one route: `(delivered, attempts, last error)`, or `None` when
+    /// cancelled first (nothing is recorded then, so it is sent again after a restart).
+    async fn deliver(
+        &self,
+        route: &Route,
+        message: &AlertMessage,
+        cancel: &CancellationToken,
+    ) -> Option<(bool, i32, Option<String>)> {
         let mut last_error = None;
         let mut attempts = 0;
         for wait in std::iter::once(None).chain(self.backoff.iter().map(Some)) {
-            if let Some(wait) = wait {
-                tokio::time::sleep(*wait).await;
-            }
+            let attempt = async {
+                if let Some(wait) = wait {
+                    tokio::time::sleep(*wait).await;
+                }
+                self.client.post(&route.url).json(message).send().await
+            };
+            let answer = tokio::select! {
+                _ = cancel.cancelled() => return None,
+                answer = attempt => answer,
+            };
             attempts += 1;
-            match self.client.post(&route.url).json(message).send().await {
-                Ok(r) if r.status().is_success() => return (true, attempts, None),
+            match answer {
+                Ok(r) if r.status().is_success() => return Some((true, attempts, None)),
                 Ok(r) => last_error = Some(format!("HTTP {}", r.status())),
                 Err(e) => last_error = Some(describe(&e)),
             }
         }
-        (false, attempts, last_error)
+        Some((false, attempts, last_error))
     }
 }
 
@@ -203,24 +255,35 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// Delivers the next batch of transitions to the webhooks; returns how many deliveries it made
-/// (successful or given up on).
-pub async fn webhook_step(pool: &Pool, hooks: &Webhooks) -> anyhow::Result<usize> {
+/// Delivers alert transitions to the webhooks, one transition per transaction: it moves the
+/// checkpoint over transitions no route wants, up to and including the first one some route
+/// does, delivers that one (retrying), records the outcome, and commits. Returns how many
+/// deliveries it made and whether more events wait. With no routes it only moves the
+/// checkpoint, so a route added later gets new transitions, not the whole past.
+pub async fn webhook_step(pool: &Pool, hooks: &Webhooks, cancel: &CancellationToken) -> anyhow::Result<(usize, bool)> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     let position = lock_checkpoint(&tx, WEBHOOKS).await?;
     let events = alerts::events_after(&*tx, position, BATCH).await?;
     let Some(last) = events.last().map(|e| e.position) else {
         tx.rollback().await?;
-        return Ok(0);
+        return Ok((0, false));
     };
+    let mut upto = last;
     let mut made = 0;
     for t in alerts::transitions(&*tx, &events).await? {
         let Some(message) = t.message().filter(|m| m.notify) else { continue };
         let key = format!("{}:{}", message.system, message.component);
         let severity = t.after.info.as_ref().map(|i| i.severity);
-        for route in hooks.routes.iter().filter(|r| severity.is_some_and(|s| r.wants(s, &key))) {
-            let (delivered, attempts, last_error) = hooks.deliver(route, &message).await;
+        let targets: Vec<&Route> = hooks.routes.iter().filter(|r| severity.is_some_and(|s| r.wants(s, &key))).collect();
+        if targets.is_empty() {
+            continue;
+        }
+        for route in targets {
+            let Some((delivered, attempts, last_error)) = hooks.deliver(route, &message, cancel).await else {
+                tx.rollback().await?;
+                return Ok((made, false));
+            };
             if !delivered {
                 tracing::warn!(route = route.name, alert = %t.alert_id, error = ?last_error, "webhook delivery failed");
             }
@@ -234,17 +297,16 @@ pub async fn webhook_step(pool: &Pool, hooks: &Webhooks) -> anyhow::Result<usize
             .await?;
             made += 1;
         }
+        upto = t.position;
+        break;
     }
-    move_checkpoint(&tx, WEBHOOKS, last).await?;
+    move_checkpoint(&tx, WEBHOOKS, upto).await?;
     tx.commit().await?;
-    Ok(made)
+    Ok((made, upto < last || events.len() as i64 == BATCH))
 }
 
 /// Delivers webhooks as transitions are committed, until cancelled.
 pub async fn run_webhooks(pool: Pool, hooks: Webhooks, cancel: CancellationToken) {
-    repeat("webhook notifier", cancel, || async {
-        webhook_step(&pool, &hooks).await?;
-        Ok(false)
-    })
-    .await;
+    let c = cancel.clone();
+    repeat("webhook notifier", cancel, || async { Ok(webhook_step(&pool, &hooks, &c).await?.1) }).await;
 }

@@ -140,9 +140,9 @@ async fn start_alerting(
             Ok(())
         });
     }
-    let (p, c) = (pool.clone(), cancel.clone());
+    let (p, c, s, j) = (pool.clone(), cancel.clone(), settings.clone(), js.clone());
     tasks.spawn(async move {
-        alerting::run_clock(p, c).await;
+        alerting::run_clock(p, j, s, c).await;
         Ok(())
     });
     let (p, c, s) = (pool.clone(), cancel.clone(), settings.clone());
@@ -150,15 +150,12 @@ async fn start_alerting(
         alerting::run_publisher(p, js, s, c).await;
         Ok(())
     });
-    // Every part runs until cancelled (a part that returns stops sitrep), so the notifier is
-    // started only when there is somewhere to notify.
-    if hooks.has_routes() {
-        let (p, c) = (pool.clone(), cancel.clone());
-        tasks.spawn(async move {
-            alerting::run_webhooks(p, hooks, c).await;
-            Ok(())
-        });
-    }
+    // Runs with no routes too: it keeps its checkpoint at the head of the log.
+    let (p, c) = (pool.clone(), cancel.clone());
+    tasks.spawn(async move {
+        alerting::run_webhooks(p, hooks, c).await;
+        Ok(())
+    });
     Ok(())
 }
 

@@ -300,8 +300,9 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, receiver).await });
 
-    // The app's own notifier has no routes here; this test drives one with short waits.
-    let app = spawn_app_with_rules(FS_FAILED).await;
+    // No projections or alerting in the app: this test drives them, with short waits.
+    let app = crate::helpers::spawn_app_with_rules_without_projections(FS_FAILED).await;
+    sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
     let route = |name: &str, url: String| Route {
         name: name.into(),
         url,
@@ -313,11 +314,14 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
         vec![Duration::from_millis(10), Duration::from_millis(20)],
     )
     .unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
 
     report(&app, "fs/glade", "failed", 600).await;
+    crate::helpers::wait_for_events(&app, 3).await; // the rules, the report, the status change
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator).await.unwrap();
+    sitrep_projections::catch_up(&app.pool, &Alerts).await.unwrap();
     let id = open_alert(&app, "firing").await["id"].as_str().unwrap().to_owned();
-    wait_caught_up(&app, &["alert_evaluator"]).await;
-    assert_eq!(webhook_step(&app.pool, &hooks).await.unwrap(), 2, "one delivery per route");
+    assert_eq!(webhook_step(&app.pool, &hooks, &cancel).await.unwrap(), (2, false), "one delivery per route");
 
     let got = received.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
@@ -331,7 +335,24 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
     assert!(dead["last_error"].as_str().unwrap().contains("onnection refused"), "{dead}");
     let (_, page) = app.get(&format!("/alerts/{id}")).await;
     assert!(page.contains("FAILED") && page.contains("dead"), "the failure shows on the alert");
-    assert_eq!(webhook_step(&app.pool, &hooks).await.unwrap(), 0, "each transition is delivered once");
+    assert_eq!(
+        webhook_step(&app.pool, &hooks, &cancel).await.unwrap(),
+        (0, false),
+        "each transition is delivered once"
+    );
+
+    // A route added later gets new transitions only: with no routes the checkpoint still moves.
+    report(&app, "fs/glade", "ok", 600).await;
+    crate::helpers::wait_for_events(&app, 6).await; // and the raise, the report, the change
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator).await.unwrap();
+    let none = Webhooks::new(vec![], vec![]).unwrap();
+    assert_eq!(webhook_step(&app.pool, &none, &cancel).await.unwrap(), (0, false));
+    assert_eq!(
+        webhook_step(&app.pool, &hooks, &cancel).await.unwrap(),
+        (0, false),
+        "the resolve went by with no routes"
+    );
+    assert_eq!(received.lock().unwrap().len(), 1);
     app.cleanup().await;
 }
 
@@ -386,5 +407,22 @@ async fn the_python_subscriber_in_the_docs_receives_a_failure_and_its_resolution
         "{stdout}"
     );
     assert!(lines[1].contains("RESOLVED") && lines[1].contains("(status is now ok)"), "{stdout}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn starting_without_a_rules_file_keeps_the_rules_in_force() {
+    let app = spawn_app_with_rules(FS_FAILED).await;
+    let recorded = || app.scalar("SELECT count(*) FROM events WHERE event_type = 'AlertRulesLoaded'");
+    assert_eq!(recorded().await, 1);
+    let mut elsewhere = app.settings.clone();
+    elsewhere.alerts_file = None; // and the tests' working directory has no alerts.toml
+    let rules = sitrep_services::alerting::load_and_record_rules(&app.pool, &elsewhere).await.unwrap();
+    assert_eq!(rules.rules.len(), 1, "the recorded rules stay in force");
+    assert_eq!(recorded().await, 1, "nothing new is recorded");
+    // A configured file that is missing is an error that names it.
+    elsewhere.alerts_file = Some("/nonexistent/alerts.toml".into());
+    let e = sitrep_services::alerting::load_and_record_rules(&app.pool, &elsewhere).await.unwrap_err();
+    assert!(format!("{e:#}").contains("reading the alert rules /nonexistent/alerts.toml"), "{e:#}");
     app.cleanup().await;
 }

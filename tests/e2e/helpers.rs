@@ -127,6 +127,13 @@ pub async fn spawn_app_with_rules(rules: &str) -> TestApp {
     spawn_with(settings, db_name, true).await
 }
 
+/// Like [`spawn_app_with_rules`], but with no projection runner or alerting: the test drives them.
+pub async fn spawn_app_with_rules_without_projections(rules: &str) -> TestApp {
+    let (mut settings, db_name) = isolated_settings().await;
+    settings.alerts_file = Some(write_rules(&db_name, rules));
+    spawn_with(settings, db_name, false).await
+}
+
 /// Starts web and projections, and ingest separately (so tests can stop and restart it).
 pub async fn spawn_app() -> TestApp {
     spawn(true).await
@@ -152,7 +159,10 @@ async fn spawn_with(settings: Settings, db_name: String, project: bool) -> TestA
         addr: running.http_addr,
         pool: running.pool.clone(),
         js: jetstream::new(nats),
-        http: reqwest::Client::new(),
+        http: {
+            sitrep_services::alerting::install_tls_provider();
+            reqwest::Client::new()
+        },
         settings,
         db_name,
         running: Some(running),

@@ -256,14 +256,14 @@ pub struct Tab {
 }
 
 fn query_string(state: &str, severity: Option<Severity>, system: Option<&str>) -> String {
-    let mut parts = vec![format!("state={state}")];
+    let mut parts = vec![("state", state)];
     if let Some(s) = severity {
-        parts.push(format!("severity={}", s.as_str()));
+        parts.push(("severity", s.as_str()));
     }
     if let Some(s) = system {
-        parts.push(format!("system={s}"));
+        parts.push(("system", s));
     }
-    parts.join("&")
+    serde_urlencoded::to_string(parts).unwrap_or_default()
 }
 
 #[tracing::instrument(skip_all)]
@@ -420,7 +420,8 @@ pub async fn alert_page(State(state): State<AppState>, Path(id): Path<String>) -
     let id = parse_id(&id, Format::Html)?;
     let (alert, transitions, deliveries) = one(&state, id, Format::Html).await?;
     let page = AlertPage {
-        layout: Layout::new(format!("Alert: {}", alert.summary), "alerts", state.now()),
+        // Not self-refreshing: a reload would throw away a comment being typed in the forms.
+        layout: Layout::still(format!("Alert: {}", alert.summary), "alerts", state.now()),
         open: alert.state != "resolved",
         silenced: alert.state == "silenced",
         acknowledged: alert.acknowledged_by.is_some(),
@@ -492,7 +493,9 @@ fn same_origin(headers: &HeaderMap) -> Result<(), WebError> {
     }
     if let (Some(origin), Some(host)) = (get(header::ORIGIN), get(header::HOST)) {
         let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-        if origin_host != host {
+        // Behind a reverse proxy that rewrites Host, the host the browser used is forwarded.
+        let forwarded = get(header::HeaderName::from_static("x-forwarded-host"));
+        if origin_host != host && forwarded != Some(origin_host) {
             return Err(WebError::Forbidden {
                 what: format!("This form was posted from {origin}, not from this dashboard."),
             });

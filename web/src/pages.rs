@@ -163,7 +163,6 @@ pub struct SystemTile {
     /// The system's open alerts, worst first (at most a few; `more_alerts` counts the rest).
     pub alerts: Vec<Firing>,
     pub more_alerts: usize,
-    pub alerts_url: String,
 }
 
 /// A component that is not OK, named on its system's tile.
@@ -204,7 +203,6 @@ pub fn home_page(
             let tile = SystemTile {
                 alerts,
                 more_alerts,
-                alerts_url: format!("/alerts?system={name}"),
                 name: name.to_owned(),
                 url: format!("/systems/{name}{}", params::at_suffix(at, '?')),
                 worst: worst.badge(),
