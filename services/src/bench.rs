@@ -5,6 +5,8 @@
 //! Figures so far:
 //! - `history_projection`: events/s of the latest-status and history projections catching up
 //!   on the seeded log (ratio: none, it is the first figure of its kind).
+//! - `alert_evaluator`: events/s of the alert evaluator (with the shipped `alerts.toml`) on the
+//!   same log; ratio to `history_projection`.
 //! - `system_page`: the plain latest-status system page of a system with `--components`
 //!   components (the baseline, ratio 1).
 //! - `component_page_24h` and `component_page_30d`: the component page of a component with
@@ -19,12 +21,14 @@ use axum::body::Body;
 use axum::http::Request;
 use clap::Args;
 use serde_json::json;
+use sitrep_domain::alert::{EvaluatorEvent, RuleSet};
 use sitrep_domain::component::{ComponentEvent, Reported, AGGREGATE_TYPE};
 use sitrep_domain::wire::Report;
 use sitrep_domain::{component_aggregate_id, ComponentName, Status, SystemName};
+use sitrep_infra::alerts;
 use sitrep_infra::event_store::{self, NewEvent};
 use sitrep_infra::{db, Settings};
-use sitrep_projections::{catch_up, History, LatestStatus};
+use sitrep_projections::{catch_up, AlertEvaluator, History, LatestStatus};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tower::ServiceExt;
@@ -91,6 +95,10 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
 async fn measure(pool: &deadpool_postgres::Pool, settings: &Settings, args: &BenchArgs) -> anyhow::Result<Vec<Figure>> {
     let now = OffsetDateTime::now_utc();
     println!("seeding: {} components, and {} days of one-minute reports for bench:fs/big", args.components, args.days);
+    let shipped = RuleSet::parse_toml(include_str!("../../alerts.toml"), settings.default_ttl_seconds.into())?;
+    let mut client = pool.get().await?;
+    alerts::record(&mut client, &EvaluatorEvent::RulesLoaded { rules: shipped, source: "alerts.toml".into() }).await?;
+    drop(client);
     let events = seed(pool, args, now).await?;
     let started = Instant::now();
     let applied = catch_up(pool, &LatestStatus).await?
@@ -103,6 +111,21 @@ async fn measure(pool: &deadpool_postgres::Pool, settings: &Settings, args: &Ben
         ratio: None,
         note: format!("latest_status + history catching up on {events} events"),
     }];
+
+    // The alert evaluator over the same log, with the shipped rules recorded before it.
+    let started = Instant::now();
+    let evaluated = catch_up(pool, &AlertEvaluator).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let raised: i64 =
+        pool.get().await?.query_one("SELECT count(*) FROM events WHERE event_type = 'AlertRaised'", &[]).await?.get(0);
+    let history_rate = figures[0].value;
+    figures.push(Figure {
+        name: "alert_evaluator",
+        value: evaluated as f64 / secs,
+        unit: "events/s",
+        ratio: Some(evaluated as f64 / secs / history_rate),
+        note: format!("the evaluator with the shipped alerts.toml on the same events ({raised} alerts raised); ratio to history_projection"),
+    });
 
     let mut state =
         sitrep_web::AppState::new(pool.clone(), settings.default_ttl_seconds, settings.subject_prefix.clone());
