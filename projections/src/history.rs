@@ -60,8 +60,11 @@ impl Projection for History {
                     ttl_seconds: r.ttl_seconds.map(|t| t as i32),
                     message: r.message,
                     metrics: r.metrics,
-                    observed_at: r.observed_at,
-                    received_at: r.received_at,
+                    // Postgres keeps microseconds; so does everything computed here, or a stretch
+                    // whose start was read back from a table would differ by the nanoseconds from
+                    // one computed in the same batch, and results would depend on batching.
+                    observed_at: to_micros(r.observed_at),
+                    received_at: to_micros(r.received_at),
                     late: r.late,
                 });
             }
@@ -253,6 +256,11 @@ async fn add_status_seconds(
     Ok(())
 }
 
+/// `t` with its nanoseconds cut to whole microseconds, as Postgres stores it.
+pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)
+}
+
 /// How long history is kept. Daily rollups and status segments are kept for ever; the event log
 /// is never pruned.
 #[derive(Debug, Clone, Copy)]
@@ -278,6 +286,15 @@ pub struct Pruned {
 /// Deletes raw reports and hourly rollups older than the retention allows at `now`.
 pub async fn prune(pool: &Pool, now: OffsetDateTime, retention: Retention) -> anyhow::Result<Pruned> {
     let client = pool.get().await.context("connecting to Postgres")?;
+    prune_with(&**client, now, retention).await
+}
+
+/// [`prune`] on a given connection or transaction (tables as its `search_path` finds them).
+pub async fn prune_with(
+    client: &impl tokio_postgres::GenericClient,
+    now: OffsetDateTime,
+    retention: Retention,
+) -> anyhow::Result<Pruned> {
     let raw_cutoff = now - retention.raw;
     // An hourly bucket goes once all of it is past the cutoff.
     let hourly_cutoff = now - retention.hourly - Duration::hours(1);

@@ -8,11 +8,14 @@
 //! - [`history`]: every report, status segments, hourly and daily rollups, and their retention.
 //! - [`alerts`]: the alert evaluator (a process manager run like a projection) and the alerts
 //!   read model.
+//! - [`rebuild`]: a read model rebuilt beside the live one in shadow tables, swapped in or
+//!   compared (`sitrep replay`, `sitrep verify`).
 //! - [`timeline`]: the pure time arithmetic behind history (segments, stale gaps, buckets).
 
 pub mod alerts;
 pub mod history;
 pub mod latest_status;
+pub mod rebuild;
 pub mod runner;
 pub mod timeline;
 

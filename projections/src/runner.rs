@@ -53,9 +53,26 @@ pub async fn move_checkpoint(tx: &Transaction<'_>, name: &str, position: i64) ->
 
 /// Applies one batch; returns how many events it applied and the new checkpoint.
 pub async fn step<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<(usize, i64)> {
+    step_in(pool, projection, None).await
+}
+
+/// Makes the rest of the transaction find tables (the projection's and its checkpoint) in
+/// `schema` first, then in `public`: how a rebuild writes shadow tables with the same code.
+pub async fn use_schema(tx: &Transaction<'_>, schema: Option<&str>) -> anyhow::Result<()> {
+    let path = match schema {
+        Some(s) => format!("\"{s}\", public"),
+        None => "public".to_owned(),
+    };
+    tx.batch_execute(&format!("SET LOCAL search_path TO {path}")).await?;
+    Ok(())
+}
+
+/// [`step`], with the projection's tables and checkpoint in `schema` (see [`use_schema`]).
+pub async fn step_in<P: Projection>(pool: &Pool, projection: &P, schema: Option<&str>) -> anyhow::Result<(usize, i64)> {
     let name = projection.name();
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
+    use_schema(&tx, schema).await?;
     let position = lock_checkpoint(&tx, name).await?;
     let events = event_store::read_after(&*tx, position, BATCH).await?;
     let Some(last) = events.last().map(|e| e.position) else {
@@ -69,6 +86,25 @@ pub async fn step<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<
     move_checkpoint(&tx, name, last).await?;
     tx.commit().await?;
     Ok((events.len(), last))
+}
+
+/// Inside the caller's transaction (and its `search_path`): locks the checkpoint and applies
+/// every event up to and including `head`; returns the new checkpoint.
+pub async fn apply_until<P: Projection>(tx: &Transaction<'_>, projection: &P, head: i64) -> anyhow::Result<i64> {
+    let name = projection.name();
+    let mut position = lock_checkpoint(tx, name).await?;
+    while position < head {
+        let mut events = event_store::read_after(&**tx, position, BATCH).await?;
+        events.retain(|e| e.position <= head);
+        let Some(last) = events.last().map(|e| e.position) else { break };
+        projection
+            .apply(tx, &events)
+            .await
+            .with_context(|| format!("projection {name} applying events after {position}"))?;
+        position = last;
+    }
+    move_checkpoint(tx, name, position).await?;
+    Ok(position)
 }
 
 /// Applies batches until the projection has seen every committed event; returns how many.

@@ -36,6 +36,22 @@ pub enum Command {
     Web,
     /// Create the database if needed and apply pending migrations, then exit.
     Migrate,
+    /// Rebuild read models from the event log beside the live ones, then swap them in.
+    ///
+    /// The live tables keep serving while the rebuild runs (in the schema sitrep_shadow); the swap
+    /// is one transaction. An interrupted replay can simply be started again.
+    Replay {
+        /// Which read model.
+        #[arg(value_enum)]
+        projection: crate::replay::Which,
+    },
+    /// Rebuild read models from the event log into shadow tables and compare them with the live
+    /// ones; exits non-zero, showing the differing rows, when any differ.
+    Verify {
+        /// Which read model.
+        #[arg(value_enum, default_value = "all")]
+        projection: crate::replay::Which,
+    },
     /// Publish realistic collector traffic (Derecho, Casper, JupyterHub, platform services).
     Simulate(SimulateArgs),
     /// Measure sitrep on this machine, in a database of its own, and print `BENCH` lines.
@@ -70,6 +86,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             println!("database is up to date ({applied} migrations applied now)");
             Ok(())
         }
+        Command::Replay { projection } => crate::replay::replay(&settings, projection, &mut std::io::stdout()).await,
+        Command::Verify { projection } => crate::replay::verify(&settings, projection, &mut std::io::stdout()).await,
         Command::Simulate(args) => {
             let nats = bus::connect(&settings.nats_url).await?;
             let cancel = CancellationToken::new();
@@ -140,7 +158,7 @@ mod tests {
     fn every_command_explains_itself_in_help() {
         Cli::command().debug_assert();
         let cmd = Cli::command();
-        for name in ["run", "ingest", "project", "web", "migrate", "simulate", "demo"] {
+        for name in ["run", "ingest", "project", "web", "migrate", "replay", "verify", "simulate", "demo"] {
             let sub = cmd.find_subcommand(name).unwrap_or_else(|| panic!("no {name} command"));
             assert!(sub.get_about().is_some_and(|a| !a.to_string().is_empty()), "{name} has no help");
         }

@@ -3,10 +3,12 @@
 //! The `sitrep` binary's commands and the long-running services behind them. Start at [`cli`]
 //! for the commands, then [`app`] for how the parts are put together.
 //!
-//! - [`cli`]: the command line (`run`, `ingest`, `project`, `web`, `migrate`, `simulate`, `bench`, `demo`).
+//! - [`cli`]: the command line (`run`, `ingest`, `project`, `web`, `migrate`, `replay`, `verify`,
+//!   `simulate`, `bench`, `demo`).
 //! - [`app`]: starts ingest, projections and web, alone or together, and stops them cleanly.
 //! - [`alerting`]: the alert clock, the bus publisher and the webhook notifier.
 //! - [`ingest`]: the command side: NATS batches → aggregates → one transaction → ack.
+//! - [`replay`]: `sitrep replay` and `sitrep verify`, read models rebuilt beside the live ones.
 //! - [`simulate`]: realistic collector traffic for demos and load.
 //! - [`bench`]: `sitrep bench`, measurements with same-run ratios and `BENCH` lines.
 
@@ -15,4 +17,5 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod ingest;
+pub mod replay;
 pub mod simulate;

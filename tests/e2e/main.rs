@@ -9,3 +9,4 @@ mod helpers;
 mod history;
 mod pipeline;
 mod projections;
+mod replay;

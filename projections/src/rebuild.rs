@@ -1,0 +1,200 @@
+//! Rebuilding a read model beside the live one, for `sitrep replay` and `sitrep verify`.
+//!
+//! The shadow copy lives in the schema [`SHADOW`]: the same tables (`LIKE … INCLUDING ALL`)
+//! and its own checkpoint row. The projection's code writes to it unchanged, because each
+//! transaction puts `sitrep_shadow` first on its `search_path`.
+//!
+//! - [`prepare`] drops any earlier shadow of the projection and creates empty tables. Starting
+//!   again after an interrupted rebuild is therefore safe, and the live tables are never touched
+//!   before the swap.
+//! - [`build`] catches the shadow up with the log, batch by batch, reporting progress.
+//! - [`swap`] locks the live checkpoint (the live runner waits), brings the shadow to the head
+//!   of the log, and replaces the live tables with the shadow ones in one transaction. Readers
+//!   wait for the moment of the swap and then read the new tables; none fails.
+//! - [`compare`] brings both to the same position inside one transaction, compares every table
+//!   row by row (`EXCEPT ALL`, both ways), and rolls back.
+
+use crate::runner::{self, apply_until, lock_checkpoint, move_checkpoint, use_schema, Projection, BATCH};
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use sitrep_infra::event_store;
+
+/// The schema shadow tables are built in.
+pub const SHADOW: &str = "sitrep_shadow";
+
+/// Takes a session lock so that two rebuilds of one projection never overlap; it is held as
+/// long as the returned connection lives.
+pub async fn exclusive(pool: &Pool, name: &str) -> anyhow::Result<deadpool_postgres::Object> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let got: bool =
+        client.query_one("SELECT pg_try_advisory_lock(hashtext('sitrep rebuild ' || $1))", &[&name]).await?.get(0);
+    anyhow::ensure!(got, "another replay or verify of {name} is running; wait for it to finish");
+    Ok(client)
+}
+
+/// Drops any earlier shadow of the projection and creates its empty shadow tables.
+pub async fn prepare<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<()> {
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {SHADOW};
+         CREATE TABLE IF NOT EXISTS {SHADOW}.projection_checkpoints (LIKE public.projection_checkpoints INCLUDING ALL);"
+    ))
+    .await?;
+    tx.execute(&format!("DELETE FROM {SHADOW}.projection_checkpoints WHERE name = $1"), &[&projection.name()]).await?;
+    for table in projection.tables() {
+        tx.batch_execute(&format!(
+            "DROP TABLE IF EXISTS {SHADOW}.{table}; CREATE TABLE {SHADOW}.{table} (LIKE public.{table} INCLUDING ALL);"
+        ))
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Drops the projection's shadow tables and checkpoint.
+pub async fn discard<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<()> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    for table in projection.tables() {
+        client.batch_execute(&format!("DROP TABLE IF EXISTS {SHADOW}.{table}")).await?;
+    }
+    client
+        .execute(&format!("DELETE FROM {SHADOW}.projection_checkpoints WHERE name = $1"), &[&projection.name()])
+        .await
+        .ok();
+    Ok(())
+}
+
+/// Catches the shadow up with the log; `progress(position, head)` after every batch.
+/// Returns the shadow's position.
+pub async fn build<P: Projection>(
+    pool: &Pool,
+    projection: &P,
+    mut progress: impl FnMut(i64, i64),
+) -> anyhow::Result<i64> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    loop {
+        let head = event_store::head(&**client).await?;
+        let (n, position) = runner::step_in(pool, projection, Some(SHADOW)).await?;
+        progress(position, head.max(position));
+        if n < BATCH as usize {
+            return Ok(position);
+        }
+    }
+}
+
+/// Replaces the live tables with the caught-up shadow ones, atomically. Returns the position
+/// the projection stands at afterwards.
+pub async fn swap<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<i64> {
+    let name = projection.name();
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    use_schema(&tx, None).await?;
+    lock_checkpoint(&tx, name).await?;
+    let head = event_store::head(&*tx).await?;
+    use_schema(&tx, Some(SHADOW)).await?;
+    let position = apply_until(&tx, projection, head).await?;
+    use_schema(&tx, None).await?;
+    lock_live_tables(&tx, projection.tables()).await?;
+    for table in projection.tables() {
+        tx.batch_execute(&format!("DROP TABLE public.{table}; ALTER TABLE {SHADOW}.{table} SET SCHEMA public;"))
+            .await
+            .with_context(|| format!("swapping in the rebuilt {table}"))?;
+    }
+    move_checkpoint(&tx, name, position).await?;
+    tx.execute(&format!("DELETE FROM {SHADOW}.projection_checkpoints WHERE name = $1"), &[&name]).await?;
+    tx.commit().await?;
+    Ok(position)
+}
+
+/// Takes every live table of the projection for the swap without ever waiting while holding
+/// one: a page whose query reads two of them in the other order would otherwise deadlock with
+/// the swap (and Postgres would abort the page's query). Each try takes all or none (`NOWAIT`,
+/// rolled back to a savepoint); readers hold their locks for a statement, so a try soon
+/// succeeds.
+async fn lock_live_tables(tx: &deadpool_postgres::Transaction<'_>, tables: &[&str]) -> anyhow::Result<()> {
+    let list: Vec<String> = tables.iter().map(|t| format!("public.{t}")).collect();
+    let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT", list.join(", "));
+    for attempt in 0.. {
+        tx.batch_execute("SAVEPOINT swap_locks").await?;
+        match tx.batch_execute(&lock).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) && attempt < 3000 => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT swap_locks").await?;
+                tokio::time::sleep(std::time::Duration::from_millis(2 + attempt % 8)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("locking the live tables for the swap")),
+        }
+    }
+    unreachable!()
+}
+
+/// Where a rebuilt table differs from the live one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Difference {
+    pub table: String,
+    /// Rows only the live table has, and how many.
+    pub only_live: i64,
+    pub live_examples: Vec<String>,
+    /// Rows only the rebuilt table has, and how many.
+    pub only_rebuilt: i64,
+    pub rebuilt_examples: Vec<String>,
+}
+
+/// Rows shown per side of a difference.
+const EXAMPLES: i64 = 5;
+
+/// Brings the live projection and its shadow to the same position in one transaction, prunes
+/// both by the same retention cutoff when `prune` is given (history, whose live tables are
+/// pruned by the clock), compares every table, and rolls back. Returns the differences (none
+/// when they agree) and the position compared at.
+pub async fn compare<P: Projection>(
+    pool: &Pool,
+    projection: &P,
+    prune: Option<(time::OffsetDateTime, crate::Retention)>,
+) -> anyhow::Result<(Vec<Difference>, i64)> {
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    use_schema(&tx, None).await?;
+    let head = event_store::head(&*tx).await?;
+    let live = apply_until(&tx, projection, head).await?;
+    if let Some((now, retention)) = prune {
+        crate::history::prune_with(&*tx, now, retention).await?;
+    }
+    use_schema(&tx, Some(SHADOW)).await?;
+    let rebuilt = apply_until(&tx, projection, head).await?;
+    if let Some((now, retention)) = prune {
+        crate::history::prune_with(&*tx, now, retention).await?;
+    }
+    anyhow::ensure!(live == rebuilt, "live at {live} and rebuilt at {rebuilt} after catching up to {head}");
+    use_schema(&tx, None).await?;
+    let mut out = Vec::new();
+    for table in projection.tables() {
+        let side = |a: &str, b: &str| {
+            format!("SELECT t::text FROM (SELECT * FROM {a}.{table} EXCEPT ALL SELECT * FROM {b}.{table}) t")
+        };
+        let count = |sql: String| format!("SELECT count(*) FROM ({sql}) c");
+        let examples = |sql: String| format!("{sql} ORDER BY 1 LIMIT {EXAMPLES}");
+        let only_live: i64 = tx.query_one(&count(side("public", SHADOW)), &[]).await?.get(0);
+        let only_rebuilt: i64 = tx.query_one(&count(side(SHADOW, "public")), &[]).await?.get(0);
+        if only_live + only_rebuilt == 0 {
+            continue;
+        }
+        let rows = |sql: String| {
+            let tx = &tx;
+            async move {
+                let rows = tx.query(&examples(sql), &[]).await?;
+                anyhow::Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>())
+            }
+        };
+        out.push(Difference {
+            table: (*table).to_owned(),
+            only_live,
+            live_examples: rows(side("public", SHADOW)).await?,
+            only_rebuilt,
+            rebuilt_examples: rows(side(SHADOW, "public")).await?,
+        });
+    }
+    tx.rollback().await?;
+    Ok((out, head))
+}
