@@ -39,12 +39,13 @@ ensure_chromium() {
   if ! command -v chromium >/dev/null; then apt_install chromium fonts-dejavu-core; fi
 }
 
-# A Python with nats-py under .sitrep/venv, for the Python examples the tests run.
-ensure_python_nats() {
-  if [ ! -x .sitrep/venv/bin/python ] || ! .sitrep/venv/bin/python -c 'import nats' 2>/dev/null; then
+# A Python with nats-py (the Python examples) and prometheus-client (its OpenMetrics parser
+# checks /metrics) under .sitrep/venv, for the tests.
+ensure_python_tools() {
+  if [ ! -x .sitrep/venv/bin/python ] || ! .sitrep/venv/bin/python -c 'import nats, prometheus_client' 2>/dev/null; then
     command -v python3 >/dev/null || apt_install python3 python3-venv
     python3 -m venv .sitrep/venv 2>/dev/null || { apt_install python3-venv; python3 -m venv .sitrep/venv; }
-    say "Installing nats-py for the Python examples (.sitrep/venv)..."
-    .sitrep/venv/bin/pip install -q 'nats-py==2.16.0'
+    say "Installing nats-py and prometheus-client for the tests (.sitrep/venv)..."
+    .sitrep/venv/bin/pip install -q 'nats-py==2.16.0' 'prometheus-client==0.23.1'
   fi
 }

@@ -10,6 +10,7 @@
 //!   and the cqrs-es `PersistedEventRepository` for per-command use.
 //! - [`alerts`]: alert rules from `alerts.toml`, the evaluator's recorded events, carrying out
 //!   its decisions, and alert events read back as transitions.
+//! - [`metrics`]: the process's Prometheus metrics (ingest, HTTP, projection lag).
 //! - [`quarantine`]: messages that could not be decoded or validated, kept with their reason.
 //! - [`wakeup`]: LISTEN/NOTIFY, so readers wake as soon as events commit.
 //! - [`bus`]: NATS JetStream: the report stream, its durable consumer, and subjects.
@@ -22,6 +23,7 @@ pub mod db;
 pub mod devservices;
 pub mod error;
 pub mod event_store;
+pub mod metrics;
 pub mod quarantine;
 pub mod settings;
 pub mod telemetry;

@@ -384,6 +384,7 @@ async fn handle_batch(
             }
         }
     };
+    record_metrics(&outcome, &incoming);
     for (msg, inc) in batch.iter().zip(&incoming) {
         let kind = if inc.whole_rejected { AckKind::Term } else { AckKind::Ack };
         if let Err(e) = msg.ack_with(kind).await {
@@ -391,6 +392,24 @@ async fn handle_batch(
         }
     }
     tracing::debug!(?outcome, "batch stored");
+}
+
+/// Counts a committed batch in the process's metrics.
+fn record_metrics(outcome: &BatchOutcome, incoming: &[Incoming]) {
+    let m = sitrep_infra::metrics::metrics();
+    let count = |outcome: &'static str, n: usize| {
+        m.ingest_messages.get_or_create(&sitrep_infra::metrics::Outcome { outcome }).inc_by(n as u64);
+    };
+    let stored = outcome.messages.saturating_sub(outcome.duplicates + outcome.quarantined);
+    count("stored", stored);
+    count("duplicate", outcome.duplicates);
+    count("quarantined", outcome.quarantined);
+    m.ingest_events.inc_by(outcome.events as u64);
+    m.ingest_batch_messages.observe(incoming.len() as f64);
+    let now = OffsetDateTime::now_utc();
+    for inc in incoming {
+        m.ingest_latency_seconds.observe((now - inc.received_at).as_seconds_f64().max(0.0));
+    }
 }
 
 /// Stores each message in its own transaction. A message that fails alone while the database

@@ -5,6 +5,7 @@
 mod alerts;
 mod browser;
 mod event_store;
+mod health;
 mod helpers;
 mod history;
 mod pipeline;

@@ -9,6 +9,7 @@
 //! - [`alerts`]: the alert list, each alert's page and actions, the rules in force, and their JSON.
 //! - [`api`]: the JSON API handlers, including history (JSON and CSV) and uptime.
 //! - [`queries`]: reading the latest-status read model.
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`, and the middleware that counts requests.
 //! - [`history`]: reading the past: series, segments, reports, the state at an instant (the
 //!   only place the web side reads the event log, for instants older than raw history).
 //! - [`params`]: query parameters (`at`, `from`, `to`, `step`) with errors that name them.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod chart;
 pub mod component;
 pub mod error;
+pub mod health;
 pub mod history;
 pub mod pages;
 pub mod params;

@@ -1,7 +1,7 @@
 //! Every URL of sitrep, in one place.
 
 use crate::state::AppState;
-use crate::{alerts, api, component, pages, templates};
+use crate::{alerts, api, component, health, pages, templates};
 use axum::http::header;
 use axum::routing::{get, post};
 use axum::Router;
@@ -34,8 +34,16 @@ pub fn router(state: AppState) -> Router {
             "/static/sitrep.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], templates::CSS) }),
         )
-        .route("/healthz", get(|| async { "ok" }));
-    pages.merge(api).merge(plumbing).fallback(pages::not_found).layer(TraceLayer::new_for_http()).with_state(state)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics_text));
+    pages
+        .merge(api)
+        .merge(plumbing)
+        .fallback(pages::not_found)
+        .route_layer(axum::middleware::from_fn(health::count_requests))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 /// Serves until cancelled.

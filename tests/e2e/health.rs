@@ -1,0 +1,81 @@
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use crate::helpers::{spawn_app, wait_for_components};
+
+/// Parses OpenMetrics text with the reference parser (prometheus-client for Python, strict about
+/// the format) and returns `name value` for every sample.
+fn parse_openmetrics(text: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let python = root.join(".sitrep/venv/bin/python");
+    assert!(python.exists(), "checking /metrics needs prometheus-client in .sitrep/venv: scripts/test installs it");
+    let script = "import sys\n\
+                  from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+                  for family in text_string_to_metric_families(sys.stdin.read()):\n\
+                  \x20   for s in family.samples:\n\
+                  \x20       print(s.name, dict(sorted(s.labels.items())), s.value)\n";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "/metrics is not valid OpenMetrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn metrics_parse_as_openmetrics_and_count_ingest_http_and_lag() {
+    let app = spawn_app().await;
+    app.publish("derecho", br#"{"system":"derecho","component":"login/derecho1","status":"ok"}"#.to_vec()).await;
+    wait_for_components(&app, 1).await;
+    let (status, text) = app.get("/metrics").await;
+    assert_eq!(status, 200);
+    let samples = parse_openmetrics(&text);
+    for needle in [
+        "sitrep_ingest_messages_total {'outcome': 'stored'}",
+        "sitrep_ingest_events_total",
+        "sitrep_ingest_latency_seconds_bucket",
+        "sitrep_ingest_batch_messages_count",
+        "sitrep_http_requests_total {'method': 'GET', 'route': '/api/v1/status', 'status': '200'}",
+        "sitrep_http_request_seconds_bucket",
+        "sitrep_projection_lag_events {'projection': 'latest_status'}",
+        "sitrep_projection_lag_seconds {'projection': 'history'}",
+    ] {
+        assert!(samples.contains(needle), "no {needle} in\n{samples}");
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn readyz_answers_once_connected_and_caught_up() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await, (200, "ok".to_owned()));
+    app.publish("derecho", br#"{"system":"derecho","component":"login/derecho1","status":"ok"}"#.to_vec()).await;
+    wait_for_components(&app, 1).await;
+    let body = crate::helpers::eventually("ready", || async {
+        let (status, body) = app.get_json("/readyz").await;
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(body.to_string())
+        }
+    })
+    .await;
+    assert_eq!(body["ready"], true);
+    // A read model far behind the log is not ready, and says which.
+    let client = app.pool.get().await.unwrap();
+    client.execute("UPDATE events SET recorded_at = now() - interval '1 hour'", &[]).await.unwrap();
+    client.execute("INSERT INTO projection_checkpoints (name, position) VALUES ('stuck', 0)", &[]).await.unwrap();
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["why"][0].as_str().unwrap().starts_with("stuck is"), "{body}");
+    app.cleanup().await;
+}

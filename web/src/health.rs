@@ -1,0 +1,104 @@
+//! sitrep watching itself over HTTP: `/healthz` (the process answers), `/readyz` (connected to
+//! Postgres and the read models caught up), `/metrics` (Prometheus text), and the middleware
+//! that counts every request.
+
+use crate::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sitrep_infra::metrics::{self, Projection, Route};
+use std::time::Instant;
+
+/// How far behind (in seconds of the oldest unapplied event) a read model may be for `/readyz`.
+pub const READY_LAG_SECONDS: f64 = 10.0;
+
+/// One read model's distance behind the log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Lag {
+    pub projection: String,
+    pub position: i64,
+    pub events: i64,
+    pub seconds: f64,
+}
+
+/// Every checkpoint's lag behind the head of the log, from the database.
+pub async fn lags(pool: &deadpool_postgres::Pool) -> anyhow::Result<Vec<Lag>> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT c.name, c.position, h.head - c.position,
+                    coalesce(extract(epoch FROM now() - (SELECT min(recorded_at) FROM events e WHERE e.position > c.position))::float8, 0)
+             FROM projection_checkpoints c, (SELECT coalesce(max(position), 0) AS head FROM events) h
+             ORDER BY c.name",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Lag {
+            projection: r.get(0),
+            position: r.get(1),
+            events: r.get::<_, i64>(2).max(0),
+            seconds: r.get::<_, f64>(3).max(0.0),
+        })
+        .collect())
+}
+
+/// `GET /metrics`.
+pub async fn metrics_text(State(state): State<AppState>) -> Response {
+    let m = metrics::metrics();
+    match lags(&state.pool).await {
+        Ok(lags) => {
+            for l in lags {
+                let label = Projection { projection: l.projection };
+                m.projection_lag_events.get_or_create(&label).set(l.events);
+                m.projection_lag_seconds.get_or_create(&label).set(l.seconds);
+            }
+        }
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "reading projection lag for /metrics"),
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics::render())
+        .into_response()
+}
+
+/// `GET /readyz`: 200 once Postgres answers and every read model is within
+/// [`READY_LAG_SECONDS`] of the log; 503 with the reasons otherwise.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    match lags(&state.pool).await {
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false, "why": format!("Postgres: {e:#}")})),
+        )
+            .into_response(),
+        Ok(lags) => {
+            let behind: Vec<&Lag> = lags.iter().filter(|l| l.seconds > READY_LAG_SECONDS).collect();
+            let status = if behind.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            let why: Vec<String> = behind
+                .iter()
+                .map(|l| format!("{} is {} events ({:.0} s) behind", l.projection, l.events, l.seconds))
+                .collect();
+            (status, Json(serde_json::json!({"ready": behind.is_empty(), "why": why, "projections": lags})))
+                .into_response()
+        }
+    }
+}
+
+/// Counts every request by route and status, and times it.
+pub async fn count_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let m = metrics::metrics();
+    m.http_requests
+        .get_or_create(&metrics::Request { method, route: route.clone(), status: response.status().as_u16() })
+        .inc();
+    m.http_request_seconds.get_or_create(&Route { route }).observe(started.elapsed().as_secs_f64());
+    response
+}
