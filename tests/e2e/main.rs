@@ -8,6 +8,7 @@ mod event_store;
 mod health;
 mod helpers;
 mod history;
+mod ops;
 mod pipeline;
 mod projections;
 mod replay;

@@ -389,7 +389,7 @@ async fn one(
                 by: r.get(4),
                 comment: r.get::<_, Option<String>>(5).filter(|c| !c.is_empty()),
                 cause,
-                cause_url: format!("/api/v1/events/{cause}"),
+                cause_url: format!("/events/{cause}"),
                 notify: r.get(7),
             }
         })

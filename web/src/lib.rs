@@ -9,6 +9,7 @@
 //! - [`alerts`]: the alert list, each alert's page and actions, the rules in force, and their JSON.
 //! - [`api`]: the JSON API handlers, including history (JSON and CSV) and uptime.
 //! - [`queries`]: reading the latest-status read model.
+//! - [`events`]: the event log browser (`/events`, `/events/{position}`).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`, and the middleware that counts requests.
 //! - [`history`]: reading the past: series, segments, reports, the state at an instant (the
 //!   only place the web side reads the event log, for instants older than raw history).
@@ -24,6 +25,7 @@ pub mod api;
 pub mod chart;
 pub mod component;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod history;
 pub mod pages;

@@ -1,7 +1,7 @@
 //! Every URL of sitrep, in one place.
 
 use crate::state::AppState;
-use crate::{alerts, api, component, health, pages, templates};
+use crate::{alerts, api, component, events, health, pages, templates};
 use axum::http::header;
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,6 +15,8 @@ pub fn router(state: AppState) -> Router {
         .route("/systems/{system}", get(pages::system))
         .route("/systems/{system}/components/{*component}", get(component::page))
         .route("/quarantine", get(pages::quarantine))
+        .route("/events", get(events::list))
+        .route("/events/{position}", get(events::one))
         .route("/alerts", get(alerts::list_page))
         .route("/alerts/rules", get(alerts::rules_page))
         .route("/alerts/{id}", get(alerts::alert_page))

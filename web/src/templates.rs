@@ -15,6 +15,8 @@ pub const PAGES: &[(&str, &str)] = &[
     ("alerts", include_str!("../templates/alerts.hbs")),
     ("alert", include_str!("../templates/alert.hbs")),
     ("alert_rules", include_str!("../templates/alert_rules.hbs")),
+    ("events", include_str!("../templates/events.hbs")),
+    ("event", include_str!("../templates/event.hbs")),
     ("error", include_str!("../templates/error.hbs")),
 ];
 
