@@ -40,6 +40,7 @@ type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     pub ingest_messages: Family<Outcome, Counter>,
     pub ingest_events: Counter,
+    pub ingest_batches: Counter,
     pub ingest_batch_messages: Histogram,
     pub ingest_latency_seconds: Histogram,
     pub http_requests: Family<Request, Counter>,
@@ -59,6 +60,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let m = Metrics {
         ingest_messages: Family::default(),
         ingest_events: Counter::default(),
+        ingest_batches: Counter::default(),
         ingest_batch_messages: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
         ingest_latency_seconds: latency_histogram(),
         http_requests: Family::default(),

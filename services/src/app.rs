@@ -81,6 +81,19 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
         let mut state =
             sitrep_web::AppState::new(pool.clone(), settings.default_ttl_seconds, settings.subject_prefix.clone());
         state.kept = retention(&settings);
+        // The dashboard shows JetStream's state on /ops and re-submits quarantined messages.
+        state.bus = match bus::connect(&settings.nats_url).await {
+            Ok(nats) => Some(sitrep_web::state::Bus {
+                js: async_nats::jetstream::new(nats),
+                reports_stream: settings.reports_stream.clone(),
+                ingest_consumer: settings.ingest_consumer.clone(),
+                alerts_stream: settings.alerts_stream.clone(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "no NATS for the dashboard; /ops will say so");
+                None
+            }
+        };
         let cancel = cancel.clone();
         tasks.spawn(async move { sitrep_web::serve(listener, state, cancel).await.context("web server") });
     }

@@ -405,6 +405,7 @@ fn record_metrics(outcome: &BatchOutcome, incoming: &[Incoming]) {
     count("duplicate", outcome.duplicates);
     count("quarantined", outcome.quarantined);
     m.ingest_events.inc_by(outcome.events as u64);
+    m.ingest_batches.inc();
     m.ingest_batch_messages.observe(incoming.len() as f64);
     let now = OffsetDateTime::now_utc();
     for inc in incoming {

@@ -41,3 +41,72 @@ async fn the_event_log_pages_newest_first_with_filters_and_shows_where_each_even
     assert_eq!(app.get("/events?before=x").await.0, 400);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_ops_page_shows_sitreps_own_state_and_quarantine_can_be_resubmitted_or_discarded() {
+    use crate::helpers::{wait_for_components, wait_for_quarantined};
+    let app = spawn_app().await;
+    app.publish("derecho", br#"{"system":"derecho","component":"login/derecho1","status":"ok"}"#.to_vec()).await;
+    app.publish("derecho", br#"{"system":"derecho","component":"fs/glade","status":"sideways"}"#.to_vec()).await;
+    app.publish(
+        "derecho",
+        br#"{"system":"derecho","reports":[{"component":"a","status":"ok"},{"component":"b","status":"bad"}]}"#
+            .to_vec(),
+    )
+    .await;
+    wait_for_components(&app, 2).await;
+    let q = wait_for_quarantined(&app, 2).await;
+
+    let (status, ops) = app.get("/ops").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "latest_status",
+        "history",
+        "alert_evaluator",
+        &app.settings.reports_stream,
+        &app.settings.alerts_stream,
+        "Ingest consumer",
+        "is not a status",
+        "Largest tables",
+        "<code>events</code>",
+    ] {
+        assert!(ops.contains(needle), "/ops lacks {needle}");
+    }
+
+    let origin = app.url("");
+    let post = |path: String| {
+        let req = app.http.post(app.url(&path)).header("Origin", origin.trim_end_matches('/'));
+        async move { req.send().await.unwrap() }
+    };
+    let id_of = |needle: &str| {
+        q["messages"].as_array().unwrap().iter().find(|m| m["payload"].as_str().unwrap().contains(needle)).unwrap()
+            ["id"]
+            .as_i64()
+            .unwrap()
+    };
+    // Partly stored: re-submitting would store report "a" twice.
+    let partial = post(format!("/quarantine/{}/resubmit", id_of("\"b\""))).await;
+    assert_eq!(partial.status(), 409);
+    assert!(partial.text().await.unwrap().contains("would store them twice"));
+    // Wholly rejected: published again, goes through the same path, and (still invalid) comes back.
+    let whole = id_of("sideways");
+    let resubmitted = post(format!("/quarantine/{whole}/resubmit")).await;
+    assert_eq!(resubmitted.status(), 200, "back on /quarantine");
+    let again = wait_for_quarantined(&app, 2).await;
+    let back = again["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["payload"].as_str().unwrap().contains("sideways"))
+        .unwrap();
+    assert_ne!(back["id"].as_i64().unwrap(), whole, "a new entry: it was published again");
+    let discarded = post(format!("/quarantine/{}/discard", back["id"])).await;
+    assert_eq!(discarded.status(), 200);
+    wait_for_quarantined(&app, 1).await;
+    let evil = app
+        .http
+        .post(app.url(&format!("/quarantine/{}/discard", id_of("\"b\""))))
+        .header("Origin", "http://evil.example");
+    assert_eq!(evil.send().await.unwrap().status(), 403);
+    app.cleanup().await;
+}

@@ -10,7 +10,7 @@ use crate::state::AppState;
 use crate::templates;
 use crate::view::{self, Age};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use cqrs_es::persist::PersistedEventStore;
@@ -484,26 +484,6 @@ pub struct SilenceForm {
     pub for_: String,
 }
 
-/// Refuses a form posted from another site: a browser always says where a post came from
-/// (`Origin`, or `Sec-Fetch-Site`), and only this dashboard's own pages may act on alerts.
-fn same_origin(headers: &HeaderMap) -> Result<(), WebError> {
-    let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    if get(header::HeaderName::from_static("sec-fetch-site")).is_some_and(|s| s != "same-origin" && s != "none") {
-        return Err(WebError::Forbidden { what: "This form was posted from another site.".into() });
-    }
-    if let (Some(origin), Some(host)) = (get(header::ORIGIN), get(header::HOST)) {
-        let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-        // Behind a reverse proxy that rewrites Host, the host the browser used is forwarded.
-        let forwarded = get(header::HeaderName::from_static("x-forwarded-host"));
-        if origin_host != host && forwarded != Some(origin_host) {
-            return Err(WebError::Forbidden {
-                what: format!("This form was posted from {origin}, not from this dashboard."),
-            });
-        }
-    }
-    Ok(())
-}
-
 type AlertCqrs = CqrsFramework<Alert, PersistedEventStore<PgEventRepository, Alert>>;
 
 /// Runs an operator's command on the alert aggregate, then waits (up to 3 s) for the read model
@@ -570,7 +550,7 @@ pub async fn acknowledge(
     headers: HeaderMap,
     Form(form): Form<AckForm>,
 ) -> Result<Response, WebError> {
-    same_origin(&headers)?;
+    crate::forms::same_origin(&headers)?;
     let id = parse_id(&id, Format::Html)?;
     let by = who(&form.by)?;
     let cmd = AlertCommand::Acknowledge { by: by.clone(), comment: comment(&form.comment)?, at: state.now() };
@@ -585,7 +565,7 @@ pub async fn silence(
     headers: HeaderMap,
     Form(form): Form<SilenceForm>,
 ) -> Result<Response, WebError> {
-    same_origin(&headers)?;
+    crate::forms::same_origin(&headers)?;
     let id = parse_id(&id, Format::Html)?;
     let by = who(&form.by)?;
     let length = humantime::parse_duration(form.for_.trim())

@@ -10,9 +10,11 @@
 //! - [`api`]: the JSON API handlers, including history (JSON and CSV) and uptime.
 //! - [`queries`]: reading the latest-status read model.
 //! - [`events`]: the event log browser (`/events`, `/events/{position}`).
+//! - [`forms`]: the same-origin check every form post passes.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`, and the middleware that counts requests.
 //! - [`history`]: reading the past: series, segments, reports, the state at an instant (the
 //!   only place the web side reads the event log, for instants older than raw history).
+//! - [`ops`]: `/ops`, sitrep's own health, and the quarantine actions.
 //! - [`params`]: query parameters (`at`, `from`, `to`, `step`) with errors that name them.
 //! - [`uptime`]: how uptime is counted, from status segments.
 //! - [`chart`]: server-side SVG charts, timelines and sparklines (coordinates; partials draw).
@@ -26,8 +28,10 @@ pub mod chart;
 pub mod component;
 pub mod error;
 pub mod events;
+pub mod forms;
 pub mod health;
 pub mod history;
+pub mod ops;
 pub mod pages;
 pub mod params;
 pub mod queries;

@@ -1,7 +1,7 @@
 //! Every URL of sitrep, in one place.
 
 use crate::state::AppState;
-use crate::{alerts, api, component, events, health, pages, templates};
+use crate::{alerts, api, component, events, health, ops, pages, templates};
 use axum::http::header;
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,6 +15,9 @@ pub fn router(state: AppState) -> Router {
         .route("/systems/{system}", get(pages::system))
         .route("/systems/{system}/components/{*component}", get(component::page))
         .route("/quarantine", get(pages::quarantine))
+        .route("/quarantine/{id}/resubmit", post(ops::resubmit))
+        .route("/quarantine/{id}/discard", post(ops::discard))
+        .route("/ops", get(ops::page))
         .route("/events", get(events::list))
         .route("/events/{position}", get(events::one))
         .route("/alerts", get(alerts::list_page))

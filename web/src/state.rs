@@ -18,6 +18,17 @@ pub struct AppState {
     pub clock: Clock,
     /// How long raw history and hourly rollups are kept (where the past is read from).
     pub kept: Retention,
+    /// JetStream, for `/ops` and re-submitting quarantined messages (absent in page tests).
+    pub bus: Option<Bus>,
+}
+
+/// JetStream and the names sitrep uses in it.
+#[derive(Clone)]
+pub struct Bus {
+    pub js: async_nats::jetstream::Context,
+    pub reports_stream: String,
+    pub ingest_consumer: String,
+    pub alerts_stream: String,
 }
 
 impl AppState {
@@ -28,6 +39,7 @@ impl AppState {
             subject_prefix,
             clock: Arc::new(OffsetDateTime::now_utc),
             kept: Retention::default(),
+            bus: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub const PAGES: &[(&str, &str)] = &[
     ("alert", include_str!("../templates/alert.hbs")),
     ("alert_rules", include_str!("../templates/alert_rules.hbs")),
     ("events", include_str!("../templates/events.hbs")),
+    ("ops", include_str!("../templates/ops.hbs")),
     ("event", include_str!("../templates/event.hbs")),
     ("error", include_str!("../templates/error.hbs")),
 ];
