@@ -91,6 +91,10 @@ pub struct Settings {
     #[arg(long, global = true, env = "SITREP_ALERTS_STREAM", default_value = "SITREP_ALERTS")]
     pub alerts_stream: String,
 
+    /// Seconds between sitrep's reports on itself (system `sitrep`); 0 turns them off.
+    #[arg(long, global = true, env = "SITREP_SELF_REPORT_SECONDS", default_value_t = 30)]
+    pub self_report_seconds: u64,
+
     /// Log format: `text` or `json`.
     #[arg(long, global = true, env = "SITREP_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -159,10 +159,19 @@ async fn start_alerting(
         Ok(())
     });
     let (p, c, s) = (pool.clone(), cancel.clone(), settings.clone());
+    let publisher_js = js.clone();
     tasks.spawn(async move {
-        alerting::run_publisher(p, js, s, c).await;
+        alerting::run_publisher(p, publisher_js, s, c).await;
         Ok(())
     });
+    if settings.self_report_seconds > 0 {
+        let every = Duration::from_secs(settings.self_report_seconds);
+        let (p, c, s, j) = (pool.clone(), cancel.clone(), settings.clone(), js.clone());
+        tasks.spawn(async move {
+            crate::selfwatch::run(p, j, s, every, c).await;
+            Ok(())
+        });
+    }
     // Runs with no routes too: it keeps its checkpoint at the head of the log.
     let (p, c) = (pool.clone(), cancel.clone());
     tasks.spawn(async move {

@@ -9,6 +9,7 @@
 //! - [`alerting`]: the alert clock, the bus publisher and the webhook notifier.
 //! - [`ingest`]: the command side: NATS batches → aggregates → one transaction → ack.
 //! - [`replay`]: `sitrep replay` and `sitrep verify`, read models rebuilt beside the live ones.
+//! - [`selfwatch`]: sitrep's reports on itself, as the system `sitrep`.
 //! - [`simulate`]: realistic collector traffic for demos and load.
 //! - [`bench`]: `sitrep bench`, measurements with same-run ratios and `BENCH` lines.
 
@@ -18,4 +19,5 @@ pub mod bench;
 pub mod cli;
 pub mod ingest;
 pub mod replay;
+pub mod selfwatch;
 pub mod simulate;

@@ -107,6 +107,8 @@ pub async fn isolated_settings() -> (Settings, String) {
     settings.reports_stream = format!("T{id}_REPORTS").to_uppercase();
     settings.alerts_stream = format!("T{id}_ALERTS").to_uppercase();
     settings.ingest_consumer = "ingest".into();
+    // No self-reports unless a test asks: they would add events to every test's log.
+    settings.self_report_seconds = 0;
     // No rules unless a test writes some (never the working directory's alerts.toml).
     settings.alerts_file = Some(write_rules(&id, ""));
     settings.http_addr = "127.0.0.1:0".parse().unwrap();

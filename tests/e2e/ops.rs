@@ -110,3 +110,40 @@ async fn the_ops_page_shows_sitreps_own_state_and_quarantine_can_be_resubmitted_
     assert_eq!(evil.send().await.unwrap().status(), 403);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn sitrep_reports_on_itself_as_the_system_sitrep_through_its_own_pipeline() {
+    let (mut settings, _) = crate::helpers::isolated_settings().await;
+    settings.self_report_seconds = 1;
+    let running = sitrep_services::app::start(settings.clone(), sitrep_services::app::Parts::ALL).await.unwrap();
+    let url = format!("http://{}/api/v1/status/sitrep", running.http_addr.unwrap());
+    let body = crate::helpers::eventually("sitrep's own components", || async {
+        let body: serde_json::Value =
+            reqwest::get(&url).await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        let names: Vec<&str> = body["components"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["component"].as_str()).collect())
+            .unwrap_or_default();
+        let wanted =
+            ["postgres", "nats", "ingest", "projection/latest_status", "projection/history", "projection/alerts"];
+        if wanted.iter().all(|w| names.contains(w)) {
+            Ok(body)
+        } else {
+            Err(format!("{names:?}"))
+        }
+    })
+    .await;
+    let postgres =
+        body["components"].as_array().unwrap().iter().find(|c| c["component"] == "postgres").unwrap().clone();
+    assert_eq!(postgres["status"], "ok");
+    assert!(postgres["metrics"]["connections"].as_f64().unwrap() >= 1.0, "{postgres}");
+    running.stop().await;
+    let mut admin = sitrep_infra::db::parse_url(settings.database_url.expose()).unwrap();
+    let db_name = admin.get_dbname().unwrap().to_owned();
+    admin.dbname("postgres");
+    let client = sitrep_infra::db::connect(&admin).await.unwrap();
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")).await.unwrap();
+    let js = async_nats::jetstream::new(sitrep_infra::bus::connect(&settings.nats_url).await.unwrap());
+    let _ = js.delete_stream(&settings.reports_stream).await;
+    let _ = js.delete_stream(&settings.alerts_stream).await;
+}
