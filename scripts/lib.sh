@@ -36,7 +36,9 @@ ensure_service_binaries() {
 }
 
 ensure_chromium() {
-  if ! command -v chromium >/dev/null; then apt_install chromium fonts-dejavu-core; fi
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt_install chromium chromium-driver fonts-dejavu-core
+  fi
 }
 
 # A Python with nats-py (the Python examples) and prometheus-client (its OpenMetrics parser

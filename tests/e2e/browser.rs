@@ -50,6 +50,69 @@ fn render(url: &str, png: &Path, width: u32, height: u32) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A headless Chromium driven through chromedriver's WebDriver API (plain HTTP and JSON), for
+/// tests that must keep a page open and watch it change.
+struct Driver {
+    process: std::process::Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    profile: PathBuf,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let process = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver is needed for live-page tests: the README's test command installs chromium-driver");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        crate::helpers::eventually("chromedriver to start", || async {
+            http.get(format!("{base}/status")).send().await.map(|_| ()).map_err(|e| e.to_string())
+        })
+        .await;
+        let profile = tempdir();
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": chromium(),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     format!("--user-data-dir={}", profile.display()), "--window-size=1400,1000"]
+        }}}});
+        let created: serde_json::Value =
+            http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
+        let session =
+            created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}")).to_owned();
+        Driver { process, base, session, http, profile }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let resp = self.http.request(method, url).json(&body).send().await.unwrap();
+        let value: serde_json::Value = resp.json().await.unwrap();
+        value["value"].clone()
+    }
+
+    async fn open(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", serde_json::json!({"url": url})).await;
+    }
+
+    /// Runs `script` in the page and returns what it returns.
+    async fn run(&self, script: &str) -> serde_json::Value {
+        self.call(reqwest::Method::POST, "/execute/sync", serde_json::json!({"script": script, "args": []})).await
+    }
+
+    async fn stop(mut self) {
+        let _ = self.http.delete(format!("{}/session/{}", self.base, self.session)).send().await;
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sitrep-chromium-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -248,6 +311,59 @@ async fn component_pages_draw_svg_charts_with_axes_and_a_status_timeline_in_head
     ];
     for (name, path, needles) in pages {
         shoot(&app, name, &path, 1400, &needles).await;
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_open_home_page_changes_a_tile_without_reload_within_two_seconds_of_a_report() {
+    let app = spawn_app().await;
+    let report = |status: &str| format!(r#"{{"system":"derecho","component":"fs/glade","status":"{status}"}}"#);
+    app.publish("derecho", report("failed").into_bytes()).await;
+    wait_for_components(&app, 1).await;
+    let driver = Driver::start().await;
+    driver.open(&app.url("/")).await;
+    let tile = "return document.querySelector('a[href=\"/systems/derecho\"] .tile-head').innerText";
+    assert!(driver.run(tile).await.as_str().unwrap().contains("FAILED"));
+    // Wait until the page says it is live, and mark this very page so a reload would show.
+    crate::helpers::eventually("the page to go live", || async {
+        let status = driver.run("return document.getElementById('live-status').innerText").await;
+        if status.as_str().unwrap_or("").contains("Live") {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    })
+    .await;
+    driver.run("window.sitrepTestMark = 'same page'; return null").await;
+
+    let published = std::time::Instant::now();
+    app.publish("derecho", report("ok").into_bytes()).await;
+    loop {
+        let now = driver.run(tile).await;
+        if now.as_str().unwrap_or("").contains("OK") {
+            break;
+        }
+        assert!(
+            published.elapsed() < std::time::Duration::from_secs(2),
+            "the tile still says {now} 2 s after the report"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let took = published.elapsed();
+    assert_eq!(driver.run("return window.sitrepTestMark").await, "same page", "the page was not reloaded");
+    let status = driver.run("return document.getElementById('live-status').innerText").await;
+    assert!(status.as_str().unwrap().contains("Live: last changed"), "{status}");
+    eprintln!("the tile changed {} ms after the report was published", took.as_millis());
+    driver.stop().await;
+    let pages: [(&str, &str, &[&str]); 4] = [
+        ("live-home", "/", &["derecho", "id=\"live-status\""]),
+        ("live-system", "/systems/derecho", &["fs/glade", "sse-swap=\"system\""]),
+        ("live-alerts", "/alerts", &["No open alerts"]),
+        ("ops", "/ops", &["latest_status", "Ingest consumer", "Largest tables"]),
+    ];
+    for (name, path, needles) in pages {
+        shoot(&app, name, path, 1000, needles).await;
     }
     app.cleanup().await;
 }

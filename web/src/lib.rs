@@ -14,6 +14,7 @@
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`, and the middleware that counts requests.
 //! - [`history`]: reading the past: series, segments, reports, the state at an instant (the
 //!   only place the web side reads the event log, for instants older than raw history).
+//! - [`live`]: `/live`, the server-sent events that keep open pages current (htmx SSE).
 //! - [`ops`]: `/ops`, sitrep's own health, and the quarantine actions.
 //! - [`params`]: query parameters (`at`, `from`, `to`, `step`) with errors that name them.
 //! - [`uptime`]: how uptime is counted, from status segments.
@@ -31,6 +32,7 @@ pub mod events;
 pub mod forms;
 pub mod health;
 pub mod history;
+pub mod live;
 pub mod ops;
 pub mod pages;
 pub mod params;

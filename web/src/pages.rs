@@ -34,6 +34,8 @@ pub struct Layout {
     pub refresh_seconds: u32,
     /// The time-travel form, on pages that can show the past.
     pub travel: Option<Travel>,
+    /// The server-sent events URL of a page that updates itself live (see `web::live`).
+    pub live: Option<String>,
 }
 
 /// The time-travel form and, when a page shows the past, the banner that says so.
@@ -68,6 +70,7 @@ impl Layout {
             generated_iso: age.iso,
             refresh_seconds: REFRESH_SECONDS,
             travel: None,
+            live: None,
         }
     }
 
@@ -92,6 +95,12 @@ impl Layout {
         };
         let layout = if at.is_some() { Self::still(title, nav, now) } else { Self::new(title, nav, now) };
         Self { travel: Some(travel), ..layout }
+    }
+
+    /// The same layout, updated live over server-sent events from `url` (unless it shows the past).
+    pub fn live(self, url: String) -> Self {
+        let past = self.travel.as_ref().is_some_and(|t| t.active);
+        Self { live: (!past).then_some(url), ..self }
     }
 
     /// The layout of a page that does not refresh itself.
@@ -143,6 +152,8 @@ fn worst<'a>(items: impl Iterator<Item = &'a Seen<'a>>) -> Shown {
 #[derive(Debug, Serialize)]
 pub struct HomePage {
     pub layout: Layout,
+    /// Open alerts, all systems.
+    pub open_alerts: usize,
     pub systems: Vec<SystemTile>,
     pub totals: Vec<Count>,
     pub component_count: usize,
@@ -225,7 +236,8 @@ pub fn home_page(
         .collect();
     tiles.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     HomePage {
-        layout: Layout::travelling("Systems", "systems", now, at, "/".into(), vec![]),
+        layout: Layout::travelling("Systems", "systems", now, at, "/".into(), vec![]).live("/live?page=home".into()),
+        open_alerts: open.values().flatten().count(),
         totals: counts(all.iter()),
         component_count: all.len(),
         systems: tiles.into_iter().map(|(_, t)| t).collect(),
@@ -233,17 +245,26 @@ pub fn home_page(
     }
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Result<Html<String>, WebError> {
-    let now = state.now();
-    let at = q.resolve(Format::Html, now)?;
+/// The home page's view model at `now`, or at `at`.
+pub async fn home_view(
+    state: &AppState,
+    now: OffsetDateTime,
+    at: Option<OffsetDateTime>,
+) -> Result<HomePage, WebError> {
     let components = match at {
         None => queries::all_components(&state.pool).await,
         Some(at) => history::state_at(&state.pool, Scope::All, at, now - state.kept.raw).await,
     }
     .map_err(WebError::page)?;
-    let open = open_alerts(&state, at, None).await?;
-    render("home", &home_page(&state, now, at, &components, &open))
+    let open = open_alerts(state, at, None).await?;
+    Ok(home_page(state, now, at, &components, &open))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Result<Html<String>, WebError> {
+    let now = state.now();
+    let at = q.resolve(Format::Html, now)?;
+    render("home", &home_view(&state, now, at).await?)
 }
 
 // -------------------------------------------------------------------------------------- system
@@ -348,7 +369,8 @@ pub fn system_page(
         .collect();
     groups.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     SystemPage {
-        layout: Layout::travelling(system, "systems", now, at, format!("/systems/{system}"), vec![]),
+        layout: Layout::travelling(system, "systems", now, at, format!("/systems/{system}"), vec![])
+            .live(format!("/live?page=system&system={system}")),
         system: system.to_owned(),
         home_url: format!("/{}", params::at_suffix(at, '?')),
         worst: worst(all.iter()).badge(),
@@ -359,6 +381,31 @@ pub fn system_page(
     }
 }
 
+/// The system page's view model at `now`, or at `at`.
+pub async fn system_view(
+    state: &AppState,
+    now: OffsetDateTime,
+    at: Option<OffsetDateTime>,
+    system: &str,
+) -> Result<SystemPage, WebError> {
+    let live = queries::system_components(&state.pool, system).await.map_err(WebError::page)?;
+    if live.is_empty() {
+        return Err(WebError::no_reports(Format::Html, system, &state.subject_prefix));
+    }
+    let components = match at {
+        None => live,
+        Some(at) => history::state_at(&state.pool, Scope::System(system), at, now - state.kept.raw)
+            .await
+            .map_err(WebError::page)?,
+    };
+    let clock = at.unwrap_or(now);
+    let sparks = history::sparklines(&state.pool, system, &HEADLINE_METRICS, clock - SPARK_WINDOW, clock)
+        .await
+        .map_err(WebError::page)?;
+    let open = open_alerts(state, at, Some(system)).await?;
+    Ok(system_page(state, now, at, system, &components, &sparks, &open))
+}
+
 #[tracing::instrument(skip_all, fields(system = %system))]
 pub async fn system(
     State(state): State<AppState>,
@@ -367,23 +414,11 @@ pub async fn system(
 ) -> Result<Html<String>, WebError> {
     let now = state.now();
     let at = q.resolve(Format::Html, now)?;
-    let live = queries::system_components(&state.pool, &system).await.map_err(WebError::page)?;
-    if live.is_empty() {
-        return Err(WebError::no_reports(Format::Html, &system, &state.subject_prefix));
-    }
-    let components = match at {
-        None => live,
-        Some(at) => history::state_at(&state.pool, Scope::System(&system), at, now - state.kept.raw)
-            .await
-            .map_err(WebError::page)?,
-    };
-    let clock = at.unwrap_or(now);
-    let sparks = history::sparklines(&state.pool, &system, &HEADLINE_METRICS, clock - SPARK_WINDOW, clock)
-        .await
-        .map_err(WebError::page)?;
-    let open = open_alerts(&state, at, Some(&system)).await?;
-    render("system", &system_page(&state, now, at, &system, &components, &sparks, &open))
+    render("system", &system_view(&state, now, at, &system).await?)
 }
+
+/// The window a sparkline covers.
+const SPARK_WINDOW: time::Duration = time::Duration::hours(24);
 
 /// Open alerts by component, for live pages (a page of the past shows none: alerts are not
 /// read back in time).
@@ -399,9 +434,6 @@ async fn open_alerts(
     }
     crate::alerts::open_by_component(&state.pool, system).await.map_err(WebError::page)
 }
-
-/// The window a sparkline covers.
-const SPARK_WINDOW: time::Duration = time::Duration::hours(24);
 
 // ---------------------------------------------------------------------------------- quarantine
 

@@ -1,7 +1,7 @@
 //! Every URL of sitrep, in one place.
 
 use crate::state::AppState;
-use crate::{alerts, api, component, events, health, ops, pages, templates};
+use crate::{alerts, api, component, events, health, live, ops, pages, templates};
 use axum::http::header;
 use axum::routing::{get, post};
 use axum::Router;
@@ -39,6 +39,15 @@ pub fn router(state: AppState) -> Router {
             "/static/sitrep.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], templates::CSS) }),
         )
+        .route(
+            "/static/htmx-2.0.11.min.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], templates::HTMX) }),
+        )
+        .route(
+            "/static/htmx-ext-sse-2.2.4.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], templates::HTMX_SSE) }),
+        )
+        .route("/live", get(live::live))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics_text));

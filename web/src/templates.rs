@@ -16,6 +16,8 @@ pub const PAGES: &[(&str, &str)] = &[
     ("alert", include_str!("../templates/alert.hbs")),
     ("alert_rules", include_str!("../templates/alert_rules.hbs")),
     ("events", include_str!("../templates/events.hbs")),
+    ("live_home", include_str!("../templates/live_home.hbs")),
+    ("live_system", include_str!("../templates/live_system.hbs")),
     ("ops", include_str!("../templates/ops.hbs")),
     ("event", include_str!("../templates/event.hbs")),
     ("error", include_str!("../templates/error.hbs")),
@@ -29,6 +31,8 @@ pub const PARTIALS: &[(&str, &str)] = &[
     ("metric", include_str!("../templates/partials/metric.hbs")),
     ("system_tile", include_str!("../templates/partials/system_tile.hbs")),
     ("component_row", include_str!("../templates/partials/component_row.hbs")),
+    ("home_live", include_str!("../templates/partials/home_live.hbs")),
+    ("system_live", include_str!("../templates/partials/system_live.hbs")),
     ("alert_row", include_str!("../templates/partials/alert_row.hbs")),
     ("alert_badges", include_str!("../templates/partials/alert_badges.hbs")),
     ("firing", include_str!("../templates/partials/firing.hbs")),
@@ -53,6 +57,10 @@ static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
 pub fn render<T: Serialize>(name: &str, data: &T) -> Result<String, handlebars::RenderError> {
     REGISTRY.render(name, data)
 }
+
+/// htmx and its SSE extension, vendored (see `web/static/vendor/README.md`).
+pub const HTMX: &str = include_str!("../static/vendor/htmx-2.0.11.min.js");
+pub const HTMX_SSE: &str = include_str!("../static/vendor/htmx-ext-sse-2.2.4.js");
 
 /// The stylesheet, served at `/static/sitrep.css`.
 pub const CSS: &str = include_str!("../static/sitrep.css");

@@ -1,0 +1,135 @@
+//! Live pages: `/live?page=home` and `/live?page=system&system=…` are server-sent event
+//! streams. An open page connects with htmx's SSE extension (vendored) and swaps in the
+//! fragments it is sent, rendered by the same partials as the page (`home_live`,
+//! `system_live`). Without JavaScript the page reloads itself instead (`<noscript>` refresh).
+//!
+//! Each stream looks twice a second at what the page depends on (the newest latest-status and
+//! alert positions). When that changed, or 15 s have passed (so ages stay true), it sends the
+//! fragment, then a `status` event saying when the page last changed.
+
+use crate::error::{Format, WebError};
+use crate::pages;
+use crate::state::AppState;
+use crate::templates;
+use crate::view;
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often a stream looks for changes.
+const LOOK_EVERY: Duration = Duration::from_millis(500);
+/// Fragments are sent at least this often, so "12 s ago" stays true.
+const REFRESH_EVERY: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize)]
+pub struct LiveQuery {
+    pub page: String,
+    pub system: Option<String>,
+}
+
+#[derive(Clone)]
+enum Page {
+    Home,
+    System(String),
+}
+
+/// What a live page depends on: when this changes, the page has changed.
+async fn version(state: &AppState) -> anyhow::Result<(i64, i64, i64)> {
+    let client = state.pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT (SELECT coalesce(max(last_position), 0) FROM latest_status),
+                    (SELECT coalesce(max(last_position), 0) FROM alerts),
+                    (SELECT count(*) FROM alerts WHERE state <> 'resolved')",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
+
+async fn fragment(state: &AppState, page: &Page) -> Result<(&'static str, String), WebError> {
+    let now = state.now();
+    match page {
+        Page::Home => {
+            let view = pages::home_view(state, now, None).await?;
+            Ok(("home", templates::render("live_home", &view).map_err(WebError::page)?))
+        }
+        Page::System(system) => {
+            let view = pages::system_view(state, now, None, system).await?;
+            Ok(("system", templates::render("live_system", &view).map_err(WebError::page)?))
+        }
+    }
+}
+
+struct Watch {
+    state: AppState,
+    page: Page,
+    seen: Option<(i64, i64, i64)>,
+    sent: Instant,
+    changed: time::OffsetDateTime,
+    first: bool,
+}
+
+/// `GET /live`.
+pub async fn live(
+    State(state): State<AppState>,
+    Query(q): Query<LiveQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, WebError> {
+    let page = match (q.page.as_str(), q.system) {
+        ("home", _) => Page::Home,
+        ("system", Some(system)) if !system.is_empty() => Page::System(system),
+        ("system", _) => return Err(WebError::bad_request(Format::Json, "system", "the system page needs ?system=")),
+        (other, _) => {
+            return Err(WebError::bad_request(
+                Format::Json,
+                "page",
+                format!("{other:?} is not a live page; use home or system"),
+            ))
+        }
+    };
+    let seen = version(&state).await.map_err(WebError::api)?;
+    let now = state.now();
+    let watch = Watch { state, page, seen: Some(seen), sent: Instant::now(), changed: now, first: true };
+    let stream = futures::stream::unfold(watch, |mut w| async move {
+        loop {
+            if w.first {
+                // Say the page is live; its content is as fresh as the page just rendered.
+                w.first = false;
+                return Some((vec![status(&w)], w));
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
+            let now_version = match version(&w.state).await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::debug!(error = format!("{e:#}"), "live page could not look for changes");
+                    None
+                }
+            };
+            let changed = now_version.is_some() && now_version != w.seen;
+            if !changed && w.sent.elapsed() < REFRESH_EVERY {
+                continue;
+            }
+            let Ok((name, html)) = fragment(&w.state, &w.page).await else { continue };
+            if changed {
+                w.seen = now_version;
+                w.changed = w.state.now();
+            }
+            w.sent = Instant::now();
+            return Some((vec![Event::default().event(name).data(html), status(&w)], w));
+        }
+    });
+    let events = futures::StreamExt::flat_map(stream, |batch| futures::stream::iter(batch.into_iter().map(Ok)));
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+fn status(w: &Watch) -> Event {
+    let at = view::age(w.changed, w.changed, false);
+    Event::default().event("status").data(format!(
+        "<span class=\"live-dot\" aria-hidden=\"true\">●</span> Live: last changed <time datetime=\"{}\">{}</time>.",
+        at.iso, at.exact
+    ))
+}
