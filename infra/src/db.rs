@@ -97,3 +97,24 @@ pub async fn check(pool: &Pool) -> anyhow::Result<()> {
     client.simple_query("SELECT 1").await.context("querying Postgres")?;
     Ok(())
 }
+
+/// The URL of database `name` on the same server, as the same user, as `url` (for tests and
+/// benchmarks that each work in a database of their own).
+pub fn url_of_database(url: &str, name: &str) -> anyhow::Result<String> {
+    let config = parse_url(url)?;
+    let user = config.get_user().unwrap_or("postgres").to_owned();
+    let (host, port) = match (config.get_hosts().first(), config.get_ports().first()) {
+        (Some(tokio_postgres::config::Host::Tcp(h)), Some(p)) => (h.clone(), *p),
+        _ => ("127.0.0.1".into(), 5432),
+    };
+    Ok(format!("postgres://{user}@{host}:{port}/{name}"))
+}
+
+/// Drops database `name` on the server of `url` (closing its connections).
+pub async fn drop_database(url: &str, name: &str) -> anyhow::Result<()> {
+    let mut admin = parse_url(url)?;
+    admin.dbname("postgres");
+    let client = connect(&admin).await?;
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
+    Ok(())
+}

@@ -73,10 +73,7 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
     if args.keep {
         println!("kept database {db_name}");
     } else {
-        let mut admin = config.clone();
-        admin.dbname("postgres");
-        let client = db::connect(&admin).await?;
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")).await?;
+        db::drop_database(settings.database_url.expose(), &db_name).await?;
     }
     let figures = result?;
     println!("\n{:<22} {:>12} {:<10} {:>7}  what", "figure", "value", "unit", "ratio");

@@ -40,14 +40,9 @@ async fn sigterm_under_load_loses_nothing_and_duplicates_nothing() {
         "sitrep_test_{}_{id}",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
     );
-    let mut url = db::parse_url(settings.database_url.expose()).unwrap();
-    url.dbname(&db_name);
-    let user = url.get_user().unwrap_or("postgres").to_owned();
-    let (host, port) = match (url.get_hosts().first(), url.get_ports().first()) {
-        (Some(tokio_postgres::config::Host::Tcp(h)), Some(p)) => (h.clone(), *p),
-        _ => ("127.0.0.1".into(), 5432),
-    };
-    settings.database_url = sitrep_infra::settings::Secret::new(format!("postgres://{user}@{host}:{port}/{db_name}"));
+    let base_url = settings.database_url.expose().to_owned();
+    settings.database_url = sitrep_infra::settings::Secret::new(db::url_of_database(&base_url, &db_name).unwrap());
+    let url = db::parse_url(settings.database_url.expose()).unwrap();
     settings.subject_prefix = format!("tsig{id}");
     settings.reports_stream = format!("TSIG{id}_REPORTS").to_uppercase();
     settings.alerts_stream = format!("TSIG{id}_ALERTS").to_uppercase();
@@ -82,8 +77,7 @@ async fn sigterm_under_load_loses_nothing_and_duplicates_nothing() {
         }
     }
     sitrep = start(&settings, &rules);
-    let (client, conn) =
-        tokio_postgres::connect(&settings.database_url.expose().to_owned(), tokio_postgres::NoTls).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(settings.database_url.expose(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     let started = Instant::now();
     loop {
@@ -104,10 +98,7 @@ async fn sigterm_under_load_loses_nothing_and_duplicates_nothing() {
     let _ = sitrep.wait();
     drop(client);
 
-    let mut admin = url.clone();
-    admin.dbname("postgres");
-    let admin = db::connect(&admin).await.unwrap();
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")).await.unwrap();
+    db::drop_database(&base_url, &db_name).await.unwrap();
     let _ = js.delete_stream(&settings.reports_stream).await;
     let _ = js.delete_stream(&settings.alerts_stream).await;
     let _ = std::fs::remove_file(&rules);

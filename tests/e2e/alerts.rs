@@ -366,13 +366,7 @@ async fn sitrep_with_alerting_keeps_running_until_told_to_stop() {
         let started = tokio::time::Instant::now();
         running.run_until_stopped(tokio::time::sleep(Duration::from_secs(2))).await.unwrap();
         assert!(started.elapsed() >= Duration::from_secs(2), "sitrep stopped by itself (rules: {rules:?})");
-        let mut admin = sitrep_infra::db::parse_url(settings.database_url.expose()).unwrap();
-        admin.dbname("postgres");
-        let client = sitrep_infra::db::connect(&admin).await.unwrap();
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")).await.unwrap();
-        let js = async_nats::jetstream::new(sitrep_infra::bus::connect(&settings.nats_url).await.unwrap());
-        let _ = js.delete_stream(&settings.reports_stream).await;
-        let _ = js.delete_stream(&settings.alerts_stream).await;
+        crate::helpers::drop_isolated(&settings, &db_name).await;
     }
 }
 

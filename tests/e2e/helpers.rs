@@ -95,14 +95,8 @@ pub async fn isolated_settings() -> (Settings, String) {
     let mut settings = base_settings().await.clone();
     let id = format!("{}_{}", now_secs(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let db_name = format!("sitrep_test_{id}");
-    let mut url = db::parse_url(settings.database_url.expose()).unwrap();
-    url.dbname(&db_name);
-    let user = url.get_user().unwrap_or("postgres").to_owned();
-    let (host, port) = match (url.get_hosts().first(), url.get_ports().first()) {
-        (Some(tokio_postgres::config::Host::Tcp(h)), Some(p)) => (h.clone(), *p),
-        _ => ("127.0.0.1".into(), 5432),
-    };
-    settings.database_url = sitrep_infra::settings::Secret::new(format!("postgres://{user}@{host}:{port}/{db_name}"));
+    settings.database_url =
+        sitrep_infra::settings::Secret::new(db::url_of_database(settings.database_url.expose(), &db_name).unwrap());
     settings.subject_prefix = format!("t{id}");
     settings.reports_stream = format!("T{id}_REPORTS").to_uppercase();
     settings.alerts_stream = format!("T{id}_ALERTS").to_uppercase();
@@ -271,12 +265,17 @@ impl TestApp {
             let _ = std::fs::remove_file(rules);
         }
         self.pool.close();
-        let mut admin = db::parse_url(self.settings.database_url.expose()).unwrap();
-        admin.dbname("postgres");
-        if let Ok(client) = db::connect(&admin).await {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name)).await;
-        }
+        let _ = db::drop_database(self.settings.database_url.expose(), &self.db_name).await;
     }
+}
+
+/// Drops what [`isolated_settings`] made for a test that started sitrep itself: its database and
+/// streams.
+pub async fn drop_isolated(settings: &Settings, db_name: &str) {
+    db::drop_database(settings.database_url.expose(), db_name).await.unwrap();
+    let js = jetstream::new(sitrep_infra::bus::connect(&settings.nats_url).await.unwrap());
+    let _ = js.delete_stream(&settings.reports_stream).await;
+    let _ = js.delete_stream(&settings.alerts_stream).await;
 }
 
 /// Polls `probe` until it returns `Ok`, failing after [`DEADLINE`] with the last thing it saw.

@@ -113,7 +113,7 @@ async fn the_ops_page_shows_sitreps_own_state_and_quarantine_can_be_resubmitted_
 
 #[tokio::test]
 async fn sitrep_reports_on_itself_as_the_system_sitrep_through_its_own_pipeline() {
-    let (mut settings, _) = crate::helpers::isolated_settings().await;
+    let (mut settings, db_name) = crate::helpers::isolated_settings().await;
     settings.self_report_seconds = 1;
     let running = sitrep_services::app::start(settings.clone(), sitrep_services::app::Parts::ALL).await.unwrap();
     let url = format!("http://{}/api/v1/status/sitrep", running.http_addr.unwrap());
@@ -138,12 +138,5 @@ async fn sitrep_reports_on_itself_as_the_system_sitrep_through_its_own_pipeline(
     assert_eq!(postgres["status"], "ok");
     assert!(postgres["metrics"]["connections"].as_f64().unwrap() >= 1.0, "{postgres}");
     running.stop().await;
-    let mut admin = sitrep_infra::db::parse_url(settings.database_url.expose()).unwrap();
-    let db_name = admin.get_dbname().unwrap().to_owned();
-    admin.dbname("postgres");
-    let client = sitrep_infra::db::connect(&admin).await.unwrap();
-    client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")).await.unwrap();
-    let js = async_nats::jetstream::new(sitrep_infra::bus::connect(&settings.nats_url).await.unwrap());
-    let _ = js.delete_stream(&settings.reports_stream).await;
-    let _ = js.delete_stream(&settings.alerts_stream).await;
+    crate::helpers::drop_isolated(&settings, &db_name).await;
 }

@@ -225,6 +225,10 @@ pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebErro
     templates::render("ops", &page).map(Html).map_err(WebError::page)
 }
 
+fn not_quarantined(id: i64) -> WebError {
+    WebError::not_found(Format::Html, format!("No quarantined message {id}."), "See /quarantine.")
+}
+
 fn parse_id(raw: &str) -> Result<i64, WebError> {
     raw.parse().map_err(|_| WebError::bad_request(Format::Html, "id", format!("{raw:?} is not a quarantine id")))
 }
@@ -288,7 +292,7 @@ pub async fn discard(
         .await
         .map_err(|e| WebError::page(InfraError::from(e)))?;
     if gone == 0 {
-        return Err(WebError::not_found(Format::Html, format!("No quarantined message {id}."), "See /quarantine."));
+        return Err(not_quarantined(id));
     }
     Ok(Redirect::to("/quarantine").into_response())
 }
