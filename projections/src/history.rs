@@ -256,6 +256,21 @@ async fn add_status_seconds(
     Ok(())
 }
 
+/// The rows of `table` that retention at `now` keeps, as a SQL condition (for comparing a
+/// rebuilt history with a live one pruned at another moment); `None` for tables never pruned.
+pub fn kept_rows(table: &str, now: OffsetDateTime, retention: Retention) -> Option<String> {
+    let rfc = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let raw_cutoff = now - retention.raw;
+    let hourly_cutoff = now - retention.hourly - Duration::hours(1);
+    match table {
+        "history_reports" => Some(format!("observed_at >= '{}'", rfc(raw_cutoff))),
+        "metric_rollups" | "status_rollups" => {
+            Some(format!("NOT (resolution = 'hour' AND bucket < '{}')", rfc(hourly_cutoff)))
+        }
+        _ => None,
+    }
+}
+
 /// `t` with its nanoseconds cut to whole microseconds, as Postgres stores it.
 pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)

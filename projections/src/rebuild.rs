@@ -11,8 +11,8 @@
 //! - [`swap`] locks the live checkpoint (the live runner waits), brings the shadow to the head
 //!   of the log, and replaces the live tables with the shadow ones in one transaction. Readers
 //!   wait for the moment of the swap and then read the new tables; none fails.
-//! - [`compare`] brings both to the same position inside one transaction, compares every table
-//!   row by row (`EXCEPT ALL`, both ways), and rolls back.
+//! - [`compare`] brings the shadow to the live position inside one snapshot (no lock on the
+//!   live side), compares every table row by row (`EXCEPT ALL`, both ways), and rolls back.
 
 use crate::runner::{self, apply_until, lock_checkpoint, move_checkpoint, use_schema, Projection, BATCH};
 use anyhow::Context;
@@ -65,22 +65,40 @@ pub async fn discard<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Resu
     Ok(())
 }
 
-/// Catches the shadow up with the log; `progress(position, head)` after every batch.
-/// Returns the shadow's position.
+/// Catches the shadow up with the log, up to position `until` (`i64::MAX`: all of it);
+/// `progress(position, head)` after every batch. Returns the shadow's position.
 pub async fn build<P: Projection>(
     pool: &Pool,
     projection: &P,
+    until: i64,
     mut progress: impl FnMut(i64, i64),
 ) -> anyhow::Result<i64> {
     let client = pool.get().await.context("connecting to Postgres")?;
     loop {
-        let head = event_store::head(&**client).await?;
-        let (n, position) = runner::step_in(pool, projection, Some(SHADOW)).await?;
+        let head = event_store::head(&**client).await?.min(until);
+        let (n, position) = runner::step_until(pool, projection, Some(SHADOW), until).await?;
         progress(position, head.max(position));
         if n < BATCH as usize {
             return Ok(position);
         }
     }
+}
+
+/// The live projection's checkpoint (0 before its first batch).
+pub async fn live_position(pool: &Pool, name: &str) -> anyhow::Result<i64> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let row = client.query_opt("SELECT position FROM public.projection_checkpoints WHERE name = $1", &[&name]).await?;
+    Ok(row.map_or(0, |r| r.get(0)))
+}
+
+/// Prunes the shadow history as retention at `now` would (before it is swapped in).
+pub async fn prune_shadow(pool: &Pool, now: time::OffsetDateTime, retention: crate::Retention) -> anyhow::Result<()> {
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    use_schema(&tx, Some(SHADOW)).await?;
+    crate::history::prune_with(&*tx, now, retention).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Replaces the live tables with the caught-up shadow ones, atomically. Returns the position
@@ -97,14 +115,54 @@ pub async fn swap<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<
     use_schema(&tx, None).await?;
     lock_live_tables(&tx, projection.tables()).await?;
     for table in projection.tables() {
+        let names = index_names(&tx, "public", table).await?;
         tx.batch_execute(&format!("DROP TABLE public.{table}; ALTER TABLE {SHADOW}.{table} SET SCHEMA public;"))
             .await
             .with_context(|| format!("swapping in the rebuilt {table}"))?;
+        // `LIKE … INCLUDING ALL` names indexes by default; give them back the migrations' names.
+        for (def, new_name) in index_names(&tx, "public", table).await? {
+            if let Some(old_name) = names.iter().find(|(d, _)| *d == def).map(|(_, n)| n) {
+                if *old_name != new_name {
+                    tx.batch_execute(&format!("ALTER INDEX public.\"{new_name}\" RENAME TO \"{old_name}\""))
+                        .await
+                        .with_context(|| format!("naming index {old_name} of the rebuilt {table}"))?;
+                }
+            }
+        }
     }
     move_checkpoint(&tx, name, position).await?;
     tx.execute(&format!("DELETE FROM {SHADOW}.projection_checkpoints WHERE name = $1"), &[&name]).await?;
     tx.commit().await?;
     Ok(position)
+}
+
+/// `(definition without its name, name)` of every index of `schema.table`.
+async fn index_names(
+    tx: &deadpool_postgres::Transaction<'_>,
+    schema: &str,
+    table: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let rows = tx
+        .query(
+            "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x
+             JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+             JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE n.nspname = $1 AND t.relname = $2",
+            &[&schema, &table],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (name, def): (String, String) = (r.get(0), r.get(1));
+            // "CREATE [UNIQUE] INDEX <name> ON <schema>.<table> USING ...": keep what follows the name.
+            let shape = def.split_once(" ON ").map(|(head, rest)| {
+                let unique = head.starts_with("CREATE UNIQUE");
+                format!("{unique} {}", rest.split_once(" USING ").map_or(rest, |(_, using)| using))
+            });
+            (shape.unwrap_or(def), name)
+        })
+        .collect())
 }
 
 /// Takes every live table of the projection for the swap without ever waiting while holding
@@ -119,7 +177,7 @@ async fn lock_live_tables(tx: &deadpool_postgres::Transaction<'_>, tables: &[&st
         tx.batch_execute("SAVEPOINT swap_locks").await?;
         match tx.batch_execute(&lock).await {
             Ok(()) => return Ok(()),
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) && attempt < 3000 => {
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) && attempt < 10_000 => {
                 tx.batch_execute("ROLLBACK TO SAVEPOINT swap_locks").await?;
                 tokio::time::sleep(std::time::Duration::from_millis(2 + attempt % 8)).await;
             }
@@ -144,34 +202,37 @@ pub struct Difference {
 /// Rows shown per side of a difference.
 const EXAMPLES: i64 = 5;
 
-/// Brings the live projection and its shadow to the same position in one transaction, prunes
-/// both by the same retention cutoff when `prune` is given (history, whose live tables are
-/// pruned by the clock), compares every table, and rolls back. Returns the differences (none
-/// when they agree) and the position compared at.
+/// Compares the live projection with its shadow at one position, without holding up the live
+/// runner: in one REPEATABLE READ transaction the live tables and checkpoint are a consistent
+/// snapshot at some position L (the runner commits tables and checkpoint together); the shadow,
+/// built up to at most L, is brought to L inside the same transaction; then every table is
+/// compared both ways (`EXCEPT ALL`, only rows that `retention` at this moment keeps, for
+/// history), and everything is rolled back. Returns the differences (none when they agree) and
+/// L.
 pub async fn compare<P: Projection>(
     pool: &Pool,
     projection: &P,
-    prune: Option<(time::OffsetDateTime, crate::Retention)>,
+    retention: Option<crate::Retention>,
 ) -> anyhow::Result<(Vec<Difference>, i64)> {
+    let name = projection.name();
     let mut client = pool.get().await.context("connecting to Postgres")?;
-    let tx = client.transaction().await?;
-    use_schema(&tx, None).await?;
-    let head = event_store::head(&*tx).await?;
-    let live = apply_until(&tx, projection, head).await?;
-    if let Some((now, retention)) = prune {
-        crate::history::prune_with(&*tx, now, retention).await?;
-    }
+    let tx = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).start().await?;
+    let live: i64 = tx
+        .query_opt("SELECT position FROM public.projection_checkpoints WHERE name = $1", &[&name])
+        .await?
+        .map_or(0, |r| r.get(0));
     use_schema(&tx, Some(SHADOW)).await?;
-    let rebuilt = apply_until(&tx, projection, head).await?;
-    if let Some((now, retention)) = prune {
-        crate::history::prune_with(&*tx, now, retention).await?;
-    }
-    anyhow::ensure!(live == rebuilt, "live at {live} and rebuilt at {rebuilt} after catching up to {head}");
+    let rebuilt = apply_until(&tx, projection, live).await?;
+    anyhow::ensure!(rebuilt == live, "the rebuild reached {rebuilt} but the live {name} is at {live}");
     use_schema(&tx, None).await?;
+    let now = time::OffsetDateTime::now_utc();
     let mut out = Vec::new();
     for table in projection.tables() {
+        let kept = retention.and_then(|r| crate::history::kept_rows(table, now, r)).unwrap_or_else(|| "true".into());
         let side = |a: &str, b: &str| {
-            format!("SELECT t::text FROM (SELECT * FROM {a}.{table} EXCEPT ALL SELECT * FROM {b}.{table}) t")
+            format!(
+                "SELECT t::text FROM (SELECT * FROM {a}.{table} WHERE {kept} EXCEPT ALL SELECT * FROM {b}.{table} WHERE {kept}) t"
+            )
         };
         let count = |sql: String| format!("SELECT count(*) FROM ({sql}) c");
         let examples = |sql: String| format!("{sql} ORDER BY 1 LIMIT {EXAMPLES}");
@@ -196,5 +257,5 @@ pub async fn compare<P: Projection>(
         });
     }
     tx.rollback().await?;
-    Ok((out, head))
+    Ok((out, live))
 }

@@ -69,12 +69,23 @@ pub async fn use_schema(tx: &Transaction<'_>, schema: Option<&str>) -> anyhow::R
 
 /// [`step`], with the projection's tables and checkpoint in `schema` (see [`use_schema`]).
 pub async fn step_in<P: Projection>(pool: &Pool, projection: &P, schema: Option<&str>) -> anyhow::Result<(usize, i64)> {
+    step_until(pool, projection, schema, i64::MAX).await
+}
+
+/// [`step_in`], applying no event past position `until`.
+pub async fn step_until<P: Projection>(
+    pool: &Pool,
+    projection: &P,
+    schema: Option<&str>,
+    until: i64,
+) -> anyhow::Result<(usize, i64)> {
     let name = projection.name();
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     use_schema(&tx, schema).await?;
     let position = lock_checkpoint(&tx, name).await?;
-    let events = event_store::read_after(&*tx, position, BATCH).await?;
+    let mut events = event_store::read_after(&*tx, position, BATCH).await?;
+    events.retain(|e| e.position <= until);
     let Some(last) = events.last().map(|e| e.position) else {
         tx.rollback().await?;
         return Ok((0, position));

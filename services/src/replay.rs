@@ -87,15 +87,24 @@ impl Progress {
 }
 
 /// Rebuilds one read model beside the live one and swaps it in.
-async fn replay_one<P: Projection>(pool: &Pool, projection: &P, out: &mut dyn Write) -> anyhow::Result<()> {
+async fn replay_one<P: Projection>(
+    pool: &Pool,
+    projection: &P,
+    prune: Option<sitrep_projections::Retention>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let name = projection.name();
     let _only_one = rebuild::exclusive(pool, name).await?;
     rebuild::prepare(pool, projection).await.with_context(|| format!("preparing shadow tables for {name}"))?;
     let mut progress = Progress::new(name);
     let started = Instant::now();
-    let built = rebuild::build(pool, projection, |p, h| progress.update(p, h))
+    let built = rebuild::build(pool, projection, i64::MAX, |p, h| progress.update(p, h))
         .await
         .with_context(|| format!("rebuilding {name}"))?;
+    if let Some(retention) = prune {
+        // The live history is pruned; the rebuilt one must not bring old rows back.
+        rebuild::prune_shadow(pool, time::OffsetDateTime::now_utc(), retention).await?;
+    }
     let position = rebuild::swap(pool, projection).await.with_context(|| format!("swapping in {name}"))?;
     let secs = started.elapsed().as_secs_f64();
     progress.done(
@@ -113,13 +122,14 @@ async fn replay_one<P: Projection>(pool: &Pool, projection: &P, out: &mut dyn Wr
 pub async fn replay(settings: &Settings, which: Which, out: &mut dyn Write) -> anyhow::Result<()> {
     let pool = pool(settings).await?;
     if which.includes(Which::LatestStatus) {
-        replay_one(&pool, &LatestStatus, out).await?;
+        replay_one(&pool, &LatestStatus, None, out).await?;
     }
     if which.includes(Which::History) {
-        replay_one(&pool, &History { default_ttl_seconds: settings.default_ttl_seconds }, out).await?;
+        let history = History { default_ttl_seconds: settings.default_ttl_seconds };
+        replay_one(&pool, &history, Some(app::retention(settings)), out).await?;
     }
     if which.includes(Which::Alerts) {
-        replay_one(&pool, &Alerts, out).await?;
+        replay_one(&pool, &Alerts, None, out).await?;
     }
     Ok(())
 }
@@ -128,7 +138,7 @@ pub async fn replay(settings: &Settings, which: Which, out: &mut dyn Write) -> a
 async fn verify_one<P: Projection>(
     pool: &Pool,
     projection: &P,
-    prune: Option<(time::OffsetDateTime, sitrep_projections::Retention)>,
+    retention: Option<sitrep_projections::Retention>,
     out: &mut dyn Write,
 ) -> anyhow::Result<Vec<Difference>> {
     let name = projection.name();
@@ -136,8 +146,11 @@ async fn verify_one<P: Projection>(
     rebuild::prepare(pool, projection).await?;
     let mut progress = Progress::new(name);
     let result = async {
-        rebuild::build(pool, projection, |p, h| progress.update(p, h)).await?;
-        rebuild::compare(pool, projection, prune).await
+        // Only up to where the live one stands now: the comparison brings the rebuild the rest
+        // of the way, to wherever the live one is then.
+        let live = rebuild::live_position(pool, name).await?;
+        rebuild::build(pool, projection, live, |p, h| progress.update(p, h)).await?;
+        rebuild::compare(pool, projection, retention).await
     }
     .await;
     rebuild::discard(pool, projection).await?;
@@ -172,8 +185,9 @@ pub async fn verify(settings: &Settings, which: Which, out: &mut dyn Write) -> a
         differ.push("latest_status");
     }
     let history = History { default_ttl_seconds: settings.default_ttl_seconds };
-    let prune = Some((time::OffsetDateTime::now_utc(), app::retention(settings)));
-    if which.includes(Which::History) && !verify_one(&pool, &history, prune, out).await?.is_empty() {
+    if which.includes(Which::History)
+        && !verify_one(&pool, &history, Some(app::retention(settings)), out).await?.is_empty()
+    {
         differ.push("history");
     }
     if which.includes(Which::Alerts) && !verify_one(&pool, &Alerts, None, out).await?.is_empty() {

@@ -71,7 +71,7 @@ pub async fn reports(pool: &Pool, js: &jetstream::Context, settings: &Settings, 
     }
     match sitrep_web::health::lags(pool).await {
         Ok(lags) => {
-            for l in lags {
+            for l in lags.into_iter().filter(|l| sitrep_web::health::READ_MODELS.contains(&l.projection.as_str())) {
                 let status = match l.seconds {
                     s if s <= 10.0 => "ok",
                     s if s <= 60.0 => "degraded",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 const REPORTS: usize = 3000;
 
-fn start(settings: &Settings, rules: &std::path::Path) -> Child {
+fn start(settings: &Settings, rules: &std::path::Path, http: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sitrep"))
         .arg("run")
         .env("SITREP_DATABASE_URL", settings.database_url.expose())
@@ -17,7 +17,7 @@ fn start(settings: &Settings, rules: &std::path::Path) -> Child {
         .env("SITREP_SUBJECT_PREFIX", &settings.subject_prefix)
         .env("SITREP_REPORTS_STREAM", &settings.reports_stream)
         .env("SITREP_ALERTS_STREAM", &settings.alerts_stream)
-        .env("SITREP_HTTP_ADDR", "127.0.0.1:0")
+        .env("SITREP_HTTP_ADDR", http)
         .env("SITREP_SELF_REPORT_SECONDS", "0")
         .env("SITREP_ALERTS_FILE", rules)
         .env("RUST_LOG", "warn")
@@ -52,8 +52,25 @@ async fn sigterm_under_load_loses_nothing_and_duplicates_nothing() {
 
     let js = jetstream::new(sitrep_infra::bus::connect(&settings.nats_url).await.unwrap());
     sitrep_infra::bus::ensure_reports_stream(&js, &settings).await.unwrap();
-    let mut sitrep = start(&settings, &rules);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let http = format!("127.0.0.1:{port}");
+    let mut sitrep = start(&settings, &rules, &http);
     let subject = settings.report_subject("derecho");
+    // A dashboard left open on a live page holds a connection; stopping must not wait for it.
+    sitrep_services::alerting::install_tls_provider();
+    let live = tokio::spawn({
+        let url = format!("http://{http}/live?page=home");
+        async move {
+            for _ in 0..100 {
+                if let Ok(mut resp) = reqwest::get(&url).await {
+                    while let Ok(Some(_)) = resp.chunk().await {}
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    });
     let mut stopped = None;
     for i in 0..REPORTS {
         let body =
@@ -76,7 +93,8 @@ async fn sigterm_under_load_loses_nothing_and_duplicates_nothing() {
             stopped = Some(started.elapsed());
         }
     }
-    sitrep = start(&settings, &rules);
+    assert!(live.await.unwrap(), "the live page was served, and its stream ended when sitrep stopped");
+    sitrep = start(&settings, &rules, &http);
     let (client, conn) = tokio_postgres::connect(settings.database_url.expose(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     let started = Instant::now();

@@ -56,26 +56,31 @@ async fn metrics_parse_as_openmetrics_and_count_ingest_http_and_lag() {
 
 #[tokio::test]
 async fn readyz_answers_once_connected_and_caught_up() {
-    let app = spawn_app().await;
+    use sitrep_projections::{catch_up, AlertEvaluator, Alerts, History, LatestStatus};
+    // No runners: this test moves the checkpoints itself.
+    let app = crate::helpers::spawn_app_without_projections().await;
     assert_eq!(app.get("/healthz").await, (200, "ok".to_owned()));
     app.publish("derecho", br#"{"system":"derecho","component":"login/derecho1","status":"ok"}"#.to_vec()).await;
-    wait_for_components(&app, 1).await;
-    let body = crate::helpers::eventually("ready", || async {
-        let (status, body) = app.get_json("/readyz").await;
-        if status == 200 {
-            Ok(body)
-        } else {
-            Err(body.to_string())
-        }
-    })
-    .await;
-    assert_eq!(body["ready"], true);
-    // A read model far behind the log is not ready, and says which.
+    crate::helpers::wait_for_events(&app, 2).await;
     let client = app.pool.get().await.unwrap();
     client.execute("UPDATE events SET recorded_at = now() - interval '1 hour'", &[]).await.unwrap();
-    client.execute("INSERT INTO projection_checkpoints (name, position) VALUES ('stuck', 0)", &[]).await.unwrap();
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 200, "no read model has a checkpoint yet, so none is behind: {body}");
+    catch_up(&app.pool, &LatestStatus).await.unwrap();
+    catch_up(&app.pool, &History { default_ttl_seconds: 600 }).await.unwrap();
+    catch_up(&app.pool, &Alerts).await.unwrap();
+    catch_up(&app.pool, &AlertEvaluator).await.unwrap();
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!((status, &body["ready"]), (200, &serde_json::json!(true)), "{body}");
+
+    client
+        .execute("INSERT INTO projection_checkpoints (name, position) VALUES ('alert_webhooks', 0)", &[])
+        .await
+        .unwrap();
+    assert_eq!(app.get_json("/readyz").await.0, 200, "a side effect behind (a dead webhook receiver) does not count");
+    client.execute("UPDATE projection_checkpoints SET position = 0 WHERE name = 'history'", &[]).await.unwrap();
     let (status, body) = app.get_json("/readyz").await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["why"][0].as_str().unwrap().starts_with("stuck is"), "{body}");
+    assert!(body["why"][0].as_str().unwrap().starts_with("history is 2 events"), "{body}");
     app.cleanup().await;
 }

@@ -78,6 +78,14 @@ async fn verify_names_a_difference_made_behind_a_projections_back_and_replay_rep
     assert!(said.contains("latest_status: rebuilt from") && said.contains("swapped in at position"), "{said}");
     let (ok, said) = run_verify(&app, Which::All).await;
     assert!(ok.is_ok(), "after replay: {said}");
+    let named = app
+        .scalar(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname IN
+             ('history_reports_component_time', 'history_reports_time', 'status_segments_open', 'alerts_open', 'latest_status_pkey')",
+        )
+        .await;
+    assert_eq!(named, 5, "the swapped-in tables keep the migrations' index names");
+    assert_eq!(app.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'sitrep_shadow' AND tablename <> 'projection_checkpoints'").await, 0);
     let (_, body) = app.get_json("/api/v1/status/derecho").await;
     assert!(!body.to_string().contains("edited by hand"));
     app.cleanup().await;

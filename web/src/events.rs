@@ -11,6 +11,19 @@ use axum::response::Html;
 use serde::{Deserialize, Serialize};
 use sitrep_infra::event_store::{self, StoredEvent};
 
+/// The event types sitrep records, for the filter (reading them from the log would scan it).
+pub const EVENT_TYPES: [&str; 9] = [
+    "StatusReported",
+    "StatusChanged",
+    "AlertRaised",
+    "AlertAcknowledged",
+    "AlertSilenced",
+    "AlertSilenceExpired",
+    "AlertResolved",
+    "AlertRulesLoaded",
+    "AlertClockTicked",
+];
+
 /// Events per page.
 pub const PAGE: i64 = 50;
 
@@ -99,18 +112,20 @@ pub async fn list(State(state): State<AppState>, Query(f): Query<Filter>) -> Res
     if component.is_some() && system.is_none() {
         return Err(WebError::bad_request(Format::Html, "component", "give the system too"));
     }
-    let aggregate = match (system, component) {
-        (Some(s), Some(c)) => Some(format!("{s}:{c}")),
-        (Some(s), None) => Some(format!("{}:%", s.replace('%', "\\%").replace('_', "\\_"))),
+    // One component: its aggregate id exactly. A whole system: the ids that start with it.
+    let exact = system.zip(component).map(|(s, c)| format!("{s}:{c}"));
+    let prefix = match (system, component) {
+        (Some(s), None) => Some(format!("{}:%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))),
         _ => None,
     };
     let client = state.pool.get().await.map_err(WebError::page)?;
     let rows = client
         .query(
             "SELECT position FROM events
-             WHERE position < $1 AND ($2::text IS NULL OR aggregate_id LIKE $2) AND ($3::text IS NULL OR event_type = $3)
-             ORDER BY position DESC LIMIT $4",
-            &[&before, &aggregate, &event_type, &PAGE],
+             WHERE position < $1 AND ($2::text IS NULL OR aggregate_id = $2) AND ($3::text IS NULL OR aggregate_id LIKE $3)
+               AND ($4::text IS NULL OR event_type = $4)
+             ORDER BY position DESC LIMIT $5",
+            &[&before, &exact, &prefix, &event_type, &PAGE],
         )
         .await
         .map_err(|e| WebError::page(sitrep_infra::InfraError::from(e)))?;
@@ -121,13 +136,7 @@ pub async fn list(State(state): State<AppState>, Query(f): Query<Filter>) -> Res
             events.push(row(e, now));
         }
     }
-    let types: Vec<String> = client
-        .query("SELECT DISTINCT event_type FROM events ORDER BY 1", &[])
-        .await
-        .map_err(|e| WebError::page(sitrep_infra::InfraError::from(e)))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let types: Vec<String> = EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect();
     let head = event_store::head(&**client).await.map_err(WebError::page)?;
     let keep = |extra: String| {
         let mut q: Vec<(&str, &str)> = Vec::new();

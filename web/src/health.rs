@@ -11,6 +11,11 @@ use axum::Json;
 use sitrep_infra::metrics::{self, Projection, Route};
 use std::time::Instant;
 
+/// The checkpoints that make the dashboard right: the read models and the alert evaluator.
+/// (The alert publisher and webhooks are side effects; a dead webhook receiver must not make
+/// the dashboard unready.)
+pub const READ_MODELS: [&str; 4] = ["latest_status", "history", "alerts", "alert_evaluator"];
+
 /// How far behind (in seconds of the oldest unapplied event) a read model may be for `/readyz`.
 pub const READY_LAG_SECONDS: f64 = 10.0;
 
@@ -29,7 +34,8 @@ pub async fn lags(pool: &deadpool_postgres::Pool) -> anyhow::Result<Vec<Lag>> {
     let rows = client
         .query(
             "SELECT c.name, c.position, h.head - c.position,
-                    coalesce(extract(epoch FROM now() - (SELECT min(recorded_at) FROM events e WHERE e.position > c.position))::float8, 0)
+                    coalesce(extract(epoch FROM now() - (SELECT recorded_at FROM events e WHERE e.position > c.position
+                                                          ORDER BY e.position LIMIT 1))::float8, 0)
              FROM projection_checkpoints c, (SELECT coalesce(max(position), 0) AS head FROM events) h
              ORDER BY c.name",
             &[],
@@ -63,7 +69,7 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `GET /readyz`: 200 once Postgres answers and every read model is within
+/// `GET /readyz`: 200 once Postgres answers and every one of [`READ_MODELS`] is within
 /// [`READY_LAG_SECONDS`] of the log; 503 with the reasons otherwise.
 pub async fn ready(State(state): State<AppState>) -> Response {
     match lags(&state.pool).await {
@@ -73,7 +79,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response(),
         Ok(lags) => {
-            let behind: Vec<&Lag> = lags.iter().filter(|l| l.seconds > READY_LAG_SECONDS).collect();
+            let behind: Vec<&Lag> = lags
+                .iter()
+                .filter(|l| READ_MODELS.contains(&l.projection.as_str()) && l.seconds > READY_LAG_SECONDS)
+                .collect();
             let status = if behind.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
             let why: Vec<String> = behind
                 .iter()

@@ -92,6 +92,7 @@ pub async fn live(
         }
     };
     let seen = version(&state).await.map_err(WebError::api)?;
+    let shutdown = state.shutdown.clone();
     let now = state.now();
     let watch = Watch { state, page, seen: Some(seen), sent: Instant::now(), changed: now, first: true };
     let stream = futures::stream::unfold(watch, |mut w| async move {
@@ -113,7 +114,11 @@ pub async fn live(
             if !changed && w.sent.elapsed() < REFRESH_EVERY {
                 continue;
             }
-            let Ok((name, html)) = fragment(&w.state, &w.page).await else { continue };
+            let Ok((name, html)) = fragment(&w.state, &w.page).await else {
+                // Not now (the system has no reports, the database is away): try again later.
+                w.sent = Instant::now();
+                continue;
+            };
             if changed {
                 w.seen = now_version;
                 w.changed = w.state.now();
@@ -122,7 +127,11 @@ pub async fn live(
             return Some((vec![Event::default().event(name).data(html), status(&w)], w));
         }
     });
-    let events = futures::StreamExt::flat_map(stream, |batch| futures::stream::iter(batch.into_iter().map(Ok)));
+    let shutdown = shutdown.cancelled_owned();
+    let events = futures::StreamExt::take_until(
+        futures::StreamExt::flat_map(stream, |batch| futures::stream::iter(batch.into_iter().map(Ok))),
+        shutdown,
+    );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 

@@ -255,11 +255,11 @@ pub async fn resubmit(
             WebError::not_found(Format::Html, format!("No quarantined message {id}."), "See /quarantine.")
         })?;
     let (key, subject, payload): (String, String, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
-    let partly_stored: bool = client
-        .query_one("SELECT EXISTS (SELECT 1 FROM events WHERE metadata->>'message_key' = $1)", &[&key])
-        .await
-        .map_err(db)?
-        .get(0);
+    // A message's first stored event has this id (ingest's marker); if it exists, part of the
+    // message was stored.
+    let marker = sitrep_infra::event_store::derived_event_id(&key, 0, "StatusReported");
+    let partly_stored =
+        !sitrep_infra::event_store::existing_ids(&**client, &[marker]).await.map_err(WebError::page)?.is_empty();
     if partly_stored {
         return Err(WebError::Conflict {
             what: "Some reports of this message were stored; re-submitting it would store them twice. Publish the fixed reports on their own.".into(),

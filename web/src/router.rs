@@ -61,6 +61,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves until cancelled.
-pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, mut state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
+    // Live pages hold their connection open; they end when the server stops.
+    state.shutdown = cancel.clone();
     axum::serve(listener, router(state)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
 }

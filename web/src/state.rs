@@ -20,6 +20,9 @@ pub struct AppState {
     pub kept: Retention,
     /// JetStream, for `/ops` and re-submitting quarantined messages (absent in page tests).
     pub bus: Option<Bus>,
+    /// Cancelled when the server stops, so long-lived responses (live pages) end and let the
+    /// graceful shutdown finish.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// JetStream and the names sitrep uses in it.
@@ -40,6 +43,7 @@ impl AppState {
             clock: Arc::new(OffsetDateTime::now_utc),
             kept: Retention::default(),
             bus: None,
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
 
