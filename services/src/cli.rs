@@ -75,7 +75,7 @@ pub enum Command {
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     let Cli { command, mut settings } = cli;
-    telemetry::init(settings.log_format, "info,tower_http=warn,async_nats=warn");
+    telemetry::init(settings.log_format, "info,tower_http=warn,async_nats=warn,tokio_postgres=warn");
     match command {
         Command::Run => serve(settings, Parts::ALL).await,
         Command::Ingest => serve(settings, Parts { ingest: true, project: false, web: false }).await,
