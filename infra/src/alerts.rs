@@ -6,6 +6,7 @@ use crate::event_store::{self, NewEvent, StoredEvent};
 use crate::InfraError;
 use anyhow::Context;
 use cqrs_es::{Aggregate, DomainEvent};
+use serde::Deserialize;
 use serde_json::json;
 use sitrep_domain::alert::{Alert, AlertEvent, Decision, EvaluatorEvent, RuleSet, Transition};
 use std::collections::HashMap;
@@ -176,7 +177,7 @@ pub async fn transitions(client: &impl GenericClient, events: &[StoredEvent]) ->
     let mut alerts = alerts_before(client, &ids, first).await?;
     let mut out = Vec::with_capacity(ours.len());
     for e in ours {
-        let event: AlertEvent = serde_json::from_value(e.payload.clone())?;
+        let event = AlertEvent::deserialize(&e.payload)?;
         let (alert, _) = alerts.entry(e.aggregate_id.clone()).or_default();
         let before = alert.clone();
         alert.apply(event.clone());

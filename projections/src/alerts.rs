@@ -11,6 +11,7 @@
 use crate::runner::Projection;
 use anyhow::Context;
 use deadpool_postgres::Transaction;
+use serde::Deserialize;
 use sitrep_domain::alert::{AlertEvent, Evaluator, EvaluatorEvent, Input, AGGREGATE_TYPE as ALERT};
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
 use sitrep_infra::alerts;
@@ -50,16 +51,16 @@ impl Projection for AlertEvaluator {
             let position = e.position;
             match e.aggregate_type.as_str() {
                 COMPONENT if e.event_type == ComponentEvent::STATUS_REPORTED => {
-                    if let ComponentEvent::StatusReported(r) = serde_json::from_value(e.payload.clone())? {
+                    if let ComponentEvent::StatusReported(r) = ComponentEvent::deserialize(&e.payload)? {
                         decisions.extend(evaluator.handle(position, Input::Reported(&r)));
                     }
                 }
                 EvaluatorEvent::AGGREGATE_TYPE => {
-                    let event: EvaluatorEvent = serde_json::from_value(e.payload.clone())?;
+                    let event = EvaluatorEvent::deserialize(&e.payload)?;
                     decisions.extend(evaluator.handle(position, Input::Evaluator(&event)));
                 }
                 ALERT => {
-                    let event: AlertEvent = serde_json::from_value(e.payload.clone())?;
+                    let event = AlertEvent::deserialize(&e.payload)?;
                     let id =
                         Uuid::parse_str(&e.aggregate_id).with_context(|| format!("alert id {}", e.aggregate_id))?;
                     decisions.extend(evaluator.handle(position, Input::Alert(id, &event)));

@@ -14,6 +14,7 @@ use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
 use deadpool_postgres::Pool;
 use sitrep_domain::alert::rules::Route;
 use sitrep_domain::alert::{AlertMessage, EvaluatorEvent, RuleSet};
+use sitrep_infra::event_store::StoredEvent;
 use sitrep_infra::{alerts, Settings};
 use sitrep_projections::{lock_checkpoint, move_checkpoint, AlertEvaluator};
 use std::time::Duration;
@@ -128,34 +129,28 @@ pub async fn run_clock(pool: Pool, js: jetstream::Context, settings: Settings, c
     }
 }
 
-/// With no alert events after its checkpoint, a side effect's checkpoint moves to the head of
-/// the log, so its lag (on /ops, /readyz and the self-reports) says how far behind it really
-/// is. Safe: appends commit in position order, so no alert event can appear below the head later.
-/// `head` must be read before the (empty) read of alert events.
-async fn skip_to_head(
-    tx: deadpool_postgres::Transaction<'_>,
-    name: &str,
-    position: i64,
-    head: i64,
-) -> anyhow::Result<()> {
-    if head > position {
-        move_checkpoint(&tx, name, head).await?;
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
+/// Locks the side effect's checkpoint `name` for the transaction and returns the alert events
+/// after it (at most a batch). With none waiting, the checkpoint moves to the
+/// head of the log, so its lag (on /ops) says how far behind it really is. Safe: the head is
+/// read before the alert events, and appends commit in position order, so no alert event can
+/// appear at or below it later.
+async fn take_alert_events(tx: &deadpool_postgres::Transaction<'_>, name: &str) -> anyhow::Result<Vec<StoredEvent>> {
+    let position = lock_checkpoint(tx, name).await?;
+    let head = sitrep_infra::event_store::head(&**tx).await?;
+    let events = alerts::events_after(&**tx, position, BATCH).await?;
+    if events.is_empty() && head > position {
+        move_checkpoint(tx, name, head).await?;
     }
-    Ok(())
+    Ok(events)
 }
 
 /// Publishes the next batch of alert events; returns how many it published.
 pub async fn publish_step(pool: &Pool, js: &jetstream::Context, settings: &Settings) -> anyhow::Result<usize> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
-    let position = lock_checkpoint(&tx, PUBLISHER).await?;
-    let head = sitrep_infra::event_store::head(&*tx).await?;
-    let events = alerts::events_after(&*tx, position, BATCH).await?;
+    let events = take_alert_events(&tx, PUBLISHER).await?;
     let Some(last) = events.last().map(|e| e.position) else {
-        skip_to_head(tx, PUBLISHER, position, head).await?;
+        tx.commit().await?;
         return Ok(0);
     };
     let mut acks = Vec::with_capacity(events.len());
@@ -283,11 +278,9 @@ fn describe(e: &reqwest::Error) -> String {
 pub async fn webhook_step(pool: &Pool, hooks: &Webhooks, cancel: &CancellationToken) -> anyhow::Result<(usize, bool)> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
-    let position = lock_checkpoint(&tx, WEBHOOKS).await?;
-    let head = sitrep_infra::event_store::head(&*tx).await?;
-    let events = alerts::events_after(&*tx, position, BATCH).await?;
+    let events = take_alert_events(&tx, WEBHOOKS).await?;
     let Some(last) = events.last().map(|e| e.position) else {
-        skip_to_head(tx, WEBHOOKS, position, head).await?;
+        tx.commit().await?;
         return Ok((0, false));
     };
     let mut upto = last;

@@ -3,9 +3,10 @@
 //! fragments it is sent, rendered by the same partials as the page (`home_live`,
 //! `system_live`). Without JavaScript the page reloads itself instead (`<noscript>` refresh).
 //!
-//! Each stream looks twice a second at what the page depends on (the newest latest-status and
-//! alert positions). When that changed, or 15 s have passed (so ages stay true), it sends the
-//! fragment, then a `status` event saying when the page last changed.
+//! One task per process looks twice a second, while any live page is open, at what the pages
+//! depend on (the newest latest-status and alert positions, the open-alert count) and shares
+//! it with every stream. When that changed, or 15 s have passed (so ages stay true), a stream
+//! sends its fragment, then a `status` event saying when the page last changed.
 
 use crate::error::{Format, WebError};
 use crate::pages;
@@ -17,10 +18,45 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::Deserialize;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{watch, OnceCell};
 use tokio::time::Instant;
 
-/// How often a stream looks for changes.
+/// What live pages depend on; when it changes, they have changed.
+type Version = (i64, i64, i64);
+
+/// The shared watcher's receiver, made on first use.
+pub type Versions = Arc<OnceCell<watch::Receiver<Option<Version>>>>;
+
+/// Starts the one task that watches [`version`] for every live page, until the server stops.
+/// It asks the database only while some page is open (a receiver besides its own).
+fn watch_versions(state: AppState) -> watch::Receiver<Option<Version>> {
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        while !state.shutdown.is_cancelled() {
+            if tx.receiver_count() > 1 {
+                match version(&state).await {
+                    Ok(v) => {
+                        tx.send_if_modified(|seen| {
+                            let changed = *seen != Some(v);
+                            *seen = Some(v);
+                            changed
+                        });
+                    }
+                    Err(e) => tracing::debug!(error = format!("{e:#}"), "live pages could not look for changes"),
+                }
+            }
+            tokio::select! {
+                _ = state.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(LOOK_EVERY) => {}
+            }
+        }
+    });
+    rx
+}
+
+/// How often the watcher looks for changes.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
 /// Fragments are sent at least this often, so "12 s ago" stays true.
 const REFRESH_EVERY: Duration = Duration::from_secs(15);
@@ -38,7 +74,7 @@ enum Page {
 }
 
 /// What a live page depends on: when this changes, the page has changed.
-async fn version(state: &AppState) -> anyhow::Result<(i64, i64, i64)> {
+async fn version(state: &AppState) -> anyhow::Result<Version> {
     let client = state.pool.get().await?;
     let row = client
         .query_one(
@@ -68,7 +104,8 @@ async fn fragment(state: &AppState, page: &Page) -> Result<(&'static str, String
 struct Watch {
     state: AppState,
     page: Page,
-    seen: Option<(i64, i64, i64)>,
+    versions: watch::Receiver<Option<Version>>,
+    seen: Option<Version>,
     sent: Instant,
     changed: time::OffsetDateTime,
     first: bool,
@@ -93,8 +130,10 @@ pub async fn live(
     };
     let seen = version(&state).await.map_err(WebError::api)?;
     let shutdown = state.shutdown.clone();
+    let mut versions = state.live_versions.get_or_init(|| async { watch_versions(state.clone()) }).await.clone();
+    versions.borrow_and_update();
     let now = state.now();
-    let watch = Watch { state, page, seen: Some(seen), sent: Instant::now(), changed: now, first: true };
+    let watch = Watch { state, page, versions, seen: Some(seen), sent: Instant::now(), changed: now, first: true };
     let stream = futures::stream::unfold(watch, |mut w| async move {
         loop {
             if w.first {
@@ -102,14 +141,15 @@ pub async fn live(
                 w.first = false;
                 return Some((vec![status(&w)], w));
             }
-            tokio::time::sleep(LOOK_EVERY).await;
-            let now_version = match version(&w.state).await {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    tracing::debug!(error = format!("{e:#}"), "live page could not look for changes");
-                    None
+            tokio::select! {
+                moved = w.versions.changed() => {
+                    if moved.is_err() {
+                        return None; // the watcher stopped: the server is stopping
+                    }
                 }
-            };
+                _ = tokio::time::sleep_until(w.sent + REFRESH_EVERY) => {}
+            }
+            let now_version = *w.versions.borrow_and_update();
             let changed = now_version.is_some() && now_version != w.seen;
             if !changed && w.sent.elapsed() < REFRESH_EVERY {
                 continue;

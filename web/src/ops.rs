@@ -251,9 +251,7 @@ pub async fn resubmit(
         .query_opt("SELECT source_key, subject, payload FROM quarantine WHERE id = $1", &[&id])
         .await
         .map_err(db)?
-        .ok_or_else(|| {
-            WebError::not_found(Format::Html, format!("No quarantined message {id}."), "See /quarantine.")
-        })?;
+        .ok_or_else(|| not_quarantined(id))?;
     let (key, subject, payload): (String, String, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
     // A message's first stored event has this id (ingest's marker); if it exists, part of the
     // message was stored.

@@ -23,6 +23,8 @@ pub struct AppState {
     /// Cancelled when the server stops, so long-lived responses (live pages) end and let the
     /// graceful shutdown finish.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// What live pages depend on, watched by one task for all of them (started by the first).
+    pub live_versions: crate::live::Versions,
 }
 
 /// JetStream and the names sitrep uses in it.
@@ -44,6 +46,7 @@ impl AppState {
             kept: Retention::default(),
             bus: None,
             shutdown: tokio_util::sync::CancellationToken::new(),
+            live_versions: crate::live::Versions::default(),
         }
     }
 

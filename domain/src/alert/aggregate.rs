@@ -3,6 +3,7 @@
 
 use super::commands::AlertCommand;
 use super::events::{AlertEvent, AlertInfo};
+use super::rfc3339;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
@@ -101,10 +102,6 @@ impl Aggregate for Alert {
             }
         }
     }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 impl Alert {

@@ -11,6 +11,7 @@
 
 use super::commands::AlertCommand;
 use super::events::{AlertEvent, AlertInfo, EvaluatorEvent};
+use super::rfc3339;
 use super::rules::{Condition, Direction, Rule, RuleSet};
 use super::summary::{self, Facts};
 use crate::component::Reported;
@@ -50,6 +51,16 @@ struct Tracked {
     changes: Vec<OffsetDateTime>,
 }
 
+/// One matching rule and what it needs of the component being evaluated.
+struct Check {
+    rule: String,
+    condition: Condition,
+    /// The threshold's metric, if the report has it.
+    value: Option<f64>,
+    /// Status changes within the flapping window: how many, and the first.
+    recent: Option<(usize, OffsetDateTime)>,
+}
+
 /// The evaluator's whole state; it is saved with its checkpoint, so a restart goes on exactly
 /// where it stopped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,10 +89,6 @@ fn split_slot(slot: &str) -> (&str, &str) {
 
 fn secs(s: u64) -> Duration {
     Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000_000))
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn earliest(a: Option<OffsetDateTime>, b: OffsetDateTime) -> Option<OffsetDateTime> {
@@ -184,28 +191,50 @@ impl Evaluator {
 
     /// Checks every rule that matches `key` against its latest report.
     fn evaluate(&mut self, key: &str, position: i64, out: &mut Vec<Decision>) {
-        let Some(c) = self.components.get(key).cloned() else { return };
-        let now = self.now.unwrap_or(c.observed_at);
-        let rules: Vec<Rule> = self.rules.rules.iter().filter(|r| r.matches.matches(key)).cloned().collect();
-        for rule in rules {
-            let slot = slot(&rule.name, key);
-            match &rule.condition {
+        let Some(c) = self.components.get(key) else { return };
+        let (status, observed_at, ttl_seconds) = (c.status, c.observed_at, c.ttl_seconds);
+        let now = self.now.unwrap_or(observed_at);
+        // What each matching rule needs of the component, read once here (this runs for every
+        // report), so neither the component nor the rules have to be cloned.
+        let checks: Vec<Check> = self
+            .rules
+            .rules
+            .iter()
+            .filter(|r| r.matches.matches(key))
+            .map(|r| {
+                let value = match &r.condition {
+                    Condition::Threshold { metric, .. } => c.metrics.get(metric).copied(),
+                    _ => None,
+                };
+                let recent = match &r.condition {
+                    Condition::Flapping { within_seconds, .. } => {
+                        let mut within = c.changes.iter().filter(|t| **t >= now - secs(*within_seconds));
+                        within.next().map(|first| (1 + within.count(), *first))
+                    }
+                    _ => None,
+                };
+                Check { rule: r.name.clone(), condition: r.condition.clone(), value, recent }
+            })
+            .collect();
+        for Check { rule, condition, value, recent } in checks {
+            let slot = slot(&rule, key);
+            match &condition {
                 Condition::Status { statuses, for_seconds } => {
-                    if statuses.contains(&c.status) {
-                        self.hold(slot, c.observed_at.min(now), *for_seconds);
+                    if statuses.contains(&status) {
+                        self.hold(slot, observed_at.min(now), *for_seconds);
                     } else {
                         self.pending.remove(&slot);
-                        self.resolve(&slot, format!("status is now {}", c.status.as_str()), position, out);
+                        self.resolve(&slot, format!("status is now {}", status.as_str()), position, out);
                     }
                 }
                 Condition::Threshold { metric, direction, trigger, clear, for_seconds } => {
-                    let Some(&v) = c.metrics.get(metric) else { continue };
+                    let Some(v) = value else { continue };
                     let (breach, cleared) = match direction {
                         Direction::Above => (v > *trigger, v <= *clear),
                         Direction::Below => (v < *trigger, v >= *clear),
                     };
                     if breach {
-                        self.hold(slot, c.observed_at.min(now), *for_seconds);
+                        self.hold(slot, observed_at.min(now), *for_seconds);
                     } else {
                         self.pending.remove(&slot);
                         if cleared {
@@ -216,18 +245,16 @@ impl Evaluator {
                 Condition::Stale { default_ttl_seconds } => {
                     // Only a fresh report ends a silence: one that is already past its window
                     // (a slow collector clock, or rules loaded again) leaves the alert open.
-                    let ttl = c.ttl_seconds.map_or(*default_ttl_seconds, u64::from);
-                    let stale_from = c.observed_at + secs(ttl) + Duration::SECOND;
+                    let ttl = ttl_seconds.map_or(*default_ttl_seconds, u64::from);
+                    let stale_from = observed_at + secs(ttl) + Duration::SECOND;
                     if now < stale_from {
                         self.resolve(&slot, "reported again".into(), position, out);
                         self.due = earliest(self.due, stale_from);
                     }
                 }
                 Condition::Flapping { changes, within_seconds } => {
-                    let recent: Vec<&OffsetDateTime> =
-                        c.changes.iter().filter(|t| **t >= now - secs(*within_seconds)).collect();
-                    if recent.len() >= *changes as usize && !self.open.contains_key(&slot) {
-                        let since = recent.first().map_or(now, |t| **t);
+                    let Some((count, since)) = recent else { continue };
+                    if count >= *changes as usize && !self.open.contains_key(&slot) {
                         self.raise(&slot, since, position, out);
                         self.due = earliest(self.due, since + secs(*within_seconds) + Duration::SECOND);
                     }

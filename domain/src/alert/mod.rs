@@ -10,6 +10,11 @@
 /// The aggregate type alert events are stored under.
 pub const AGGREGATE_TYPE: &str = "alert";
 
+/// A time as RFC 3339, for the words of alerts and their errors.
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 pub mod aggregate;
 pub mod commands;
 pub mod evaluator;
