@@ -41,13 +41,18 @@ ensure_chromium() {
   fi
 }
 
+# wrk, the HTTP load tool the benchmark puts the dashboard under.
+ensure_wrk() {
+  command -v wrk >/dev/null || apt_install wrk
+}
+
 # A Python with nats-py (the Python examples) and prometheus-client (its OpenMetrics parser
 # checks /metrics) under .sitrep/venv, for the tests.
 ensure_python_tools() {
-  if [ ! -x .sitrep/venv/bin/python ] || ! .sitrep/venv/bin/python -c 'import nats, prometheus_client' 2>/dev/null; then
+  if [ ! -x .sitrep/venv/bin/python ] || ! .sitrep/venv/bin/python -c 'import nats, prometheus_client, jsonschema' 2>/dev/null; then
     command -v python3 >/dev/null || apt_install python3 python3-venv
     python3 -m venv .sitrep/venv 2>/dev/null || { apt_install python3-venv; python3 -m venv .sitrep/venv; }
     say "Installing nats-py and prometheus-client for the tests (.sitrep/venv)..."
-    .sitrep/venv/bin/pip install -q 'nats-py==2.16.0' 'prometheus-client==0.23.1'
+    .sitrep/venv/bin/pip install -q 'nats-py==2.16.0' 'prometheus-client==0.23.1' 'jsonschema==4.26.0'
   fi
 }

@@ -8,11 +8,18 @@
 //! - [`wire`]: wire format v1 (one report or a batch), decoded and validated into [`wire::Report`]s.
 //! - [`component`]: the component aggregate (cqrs-es): the `ReportStatus` command and the
 //!   `StatusReported` / `StatusChanged` events.
+//! - [`notice`]: outage and maintenance messages (`<prefix>.outage.<system>`,
+//!   `<prefix>.maintenance.<system>`) decoded into commands for:
+//! - [`outage`]: the outage aggregate (declared → updated → resolved);
+//! - [`maintenance`]: the maintenance window aggregate (scheduled → updated → cancelled).
 //! - [`alert`]: alert rules, the alert aggregate, and the evaluator (a pure process manager).
 
 pub mod alert;
 pub mod component;
+pub mod maintenance;
 pub mod names;
+pub mod notice;
+pub mod outage;
 pub mod status;
 pub mod wire;
 

@@ -76,23 +76,58 @@ pub struct Decoded {
     pub rejected: Vec<FieldError>,
 }
 
-/// The system token of a report subject `<prefix>.report.<system>`.
-pub fn system_from_subject<'a>(prefix: &str, subject: &'a str) -> Result<&'a str, FieldError> {
-    let expected = || format!("{subject:?} is not a report subject; expected {prefix}.report.<system>");
-    let rest = subject
-        .strip_prefix(prefix)
-        .and_then(|r| r.strip_prefix(".report."))
-        .ok_or_else(|| FieldError::new("subject", expected()))?;
-    if rest.is_empty() || rest.contains('.') {
-        return Err(FieldError::new("subject", expected()));
-    }
-    Ok(rest)
+/// What a subject carries: `<prefix>.report.<system>`, `<prefix>.outage.<system>` or
+/// `<prefix>.maintenance.<system>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Report,
+    Outage,
+    Maintenance,
 }
 
-/// Decodes one message. `subject_system` is the system its subject (or URL) names; the payload's
-/// `system` must equal it. `received_at` stands in for a missing `observed_at` and bounds how far
-/// in the future one may be.
-pub fn decode(subject_system: &str, payload: &[u8], received_at: OffsetDateTime) -> Result<Decoded, FieldError> {
+impl MessageKind {
+    pub const ALL: [MessageKind; 3] = [MessageKind::Report, MessageKind::Outage, MessageKind::Maintenance];
+
+    /// The subject token after the prefix.
+    pub fn token(self) -> &'static str {
+        match self {
+            MessageKind::Report => "report",
+            MessageKind::Outage => "outage",
+            MessageKind::Maintenance => "maintenance",
+        }
+    }
+}
+
+/// What a subject carries and the system it names.
+pub fn parse_subject<'a>(prefix: &str, subject: &'a str) -> Result<(MessageKind, &'a str), FieldError> {
+    let expected = || {
+        format!(
+            "{subject:?} is not a sitrep subject; expected {prefix}.report.<system>, {prefix}.outage.<system> \
+             or {prefix}.maintenance.<system>"
+        )
+    };
+    let rest = subject
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('.'))
+        .ok_or_else(|| FieldError::new("subject", expected()))?;
+    let (token, system) = rest.split_once('.').ok_or_else(|| FieldError::new("subject", expected()))?;
+    let kind = MessageKind::ALL
+        .into_iter()
+        .find(|k| k.token() == token)
+        .ok_or_else(|| FieldError::new("subject", expected()))?;
+    if system.is_empty() || system.contains('.') {
+        return Err(FieldError::new("subject", expected()));
+    }
+    Ok((kind, system))
+}
+
+/// The `system` a payload names, for checking who may send it before decoding the rest.
+pub fn peek_system(payload: &[u8]) -> Result<SystemName, FieldError> {
+    system_of(&parse_object(payload)?)
+}
+
+/// A payload as a JSON object: within the size limit, UTF-8, JSON, and an object.
+pub(crate) fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, FieldError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(FieldError::new(
             "payload",
@@ -103,22 +138,38 @@ pub fn decode(subject_system: &str, payload: &[u8], received_at: OffsetDateTime)
         std::str::from_utf8(payload).map_err(|e| FieldError::new("payload", format!("is not valid UTF-8 ({e})")))?;
     let value: Value =
         serde_json::from_str(text).map_err(|e| FieldError::new("payload", format!("is not valid JSON: {e}")))?;
-    let Value::Object(top) = value else {
-        return Err(FieldError::new("payload", format!("must be a JSON object, not {}", kind(&value))));
-    };
+    match value {
+        Value::Object(top) => Ok(top),
+        other => Err(FieldError::new("payload", format!("must be a JSON object, not {}", kind(&other)))),
+    }
+}
 
-    let system = match top.get("system") {
-        None | Some(Value::Null) => return Err(FieldError::new("system", "is required")),
-        Some(Value::String(s)) => SystemName::parse(s).map_err(|r| FieldError::new("system", r))?,
-        Some(other) => return Err(FieldError::new("system", format!("must be a string, not {}", kind(other)))),
-    };
+fn system_of(top: &Map<String, Value>) -> Result<SystemName, FieldError> {
+    match top.get("system") {
+        None | Some(Value::Null) => Err(FieldError::new("system", "is required")),
+        Some(Value::String(s)) => SystemName::parse(s).map_err(|r| FieldError::new("system", r)),
+        Some(other) => Err(FieldError::new("system", format!("must be a string, not {}", kind(other)))),
+    }
+}
+
+/// The payload's object and its `system`, which must equal the one its subject (or URL) names.
+pub(crate) fn object_for(subject_system: &str, payload: &[u8]) -> Result<(Map<String, Value>, SystemName), FieldError> {
+    let top = parse_object(payload)?;
+    let system = system_of(&top)?;
     if system.as_str() != subject_system {
         return Err(FieldError::new(
             "system",
             format!("{:?} does not match the subject's system {subject_system:?}", system.as_str()),
         ));
     }
+    Ok((top, system))
+}
 
+/// Decodes one message. `subject_system` is the system its subject (or URL) names; the payload's
+/// `system` must equal it. `received_at` stands in for a missing `observed_at` and bounds how far
+/// in the future one may be.
+pub fn decode(subject_system: &str, payload: &[u8], received_at: OffsetDateTime) -> Result<Decoded, FieldError> {
+    let (top, system) = object_for(subject_system, payload)?;
     let batch_defaults = Defaults::parse(&top, "", received_at, &Defaults::none(received_at))?;
     match top.get("reports") {
         None | Some(Value::Null) => {
@@ -259,29 +310,35 @@ fn parse_item(
 }
 
 /// A field that is set and not `null`.
-fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(crate) fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|v| !v.is_null())
 }
 
-fn parse_time(v: &Value, field: &str, received_at: OffsetDateTime) -> Result<OffsetDateTime, FieldError> {
-    let Value::String(s) = v else {
-        return Err(FieldError::new(field, format!("must be an RFC 3339 time string, not {}", kind(v))));
-    };
-    let t = OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|e| {
-            FieldError::new(field, format!("{s:?} is not an RFC 3339 time such as 2026-11-22T10:00:00Z ({e})"))
-        })?
-        .to_offset(UtcOffset::UTC);
+pub(crate) fn parse_time(v: &Value, field: &str, received_at: OffsetDateTime) -> Result<OffsetDateTime, FieldError> {
+    let t = parse_rfc3339(v, field)?;
     if t > received_at + MAX_FUTURE_SKEW {
         return Err(FieldError::new(
             field,
             format!(
-                "{s:?} is more than {} minutes in the future; check the collector's clock",
+                "{v} is more than {} minutes in the future; check the collector's clock",
                 MAX_FUTURE_SKEW.whole_minutes()
             ),
         ));
     }
     Ok(t)
+}
+
+/// An RFC 3339 time string, in UTC.
+pub(crate) fn parse_rfc3339(v: &Value, field: &str) -> Result<OffsetDateTime, FieldError> {
+    let Value::String(s) = v else {
+        return Err(FieldError::new(field, format!("must be an RFC 3339 time string, not {}", kind(v))));
+    };
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| {
+            FieldError::new(field, format!("{s:?} is not an RFC 3339 time such as 2026-11-22T10:00:00Z ({e})"))
+        })?
+        .checked_to_offset(UtcOffset::UTC)
+        .ok_or_else(|| FieldError::new(field, format!("{s:?} is past the year 9999 in UTC")))
 }
 
 fn parse_ttl(v: &Value, field: &str) -> Result<u32, FieldError> {
@@ -355,7 +412,7 @@ fn parse_labels(v: &Value, field: &str) -> Result<BTreeMap<String, String>, Fiel
 }
 
 /// Postgres text cannot hold NUL, so a NUL would make the report impossible to store.
-fn no_nul(s: &str, field: &str) -> Result<(), FieldError> {
+pub(crate) fn no_nul(s: &str, field: &str) -> Result<(), FieldError> {
     if s.contains('\0') {
         Err(FieldError::new(field, "contains a NUL character (\\u0000), which cannot be stored"))
     } else {
@@ -363,7 +420,7 @@ fn no_nul(s: &str, field: &str) -> Result<(), FieldError> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -455,6 +512,11 @@ mod tests {
         let cases: &[(&[u8], &str, &str)] = &[
             (b"\xff\xfe", "payload", "not valid UTF-8"),
             (b"{not json", "payload", "not valid JSON"),
+            (
+                br#"{"system":"derecho","component":"x","status":"ok","observed_at":"9999-12-31T23:59:59-01:00"}"#,
+                "observed_at",
+                "past the year 9999",
+            ),
             (b"[1,2]", "payload", "must be a JSON object, not an array"),
             (br#"{"component":"x","status":"ok"}"#, "system", "is required"),
             (br#"{"system":7,"component":"x","status":"ok"}"#, "system", "must be a string, not a number"),
@@ -585,13 +647,24 @@ mod tests {
     }
 
     #[test]
-    fn the_subject_names_the_system() {
-        assert_eq!(system_from_subject("sitrep", "sitrep.report.derecho"), Ok("derecho"));
-        assert_eq!(system_from_subject("t1.sitrep", "t1.sitrep.report.x"), Ok("x"));
-        for bad in ["sitrep.report.", "sitrep.report.a.b", "sitrep.outage.a", "other.report.a", "sitrepx.report.a"] {
-            let err = system_from_subject("sitrep", bad).unwrap_err();
+    fn the_subject_names_the_kind_and_the_system() {
+        assert_eq!(parse_subject("sitrep", "sitrep.report.derecho"), Ok((MessageKind::Report, "derecho")));
+        assert_eq!(parse_subject("t1.sitrep", "t1.sitrep.report.x"), Ok((MessageKind::Report, "x")));
+        assert_eq!(parse_subject("sitrep", "sitrep.outage.casper"), Ok((MessageKind::Outage, "casper")));
+        assert_eq!(parse_subject("sitrep", "sitrep.maintenance.casper"), Ok((MessageKind::Maintenance, "casper")));
+        for bad in
+            ["sitrep.report.", "sitrep.report.a.b", "sitrep.alert.a", "other.report.a", "sitrepx.report.a", "sitrep"]
+        {
+            let err = parse_subject("sitrep", bad).unwrap_err();
             assert_eq!(err.field, "subject", "{bad}");
             assert!(err.reason.contains("sitrep.report.<system>"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_system_can_be_read_before_the_rest() {
+        assert_eq!(peek_system(br#"{"system":"casper","status":7}"#).unwrap().as_str(), "casper");
+        assert_eq!(peek_system(br#"{"status":"ok"}"#).unwrap_err().field, "system");
+        assert_eq!(peek_system(b"nope").unwrap_err().field, "payload");
     }
 }

@@ -19,17 +19,37 @@ pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
         .with_context(|| format!("connecting to NATS at {url} (set SITREP_NATS_URL)"))
 }
 
-/// Creates the report stream if it is missing, and returns it.
+/// Creates the report stream if it is missing, and returns it. It captures reports, outages and
+/// maintenance messages; a stream made by an earlier sitrep that captured only reports gets the
+/// other subjects added.
 pub async fn ensure_reports_stream(js: &jetstream::Context, settings: &Settings) -> anyhow::Result<stream::Stream> {
-    js.get_or_create_stream(stream::Config {
-        name: settings.reports_stream.clone(),
-        subjects: vec![settings.report_subjects()],
-        storage: stream::StorageType::File,
-        duplicate_window: DUPLICATE_WINDOW,
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("creating the JetStream stream {} (is JetStream enabled?)", settings.reports_stream))
+    let what = || format!("creating the JetStream stream {} (is JetStream enabled?)", settings.reports_stream);
+    let subjects = settings.report_subjects();
+    let mut stream = js
+        .get_or_create_stream(stream::Config {
+            name: settings.reports_stream.clone(),
+            subjects: subjects.clone(),
+            storage: stream::StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        })
+        .await
+        .with_context(what)?;
+    let current = stream.info().await.with_context(what)?.config.clone();
+    if subjects.iter().any(|s| !current.subjects.contains(s)) {
+        tracing::info!(
+            stream = settings.reports_stream,
+            ?subjects,
+            "adding outage and maintenance subjects to the report stream"
+        );
+        let mut all = current.subjects.clone();
+        all.extend(subjects.into_iter().filter(|s| !current.subjects.contains(s)));
+        js.update_stream(stream::Config { subjects: all, ..current })
+            .await
+            .with_context(|| format!("updating the JetStream stream {}", settings.reports_stream))?;
+        stream = js.get_stream(&settings.reports_stream).await.with_context(what)?;
+    }
+    Ok(stream)
 }
 
 /// How long the alert stream remembers a transition's `Nats-Msg-Id`: a publisher that restarts
@@ -60,20 +80,27 @@ pub async fn ensure_alerts_stream(js: &jetstream::Context, settings: &Settings) 
     Ok(stream)
 }
 
-/// The durable pull consumer ingest reads reports with; created if missing.
+/// The durable pull consumer ingest reads the report stream with; created if missing, and
+/// brought up to date if an earlier sitrep made it for reports alone.
 pub async fn reports_consumer(stream: &stream::Stream, settings: &Settings) -> anyhow::Result<consumer::PullConsumer> {
-    stream
-        .get_or_create_consumer(
-            &settings.ingest_consumer,
-            consumer::pull::Config {
-                durable_name: Some(settings.ingest_consumer.clone()),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: 20_000,
-                filter_subject: settings.report_subjects(),
-                ..Default::default()
-            },
-        )
-        .await
-        .with_context(|| format!("creating the durable consumer {}", settings.ingest_consumer))
+    let config = consumer::pull::Config {
+        durable_name: Some(settings.ingest_consumer.clone()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 20_000,
+        filter_subjects: settings.report_subjects(),
+        ..Default::default()
+    };
+    let what = || format!("creating the durable consumer {}", settings.ingest_consumer);
+    let mut consumer: consumer::PullConsumer =
+        stream.get_or_create_consumer(&settings.ingest_consumer, config.clone()).await.with_context(what)?;
+    let current = consumer.info().await.with_context(what)?.config.clone();
+    if current.filter_subjects != config.filter_subjects {
+        tracing::info!(consumer = settings.ingest_consumer, "updating the ingest consumer's subjects");
+        consumer = stream
+            .update_consumer(consumer::pull::Config { filter_subject: String::new(), ..config })
+            .await
+            .with_context(|| format!("updating the durable consumer {}", settings.ingest_consumer))?;
+    }
+    Ok(consumer)
 }

@@ -19,6 +19,12 @@ pub enum InfraError {
     Db(#[source] tokio_postgres::Error),
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+    /// Something with that name exists already; the message says what to do.
+    #[error("{0}")]
+    Exists(String),
+    /// A value given by the user is not acceptable; the message says why.
+    #[error("{0}")]
+    Invalid(String),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

@@ -47,6 +47,17 @@ pub fn derived_event_id(message_key: &str, index: usize, event_type: &str) -> Uu
     Uuid::new_v5(&EVENT_ID_NAMESPACE, format!("{message_key}/{index}/{event_type}").as_bytes())
 }
 
+/// The event type in the derived id of a message's first report event.
+pub const REPORT_MARKER: &str = "StatusReported";
+/// The event type in the derived ids of outage and maintenance events.
+pub const NOTICE_MARKER: &str = "notice";
+
+/// The ids the first event of a message with this key has, whichever kind it carried: if one
+/// is stored, (part of) the message is.
+pub fn message_markers(message_key: &str) -> [Uuid; 2] {
+    [derived_event_id(message_key, 0, REPORT_MARKER), derived_event_id(message_key, 0, NOTICE_MARKER)]
+}
+
 /// An event to append.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -221,10 +232,17 @@ pub async fn events_after_snapshots(
 ) -> Result<Vec<(String, i64, Value)>, InfraError> {
     let rows = client
         .query(
-            "SELECT e.aggregate_id, e.sequence, e.payload FROM events e
-             LEFT JOIN snapshots s ON s.aggregate_type = e.aggregate_type AND s.aggregate_id = e.aggregate_id
-             WHERE e.aggregate_type = $1 AND e.aggregate_id = ANY($2) AND e.sequence > coalesce(s.last_sequence, 0)
-             ORDER BY e.aggregate_id, e.sequence",
+            // Per aggregate, an index range from its snapshot's sequence on: the events a
+            // snapshot already includes are never read, however long the aggregate's history.
+            "SELECT u.id, e.sequence, e.payload
+             FROM unnest($2::text[]) AS u(id)
+             LEFT JOIN snapshots s ON s.aggregate_type = $1 AND s.aggregate_id = u.id
+             CROSS JOIN LATERAL (
+                 SELECT e.sequence, e.payload FROM events e
+                 WHERE e.aggregate_type = $1 AND e.aggregate_id = u.id AND e.sequence > coalesce(s.last_sequence, 0)
+                 ORDER BY e.sequence
+             ) e
+             ORDER BY u.id, e.sequence",
             &[&aggregate_type, &ids],
         )
         .await?;

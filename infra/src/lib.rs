@@ -10,19 +10,23 @@
 //!   and the cqrs-es `PersistedEventRepository` for per-command use.
 //! - [`alerts`]: alert rules from `alerts.toml`, the evaluator's recorded events, carrying out
 //!   its decisions, and alert events read back as transitions.
+//! - [`auth`]: collectors' API keys, operators (Argon2id passwords, roles) and their sessions.
 //! - [`metrics`]: the process's Prometheus metrics (ingest, HTTP, projection lag).
 //! - [`quarantine`]: messages that could not be decoded or validated, kept with their reason.
 //! - [`wakeup`]: LISTEN/NOTIFY, so readers wake as soon as events commit.
 //! - [`bus`]: NATS JetStream: the report stream, its durable consumer, and subjects.
+//! - [`leftovers`]: removing the databases and streams of stopped tests and benchmarks.
 //! - [`devservices`]: local Postgres and NATS for the demo and tests when none are reachable.
 //! - [`error`]: this crate's error type.
 
 pub mod alerts;
+pub mod auth;
 pub mod bus;
 pub mod db;
 pub mod devservices;
 pub mod error;
 pub mod event_store;
+pub mod leftovers;
 pub mod metrics;
 pub mod quarantine;
 pub mod settings;

@@ -95,6 +95,24 @@ pub struct Settings {
     #[arg(long, global = true, env = "SITREP_SELF_REPORT_SECONDS", default_value_t = 30)]
     pub self_report_seconds: u64,
 
+    /// Operators who may sign in, besides those added with `sitrep users add` (a TOML file of
+    /// `[[user]]` entries with `name`, `role` and `password_hash`; see docs/operators.md).
+    #[arg(long, global = true, env = "SITREP_USERS_FILE")]
+    pub users_file: Option<std::path::PathBuf>,
+
+    /// Whether looking at the dashboard and the read API needs signing in. Acting (forms and
+    /// write endpoints) always does.
+    #[arg(long, global = true, env = "SITREP_VIEW_REQUIRES_SIGN_IN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub view_requires_sign_in: bool,
+
+    /// Hours a sign-in lasts.
+    #[arg(long, global = true, env = "SITREP_SESSION_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_hours: u32,
+
+    /// Mark cookies `Secure` (set this when the dashboard is served over HTTPS).
+    #[arg(long, global = true, env = "SITREP_SECURE_COOKIES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub secure_cookies: bool,
+
     /// Log format: `text` or `json`.
     #[arg(long, global = true, env = "SITREP_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -132,9 +150,19 @@ impl Settings {
         format!("{}.alert.>", self.subject_prefix)
     }
 
-    /// The wildcard subject the report stream captures.
-    pub fn report_subjects(&self) -> String {
-        format!("{}.report.>", self.subject_prefix)
+    /// The wildcard subjects the report stream captures: reports, outages and maintenance.
+    pub fn report_subjects(&self) -> Vec<String> {
+        sitrep_domain::wire::MessageKind::ALL.iter().map(|k| self.kind_subjects(*k)).collect()
+    }
+
+    /// The wildcard subject of one kind of message.
+    pub fn kind_subjects(&self, kind: sitrep_domain::wire::MessageKind) -> String {
+        format!("{}.{}.>", self.subject_prefix, kind.token())
+    }
+
+    /// The subject a message of `kind` for `system` is published on.
+    pub fn subject(&self, kind: sitrep_domain::wire::MessageKind, system: &str) -> String {
+        format!("{}.{}.{system}", self.subject_prefix, kind.token())
     }
 }
 
@@ -154,6 +182,6 @@ mod tests {
         let mut s = Settings::from_env();
         s.subject_prefix = "t1.sitrep".into();
         assert_eq!(s.report_subject("derecho"), "t1.sitrep.report.derecho");
-        assert_eq!(s.report_subjects(), "t1.sitrep.report.>");
+        assert_eq!(s.report_subjects(), ["t1.sitrep.report.>", "t1.sitrep.outage.>", "t1.sitrep.maintenance.>"]);
     }
 }

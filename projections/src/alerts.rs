@@ -16,10 +16,17 @@ use sitrep_domain::alert::{AlertEvent, Evaluator, EvaluatorEvent, Input, AGGREGA
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
 use sitrep_infra::alerts;
 use sitrep_infra::event_store::StoredEvent;
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
-/// The alert evaluator, run as a projection named `alert_evaluator`.
-pub struct AlertEvaluator;
+/// The alert evaluator, run as a projection named `alert_evaluator`. It keeps its state in
+/// memory between batches as well as in `alert_evaluator_state`, and reads it back from the
+/// table only when the checkpoint is not where it left it (at start, after a failed commit, or
+/// after another process ran it).
+#[derive(Default, Clone)]
+pub struct AlertEvaluator {
+    kept: Arc<Mutex<Option<(i64, Evaluator)>>>,
+}
 
 impl AlertEvaluator {
     pub const NAME: &'static str = "alert_evaluator";
@@ -45,7 +52,13 @@ impl Projection for AlertEvaluator {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
-        let mut evaluator = evaluator_state(&**tx).await?;
+        let Some(last) = events.last().map(|e| e.position) else { return Ok(()) };
+        // The kept state serves if it has applied exactly the events before this batch.
+        let kept = self.kept.lock().expect("the evaluator's kept state").take();
+        let mut evaluator = match kept {
+            Some((at, evaluator)) if at == Self::last_before(tx, events[0].position).await? => evaluator,
+            _ => evaluator_state(&**tx).await?,
+        };
         let mut decisions = Vec::new();
         for e in events {
             let position = e.position;
@@ -78,7 +91,19 @@ impl Projection for AlertEvaluator {
             &[&Self::NAME, &serde_json::to_value(&evaluator)?],
         )
         .await?;
+        // Kept as of `last`: used again only if the checkpoint gets there, i.e. this commits.
+        *self.kept.lock().expect("the evaluator's kept state") = Some((last, evaluator));
         Ok(())
+    }
+}
+
+impl AlertEvaluator {
+    /// The newest event in the log before position `first`: the state kept after applying it is
+    /// the state this batch starts from (the evaluator is a function of the log, in order).
+    async fn last_before(tx: &Transaction<'_>, first: i64) -> anyhow::Result<i64> {
+        let before: Option<i64> =
+            tx.query_one("SELECT max(position) FROM events WHERE position < $1", &[&first]).await?.get(0);
+        Ok(before.unwrap_or(0))
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`history`]: every report, status segments, hourly and daily rollups, and their retention.
 //! - [`alerts`]: the alert evaluator (a process manager run like a projection) and the alerts
 //!   read model.
+//! - [`outages`]: outages with their timelines, and maintenance windows.
 //! - [`rebuild`]: a read model rebuilt beside the live one in shadow tables, swapped in or
 //!   compared (`sitrep replay`, `sitrep verify`).
 //! - [`timeline`]: the pure time arithmetic behind history (segments, stale gaps, buckets).
@@ -15,6 +16,7 @@
 pub mod alerts;
 pub mod history;
 pub mod latest_status;
+pub mod outages;
 pub mod rebuild;
 pub mod runner;
 pub mod timeline;
@@ -22,4 +24,5 @@ pub mod timeline;
 pub use alerts::{AlertEvaluator, Alerts};
 pub use history::{History, Retention};
 pub use latest_status::LatestStatus;
+pub use outages::Outages;
 pub use runner::{catch_up, lock_checkpoint, move_checkpoint, reset, run, Projection};

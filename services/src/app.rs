@@ -6,7 +6,7 @@ use crate::alerting;
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use sitrep_infra::{bus, db, wakeup, Settings};
-use sitrep_projections::{history, AlertEvaluator, Alerts, History, LatestStatus, Retention};
+use sitrep_projections::{history, AlertEvaluator, Alerts, History, LatestStatus, Outages, Retention};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -58,6 +58,13 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
             });
         }
         {
+            let (pool, cancel, wakeups) = (pool.clone(), cancel.clone(), wakeups.clone());
+            tasks.spawn(async move {
+                sitrep_projections::run(pool, Outages, wakeups, cancel).await;
+                Ok(())
+            });
+        }
+        {
             let history = History { default_ttl_seconds: settings.default_ttl_seconds };
             let (pool, cancel, wakeups) = (pool.clone(), cancel.clone(), wakeups.clone());
             tasks.spawn(async move {
@@ -81,6 +88,15 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
         let mut state =
             sitrep_web::AppState::new(pool.clone(), settings.default_ttl_seconds, settings.subject_prefix.clone());
         state.kept = retention(&settings);
+        state.auth = sitrep_web::state::AuthConfig {
+            users_file: std::sync::Arc::new(match &settings.users_file {
+                Some(path) => sitrep_infra::auth::load_users_file(path)?,
+                None => Default::default(),
+            }),
+            view_requires_sign_in: settings.view_requires_sign_in,
+            session_length: time::Duration::hours(settings.session_hours.into()),
+            secure_cookies: settings.secure_cookies,
+        };
         // The dashboard shows JetStream's state on /ops and re-submits quarantined messages.
         state.bus = match bus::connect(&settings.nats_url).await {
             Ok(nats) => Some(sitrep_web::state::Bus {
@@ -88,6 +104,7 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
                 reports_stream: settings.reports_stream.clone(),
                 ingest_consumer: settings.ingest_consumer.clone(),
                 alerts_stream: settings.alerts_stream.clone(),
+                subject_prefix: settings.subject_prefix.clone(),
             }),
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), "no NATS for the dashboard; /ops will say so");
@@ -142,7 +159,7 @@ async fn start_alerting(
     {
         let (pool, cancel, wakeups) = (pool.clone(), cancel.clone(), wakeups.clone());
         tasks.spawn(async move {
-            sitrep_projections::run(pool, AlertEvaluator, wakeups, cancel).await;
+            sitrep_projections::run(pool, AlertEvaluator::default(), wakeups, cancel).await;
             Ok(())
         });
     }

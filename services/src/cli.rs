@@ -52,11 +52,20 @@ pub enum Command {
         #[arg(value_enum, default_value = "all")]
         projection: crate::replay::Which,
     },
+    /// Manage collectors' API keys for HTTP ingest (POST /api/v1/reports and friends).
+    #[command(subcommand)]
+    Keys(crate::admin::KeysCommand),
+    /// Manage the operators who may sign in to the dashboard.
+    #[command(subcommand)]
+    Users(crate::admin::UsersCommand),
     /// Publish realistic collector traffic (Derecho, Casper, JupyterHub, platform services).
     Simulate(SimulateArgs),
     /// Measure sitrep on this machine, in a database of its own, and print `BENCH` lines.
     ///
-    /// Build with --release for meaningful figures (`just bench` does).
+    /// Runs a real `sitrep run` end to end, then latency, the dashboard under `wrk` (which must be
+    /// installed), replay, and the COPY and cqrs-es baselines, all in one run. At the defaults
+    /// it takes about 15 minutes here; `--reports 100000` about 3. Build with --release for
+    /// meaningful figures (`scripts/bench` and `just bench` do). See docs/performance.md.
     Bench(BenchArgs),
     /// Try sitrep: start everything with the simulator and print the dashboard's URL.
     ///
@@ -75,7 +84,7 @@ pub enum Command {
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     let Cli { command, mut settings } = cli;
-    telemetry::init(settings.log_format, "info,tower_http=warn,async_nats=warn,tokio_postgres=warn");
+    telemetry::init(settings.log_format, "info,tower_http=warn,async_nats=warn,tokio_postgres=warn,refinery_core=warn");
     match command {
         Command::Run => serve(settings, Parts::ALL).await,
         Command::Ingest => serve(settings, Parts { ingest: true, project: false, web: false }).await,
@@ -88,6 +97,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Replay { projection } => crate::replay::replay(&settings, projection, &mut std::io::stdout()).await,
         Command::Verify { projection } => crate::replay::verify(&settings, projection, &mut std::io::stdout()).await,
+        Command::Keys(c) => crate::admin::keys(&settings, c, &mut std::io::stdout()).await,
+        Command::Users(c) => crate::admin::users(&settings, c, &mut std::io::stdout()).await,
         Command::Simulate(args) => {
             let nats = bus::connect(&settings.nats_url).await?;
             let cancel = CancellationToken::new();
@@ -113,8 +124,16 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             let sim_settings = settings.clone();
             let args = SimulateArgs { rate, rounds: 0, seed: None, churn: 0.02 };
             let simulator = tokio::spawn(async move { simulate::run(nats, &sim_settings, &args, sim_cancel).await });
+            // The demo's operator, so its forms can be tried (a real install adds users with `sitrep users add`).
+            let demo_user = sitrep_infra::auth::User {
+                name: "demo".into(),
+                role: sitrep_infra::auth::Role::Operator,
+                password_hash: sitrep_infra::auth::hash_password(DEMO_PASSWORD)?,
+            };
+            sitrep_infra::auth::put_user(&**running.pool.get().await?, &demo_user).await?;
             if let Some(addr) = running.http_addr {
                 println!("\nsitrep is running: open http://{addr}/   (Ctrl-C stops it)");
+                println!("To acknowledge alerts or declare outages, sign in as demo / {DEMO_PASSWORD}");
             }
             let result = running.run_until_stopped(app::shutdown_signal()).await;
             cancel.cancel();
@@ -125,6 +144,9 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
+
+/// The password of the demo's operator `demo`.
+const DEMO_PASSWORD: &str = "demo-operator";
 
 /// The settings with project-local Postgres and NATS under `dir/.sitrep` when the configured
 /// ones are on this machine and do not answer (started if need be; what was done is printed).
@@ -158,7 +180,9 @@ mod tests {
     fn every_command_explains_itself_in_help() {
         Cli::command().debug_assert();
         let cmd = Cli::command();
-        for name in ["run", "ingest", "project", "web", "migrate", "replay", "verify", "simulate", "demo"] {
+        for name in
+            ["run", "ingest", "project", "web", "migrate", "replay", "verify", "keys", "users", "simulate", "demo"]
+        {
             let sub = cmd.find_subcommand(name).unwrap_or_else(|| panic!("no {name} command"));
             assert!(sub.get_about().is_some_and(|a| !a.to_string().is_empty()), "{name} has no help");
         }

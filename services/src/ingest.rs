@@ -12,8 +12,11 @@ use deadpool_postgres::Pool;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sitrep_domain::component::{Component, ComponentCommand, AGGREGATE_TYPE};
+use sitrep_domain::maintenance;
 use sitrep_domain::names::component_aggregate_id;
-use sitrep_domain::wire::{self, FieldError, Report};
+use sitrep_domain::notice::{self, Notice, NoticeState};
+use sitrep_domain::outage;
+use sitrep_domain::wire::{self, Decoded, FieldError, MessageKind, Report};
 use sitrep_infra::event_store::{self, derived_event_id, NewEvent};
 use sitrep_infra::quarantine::{self, NewQuarantined};
 use sitrep_infra::{bus, Settings};
@@ -44,6 +47,8 @@ pub(crate) struct Incoming {
     rejected: Vec<FieldError>,
     /// True when nothing in the message was usable.
     whole_rejected: bool,
+    /// An outage or maintenance message's command.
+    notice: Option<Notice>,
     headers: Value,
     payload: bytes::Bytes,
 }
@@ -68,14 +73,16 @@ impl Incoming {
             // Not a JetStream message (never expected): a key that never matches another.
             (None, None) => format!("unique:{}", uuid::Uuid::new_v4()),
         };
-        let decoded = wire::system_from_subject(&settings.subject_prefix, &subject)
-            .and_then(|system| wire::decode(system, &msg.payload, published));
-        let (reports, rejected, whole_rejected) = match decoded {
-            Ok(d) => {
-                let whole = d.reports.is_empty();
-                (d.reports, d.rejected, whole)
+        let decoded = wire::parse_subject(&settings.subject_prefix, &subject).and_then(|(kind, system)| match kind {
+            MessageKind::Report => wire::decode(system, &msg.payload, published).map(|d| (d, None)),
+            _ => notice::decode(kind, system, &msg.payload, published).map(|n| (Decoded::default(), Some(n))),
+        });
+        let (reports, rejected, whole_rejected, notice) = match decoded {
+            Ok((d, notice)) => {
+                let whole = d.reports.is_empty() && notice.is_none();
+                (d.reports, d.rejected, whole, notice)
             }
-            Err(e) => (vec![], vec![e], true),
+            Err(e) => (vec![], vec![e], true, None),
         };
         let headers = msg
             .headers
@@ -97,6 +104,7 @@ impl Incoming {
             reports,
             rejected,
             whole_rejected,
+            notice,
             headers,
             payload: msg.payload.clone(),
         }
@@ -104,7 +112,22 @@ impl Incoming {
 
     /// The id of the message's first event: if it is stored, the whole message is.
     fn marker(&self) -> Option<uuid::Uuid> {
-        (!self.reports.is_empty()).then(|| derived_event_id(&self.key, 0, "StatusReported"))
+        if self.notice.is_some() {
+            return Some(derived_event_id(&self.key, 0, event_store::NOTICE_MARKER));
+        }
+        (!self.reports.is_empty()).then(|| derived_event_id(&self.key, 0, event_store::REPORT_MARKER))
+    }
+
+    /// Where an event of this message came from, for `/events/{position}`.
+    fn metadata(&self) -> Value {
+        json!({
+            "source": "nats",
+            "subject": self.subject,
+            "stream_seq": self.stream_seq,
+            "msg_id": self.msg_id,
+            "message_key": self.key,
+            "api_key": self.headers.get("Sitrep-Api-Key").and_then(|v| v.get(0)),
+        })
     }
 
     /// The same message, to be quarantined whole because it could not be stored.
@@ -113,6 +136,7 @@ impl Incoming {
             reports: vec![],
             rejected: vec![FieldError::new("payload", format!("could not be stored: {why:#}"))],
             whole_rejected: true,
+            notice: None,
             key: self.key.clone(),
             msg_id: self.msg_id.clone(),
             subject: self.subject.clone(),
@@ -166,10 +190,21 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
         *last = seq;
     }
 
+    let mut notices = Notices::load(&*tx, &fresh).await?;
     let mut events = Vec::new();
     let mut quarantined = Vec::new();
     for m in &fresh {
         let mut rejected: Vec<String> = m.rejected.iter().map(ToString::to_string).collect();
+        if let Some(notice) = &m.notice {
+            match notices.decide(notice).await {
+                Ok(decided) => events.extend(decided.into_iter().enumerate().map(|(i, mut e)| {
+                    e.event_id = derived_event_id(&m.key, i, event_store::NOTICE_MARKER);
+                    e.metadata = m.metadata();
+                    e
+                })),
+                Err(reason) => rejected.push(reason),
+            }
+        }
         for (index, report) in m.reports.iter().enumerate() {
             let agg_id = component_aggregate_id(&report.system, &report.component);
             let (state, seq) = states.entry(agg_id.clone()).or_default();
@@ -187,13 +222,7 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
                             event_version: event.event_version(),
                             event_type,
                             payload: serde_json::to_value(&event)?,
-                            metadata: json!({
-                                "source": "nats",
-                                "subject": m.subject,
-                                "stream_seq": m.stream_seq,
-                                "msg_id": m.msg_id,
-                                "message_key": m.key,
-                            }),
+                            metadata: m.metadata(),
                         });
                     }
                 }
@@ -211,7 +240,9 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
         }
     }
 
-    let touched: HashSet<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
+    // Snapshots for components only: outages and windows have a handful of events each.
+    let touched: HashSet<&str> =
+        events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE).map(|e| e.aggregate_id.as_str()).collect();
     let snapshots: Vec<(&str, Value, i64)> = touched
         .into_iter()
         .map(|id| {
@@ -228,6 +259,58 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
     outcome.events = events.len();
     outcome.quarantined = quarantined.len();
     Ok(outcome)
+}
+
+/// The outages and maintenance windows a batch's messages are for, loaded from their events and
+/// kept across the batch, with each one's last sequence; keyed by (aggregate type, id).
+#[derive(Default)]
+struct Notices(HashMap<(&'static str, String), (NoticeState, i64)>);
+
+impl Notices {
+    async fn load(tx: &impl tokio_postgres::GenericClient, fresh: &[&Incoming]) -> anyhow::Result<Self> {
+        let mut out = Notices::default();
+        for notice in fresh.iter().filter_map(|m| m.notice.as_ref()) {
+            out.0.entry(notice.target()).or_insert_with(|| (NoticeState::empty(notice), 0));
+        }
+        for ty in [outage::AGGREGATE_TYPE, maintenance::AGGREGATE_TYPE] {
+            let ids: Vec<&str> = out.0.keys().filter(|(t, _)| *t == ty).map(|(_, id)| id.as_str()).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            for (id, seq, payload) in event_store::events_after_snapshots(tx, ty, &ids).await? {
+                if let Some((state, last)) = out.0.get_mut(&(ty, id)) {
+                    state.apply_stored(payload)?;
+                    *last = seq;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs the message's command on its aggregate. The events come back with their sequence,
+    /// payload and type; the caller gives them ids and metadata. An `Err` is the aggregate's
+    /// reason for refusing, for quarantine.
+    async fn decide(&mut self, notice: &Notice) -> Result<Vec<NewEvent>, String> {
+        let (ty, agg_id) = notice.target();
+        let (state, seq) = self.0.entry((ty, agg_id.clone())).or_insert_with(|| (NoticeState::empty(notice), 0));
+        let decided = state.decide(notice).await.map_err(|e| format!("{agg_id}: {e}"))?;
+        Ok(decided
+            .into_iter()
+            .map(|d| {
+                *seq += 1;
+                NewEvent {
+                    event_id: uuid::Uuid::nil(),
+                    aggregate_type: ty.to_owned(),
+                    aggregate_id: agg_id.clone(),
+                    sequence: *seq,
+                    event_type: d.event_type,
+                    event_version: d.event_version,
+                    payload: d.payload,
+                    metadata: Value::Null,
+                }
+            })
+            .collect())
+    }
 }
 
 /// Where ingest reads from: the durable consumer, and the stream's creation time, which tells

@@ -4,7 +4,8 @@
 //! for the commands, then [`app`] for how the parts are put together.
 //!
 //! - [`cli`]: the command line (`run`, `ingest`, `project`, `web`, `migrate`, `replay`, `verify`,
-//!   `simulate`, `bench`, `demo`).
+//!   `keys`, `users`, `simulate`, `bench`, `demo`).
+//! - [`admin`]: `sitrep keys` and `sitrep users`.
 //! - [`app`]: starts ingest, projections and web, alone or together, and stops them cleanly.
 //! - [`alerting`]: the alert clock, the bus publisher and the webhook notifier.
 //! - [`ingest`]: the command side: NATS batches → aggregates → one transaction → ack.
@@ -13,6 +14,7 @@
 //! - [`simulate`]: realistic collector traffic for demos and load.
 //! - [`bench`]: `sitrep bench`, measurements with same-run ratios and `BENCH` lines.
 
+pub mod admin;
 pub mod alerting;
 pub mod app;
 pub mod bench;

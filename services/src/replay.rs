@@ -7,7 +7,7 @@ use deadpool_postgres::Pool;
 use indicatif::{ProgressBar, ProgressStyle};
 use sitrep_infra::{db, Settings};
 use sitrep_projections::rebuild::{self, Difference};
-use sitrep_projections::{Alerts, History, LatestStatus, Projection};
+use sitrep_projections::{Alerts, History, LatestStatus, Outages, Projection};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ pub enum Which {
     History,
     /// The alerts read model (alerts and their transitions).
     Alerts,
+    /// Outages with their timelines, and maintenance windows.
+    Outages,
 }
 
 impl Which {
@@ -131,6 +133,9 @@ pub async fn replay(settings: &Settings, which: Which, out: &mut dyn Write) -> a
     if which.includes(Which::Alerts) {
         replay_one(&pool, &Alerts, None, out).await?;
     }
+    if which.includes(Which::Outages) {
+        replay_one(&pool, &Outages, None, out).await?;
+    }
     Ok(())
 }
 
@@ -192,6 +197,9 @@ pub async fn verify(settings: &Settings, which: Which, out: &mut dyn Write) -> a
     }
     if which.includes(Which::Alerts) && !verify_one(&pool, &Alerts, None, out).await?.is_empty() {
         differ.push("alerts");
+    }
+    if which.includes(Which::Outages) && !verify_one(&pool, &Outages, None, out).await?.is_empty() {
+        differ.push("outages");
     }
     anyhow::ensure!(
         differ.is_empty(),

@@ -5,6 +5,7 @@ use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sitrep_domain::alert::AlertMessage;
+use sitrep_infra::auth::Role;
 use sitrep_projections::{reset, AlertEvaluator, Alerts};
 use std::time::Duration;
 
@@ -112,18 +113,13 @@ async fn a_failure_reaches_a_subscriber_as_firing_acknowledged_and_resolved_exac
     let id = alert["id"].as_str().unwrap().to_owned();
 
     // An operator acknowledges it from its page.
-    let (status, page) = app.get(&format!("/alerts/{id}")).await;
+    let ana = app.sign_in("ana", Role::Operator).await;
+    let (status, page) = app.get_as(&ana, &format!("/alerts/{id}")).await;
     assert_eq!(status, 200);
-    assert!(page.contains("Acknowledge"), "the page offers the action");
-    let origin = app.url("");
-    let resp = app
-        .http
-        .post(app.url(&format!("/alerts/{id}/acknowledge")))
-        .header("Origin", origin.trim_end_matches('/'))
-        .form(&[("by", "ana"), ("comment", "on it")])
-        .send()
-        .await
-        .unwrap();
+    assert!(page.contains("Acknowledge"), "the page offers the action to an operator");
+    let (_, anonymous) = app.get(&format!("/alerts/{id}")).await;
+    assert!(!anonymous.contains("/acknowledge\"") && anonymous.contains("Sign in</a> to acknowledge"));
+    let resp = app.post_form(&ana, &format!("/alerts/{id}/acknowledge"), &[("comment", "on it")]).await;
     assert_eq!(resp.status(), 200, "redirected back to the alert");
     let page = resp.text().await.unwrap();
     assert!(page.contains("ACKNOWLEDGED") && page.contains("ana"), "the page shows the acknowledgement");
@@ -181,7 +177,7 @@ async fn a_failure_reaches_a_subscriber_as_firing_acknowledged_and_resolved_exac
         }
     })
     .await;
-    sitrep_projections::catch_up(&app.pool, &AlertEvaluator).await.unwrap();
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
     assert_eq!(app.scalar("SELECT count(*) FROM events WHERE event_type = 'AlertRaised'").await, 2, "committed");
     app.start_main().await;
     let again = receive_until(&consumer, 1).await;
@@ -195,7 +191,7 @@ async fn a_failure_reaches_a_subscriber_as_firing_acknowledged_and_resolved_exac
     let events_before = app.scalar("SELECT count(*) FROM events").await;
     let alerts_before = dump(&app, "alerts", "alert_id").await;
     let transitions_before = dump(&app, "alert_transitions", "position").await;
-    reset(&app.pool, &AlertEvaluator).await.unwrap();
+    reset(&app.pool, &AlertEvaluator::default()).await.unwrap();
     reset(&app.pool, &Alerts).await.unwrap();
     wait_caught_up(&app, &["alert_evaluator", "alerts"]).await;
     assert_eq!(app.scalar("SELECT count(*) FROM events").await, events_before, "the evaluator decided nothing new");
@@ -229,20 +225,44 @@ async fn alert_forms_refuse_other_sites_and_bad_input_and_pages_render() {
     let app = spawn_app_with_rules(FS_FAILED).await;
     report(&app, "fs/glade", "failed", 600).await;
     let id = open_alert(&app, "firing").await["id"].as_str().unwrap().to_owned();
-    let post = |path: String, origin: &'static str, form: Vec<(&'static str, &'static str)>| {
-        let req = app.http.post(app.url(&path)).header("Origin", origin).form(&form);
-        async move { req.send().await.unwrap() }
-    };
-    let evil = post(format!("/alerts/{id}/acknowledge"), "http://evil.example", vec![("by", "mallory")]).await;
+    let ack = format!("/alerts/{id}/acknowledge");
+    let ana = app.sign_in("ana", Role::Operator).await;
+    // Signed in, but posted from another site.
+    let evil = app
+        .http
+        .post(app.url(&ack))
+        .header("Origin", "http://evil.example")
+        .header("Cookie", &ana.cookie)
+        .form(&[("csrf", ana.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(evil.status(), 403);
-    let own = app.url("");
-    let own: &'static str = Box::leak(own.trim_end_matches('/').to_owned().into_boxed_str());
-    let nameless = post(format!("/alerts/{id}/acknowledge"), own, vec![("by", " ")]).await;
-    assert_eq!(nameless.status(), 400);
-    assert!(nameless.text().await.unwrap().contains("by: say who you are"));
-    let forever = post(format!("/alerts/{id}/silence"), own, vec![("by", "ana"), ("for", "soon")]).await;
+    // Not signed in at all.
+    let unsigned =
+        app.http.post(app.url(&ack)).header("Origin", app.origin()).form(&[("comment", "x")]).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert!(unsigned.text().await.unwrap().contains("Sign in first"));
+    // Signed in, with a token that is not the session's.
+    let forged = app
+        .http
+        .post(app.url(&ack))
+        .header("Origin", app.origin())
+        .header("Cookie", &ana.cookie)
+        .form(&[("csrf", "0".repeat(64).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.unwrap().contains("security token"));
+    // Signed in as a viewer, who may look but not act.
+    let vic = app.sign_in("vic", Role::Viewer).await;
+    let viewer = app.post_form(&vic, &ack, &[]).await;
+    assert_eq!(viewer.status(), 403);
+    assert!(viewer.text().await.unwrap().contains("needs the operator role"));
+    let forever = app.post_form(&ana, &format!("/alerts/{id}/silence"), &[("for", "soon")]).await;
     assert_eq!(forever.status(), 400);
-    let silenced = post(format!("/alerts/{id}/silence"), own, vec![("by", "ana"), ("for", "2h")]).await;
+    let silenced = app.post_form(&ana, &format!("/alerts/{id}/silence"), &[("for", "2h")]).await;
     assert_eq!(silenced.status(), 200);
     assert!(silenced.text().await.unwrap().contains("SILENCED"));
     assert_eq!(
@@ -318,7 +338,7 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
 
     report(&app, "fs/glade", "failed", 600).await;
     crate::helpers::wait_for_events(&app, 3).await; // the rules, the report, the status change
-    sitrep_projections::catch_up(&app.pool, &AlertEvaluator).await.unwrap();
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
     sitrep_projections::catch_up(&app.pool, &Alerts).await.unwrap();
     let id = open_alert(&app, "firing").await["id"].as_str().unwrap().to_owned();
     assert_eq!(webhook_step(&app.pool, &hooks, &cancel).await.unwrap(), (2, false), "one delivery per route");
@@ -344,7 +364,7 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
     // A route added later gets new transitions only: with no routes the checkpoint still moves.
     report(&app, "fs/glade", "ok", 600).await;
     crate::helpers::wait_for_events(&app, 6).await; // and the raise, the report, the change
-    sitrep_projections::catch_up(&app.pool, &AlertEvaluator).await.unwrap();
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
     let none = Webhooks::new(vec![], vec![]).unwrap();
     assert_eq!(webhook_step(&app.pool, &none, &cancel).await.unwrap(), (0, false));
     assert_eq!(
@@ -418,5 +438,58 @@ async fn starting_without_a_rules_file_keeps_the_rules_in_force() {
     elsewhere.alerts_file = Some("/nonexistent/alerts.toml".into());
     let e = sitrep_services::alerting::load_and_record_rules(&app.pool, &elsewhere).await.unwrap_err();
     assert!(format!("{e:#}").contains("reading the alert rules /nonexistent/alerts.toml"), "{e:#}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_evaluator_whose_kept_state_is_behind_the_log_reads_the_saved_state_instead() {
+    use sitrep_domain::alert::{EvaluatorEvent, RuleSet};
+    let app = crate::helpers::spawn_app_with_rules_without_projections(FS_FAILED).await;
+    let rules = RuleSet::parse_toml(FS_FAILED, 600).unwrap();
+    let mut client = app.pool.get().await.unwrap();
+    sitrep_infra::alerts::record(&mut client, &EvaluatorEvent::RulesLoaded { rules, source: "test".into() })
+        .await
+        .unwrap();
+    let reports_stored = |n: i64| {
+        let app = &app;
+        async move {
+            eventually(&format!("{n} reports stored"), || async {
+                let found = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
+                if found == n {
+                    Ok(())
+                } else {
+                    Err(format!("{found}"))
+                }
+            })
+            .await
+        }
+    };
+    let saved = || async {
+        let client = app.pool.get().await.unwrap();
+        serde_json::to_value(sitrep_projections::alerts::evaluator_state(&**client).await.unwrap()).unwrap()
+    };
+
+    // Given an evaluator that has kept its state in memory...
+    let kept = AlertEvaluator::default();
+    report(&app, "fs/glade", "ok", 600).await;
+    reports_stored(1).await;
+    sitrep_projections::catch_up(&app.pool, &kept).await.unwrap();
+    // ...when another process moves the evaluator on past it (a failure, an alert raised)...
+    report(&app, "fs/scratch", "failed", 600).await;
+    reports_stored(2).await;
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    assert_eq!(app.scalar("SELECT count(*) FROM events WHERE event_type = 'AlertRaised'").await, 1);
+    // ...and the first one then takes the next events,
+    report(&app, "fs/campaign", "ok", 600).await;
+    reports_stored(3).await;
+    sitrep_projections::catch_up(&app.pool, &kept).await.unwrap();
+
+    // then it started from the saved state, not its own: it knows the alert the other raised.
+    let state = saved().await;
+    assert!(state["open"].get("fs-failed|derecho:fs/scratch").is_some(), "the open alert is in {state}");
+    // And its state is what a fresh evaluator makes of the same log from the start.
+    reset(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    assert_eq!(saved().await, state);
     app.cleanup().await;
 }

@@ -207,9 +207,59 @@ async fn alert_pages_render_in_headless_chromium_with_a_screenshot() {
         }
     })
     .await;
+    // An outage and a reservation, as operators' tools would declare them, for the banner and lists.
+    let outage = app.settings.subject(sitrep_domain::wire::MessageKind::Outage, "derecho");
+    let declare = serde_json::json!({"system": "derecho", "action": "declare", "id": "glade-1", "severity": "major",
+        "title": "Glade is unavailable", "components": ["fs/glade"]});
+    app.publish_to(&outage, declare.to_string(), None).await;
+    let update =
+        serde_json::json!({"system": "derecho", "action": "update", "id": "glade-1", "message": "Vendor on site"});
+    app.publish_to(&outage, update.to_string(), None).await;
+    let now = time::OffsetDateTime::now_utc();
+    let t = |h: i64| (now + time::Duration::hours(h)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let window = serde_json::json!({"system": "derecho", "action": "schedule", "id": "resv-class", "kind": "reservation",
+        "title": "Training class", "starts_at": t(20), "ends_at": t(23), "nodes": 16, "partition": "cpu"});
+    app.publish_to(
+        &app.settings.subject(sitrep_domain::wire::MessageKind::Maintenance, "derecho"),
+        window.to_string(),
+        None,
+    )
+    .await;
+    crate::helpers::eventually("the outage and window in the read model", || async {
+        let (_, api) = app.get_json("/api/v1/outages").await;
+        if api["maintenance"].as_array().is_some_and(|a| !a.is_empty())
+            && api["outages"].as_array().is_some_and(|a| !a.is_empty())
+        {
+            Ok(())
+        } else {
+            Err(api.to_string())
+        }
+    })
+    .await;
+    crate::helpers::eventually("the outage update in its timeline", || async {
+        let (_, page) = app.get("/systems/derecho/outages/glade-1").await;
+        if page.contains("Vendor on site") {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await;
     let pages: Vec<(&str, String, Vec<&str>)> = vec![
         ("alerts", "/alerts".into(), vec!["filesystem-full", "FIRING", "WARNING", "open"]),
-        ("alert", format!("/alerts/{id}"), vec!["Acknowledge", "Silence", "Timeline", "event "]),
+        ("alert", format!("/alerts/{id}"), vec!["Sign in</a> to acknowledge or silence", "Timeline", "event "]),
+        (
+            "outages",
+            "/outages".into(),
+            vec!["MAJOR OUTAGE", "Glade is unavailable", "Training class", "Sign in</a> to declare"],
+        ),
+        ("outage", "/systems/derecho/outages/glade-1".into(), vec!["declared", "Vendor on site", "Timeline"]),
+        (
+            "system-with-outage",
+            "/systems/derecho".into(),
+            vec!["outage-banner", "Maintenance and reservations", "Training class"],
+        ),
+        ("sign-in", "/sign-in".into(), vec!["Password", "sitrep users add"]),
         (
             "alert-rules",
             "/alerts/rules".into(),

@@ -36,6 +36,18 @@ async fn metrics_parse_as_openmetrics_and_count_ingest_http_and_lag() {
     let app = spawn_app().await;
     app.publish("derecho", br#"{"system":"derecho","component":"login/derecho1","status":"ok"}"#.to_vec()).await;
     wait_for_components(&app, 1).await;
+    // Latest status shows the report; history's runner may not have taken its first step (and
+    // made its checkpoint) yet.
+    crate::helpers::eventually("every read model to have a checkpoint", || async {
+        let n =
+            app.scalar("SELECT count(*) FROM projection_checkpoints WHERE name IN ('latest_status', 'history')").await;
+        if n == 2 {
+            Ok(())
+        } else {
+            Err(format!("{n} of 2"))
+        }
+    })
+    .await;
     let (status, text) = app.get("/metrics").await;
     assert_eq!(status, 200);
     let samples = parse_openmetrics(&text);
@@ -69,7 +81,7 @@ async fn readyz_answers_once_connected_and_caught_up() {
     catch_up(&app.pool, &LatestStatus).await.unwrap();
     catch_up(&app.pool, &History { default_ttl_seconds: 600 }).await.unwrap();
     catch_up(&app.pool, &Alerts).await.unwrap();
-    catch_up(&app.pool, &AlertEvaluator).await.unwrap();
+    catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
     let (status, body) = app.get_json("/readyz").await;
     assert_eq!((status, &body["ready"]), (200, &serde_json::json!(true)), "{body}");
 

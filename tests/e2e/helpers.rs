@@ -39,35 +39,9 @@ fn now_secs() -> u64 {
 }
 
 /// Drops databases and streams that tests older than an hour left behind (a test that panics
-/// never reaches its cleanup). Younger ones may belong to a test running right now.
+/// never reaches its cleanup).
 async fn prune_leftovers(settings: &Settings) {
-    let too_old =
-        |id: &str| id.split('_').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|t| t + 3600 < now_secs());
-    let mut admin = db::parse_url(settings.database_url.expose()).unwrap();
-    admin.dbname("postgres");
-    if let Ok(client) = db::connect(&admin).await {
-        let rows = client.query("SELECT datname FROM pg_database WHERE datname LIKE 'sitrep\\_test\\_%'", &[]).await;
-        for row in rows.unwrap_or_default() {
-            let name: String = row.get(0);
-            if too_old(name.trim_start_matches("sitrep_test_")) {
-                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
-            }
-        }
-    }
-    if let Ok(nats) = sitrep_infra::bus::connect(&settings.nats_url).await {
-        use futures::StreamExt;
-        let js = jetstream::new(nats);
-        let names: Vec<String> = js.stream_names().filter_map(|n| async move { n.ok() }).collect().await;
-        for name in names {
-            let id =
-                name.strip_prefix('T').and_then(|n| n.strip_suffix("_REPORTS").or_else(|| n.strip_suffix("_ALERTS")));
-            if let Some(id) = id {
-                if too_old(id) {
-                    let _ = js.delete_stream(&name).await;
-                }
-            }
-        }
-    }
+    sitrep_infra::leftovers::remove(settings, "sitrep_test_", "T").await;
 }
 
 fn init_tracing() {
@@ -203,6 +177,67 @@ impl TestApp {
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let (status, body) = self.get(path).await;
         (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}")))
+    }
+
+    /// Adds `name` with `role` and signs in through `/sign-in` as a browser would (its CSRF
+    /// cookie, then the form), returning the session to post forms with.
+    pub async fn sign_in(&self, name: &str, role: sitrep_infra::auth::Role) -> Browser {
+        let password = "a long test password";
+        let client = self.pool.get().await.unwrap();
+        let user = sitrep_infra::auth::User {
+            name: name.into(),
+            role,
+            password_hash: sitrep_infra::auth::hash_password(password).unwrap(),
+        };
+        sitrep_infra::auth::put_user(&**client, &user).await.unwrap();
+        let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let page = no_redirects.get(self.url("/sign-in")).send().await.unwrap();
+        let csrf = cookie_of(&page, "sitrep_csrf").expect("the sign-in page sets the CSRF cookie");
+        let resp = no_redirects
+            .post(self.url("/sign-in"))
+            .header("Origin", self.origin())
+            .header("Cookie", format!("sitrep_csrf={csrf}"))
+            .form(&[("name", name), ("password", password), ("csrf", &csrf), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "signing in redirects");
+        let session = cookie_of(&resp, "sitrep_session").expect("signing in sets the session cookie");
+        let csrf: String =
+            client.query_one("SELECT csrf FROM sessions WHERE user_name = $1", &[&name]).await.unwrap().get(0);
+        Browser { cookie: format!("sitrep_session={session}"), csrf }
+    }
+
+    /// Gets a page as a signed-in browser.
+    pub async fn get_as(&self, who: &Browser, path: &str) -> (u16, String) {
+        let resp = self.http.get(self.url(path)).header("Cookie", &who.cookie).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+
+    /// This dashboard's origin, as a browser sends it with a form.
+    pub fn origin(&self) -> String {
+        self.url("").trim_end_matches('/').to_owned()
+    }
+
+    /// Posts a form as `who` from this dashboard's own page (cookie, origin and token).
+    pub async fn post_form(&self, who: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        fields.push(("csrf", &who.csrf));
+        self.http
+            .post(self.url(path))
+            .header("Origin", self.origin())
+            .header("Cookie", &who.cookie)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// How many messages the test's report stream holds.
+    pub async fn stream_messages(&self) -> u64 {
+        let mut stream = self.js.get_stream(&self.settings.reports_stream).await.expect("the report stream");
+        stream.info().await.expect("stream info").state.messages
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
@@ -350,4 +385,19 @@ pub async fn wait_until_all_acked(app: &TestApp) {
 /// The component names in a `/api/v1/status` response, in its order.
 pub fn component_names(body: &Value) -> Vec<String> {
     body["components"].as_array().unwrap().iter().map(|c| c["component"].as_str().unwrap().to_owned()).collect()
+}
+
+/// A signed-in browser: its session cookie and its forms' token.
+pub struct Browser {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// The value a response sets for cookie `name`.
+pub fn cookie_of(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_owned()))
 }

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod browser;
+mod collectors;
 mod event_store;
 mod health;
 mod helpers;

@@ -73,10 +73,11 @@ async fn the_ops_page_shows_sitreps_own_state_and_quarantine_can_be_resubmitted_
         assert!(ops.contains(needle), "/ops lacks {needle}");
     }
 
-    let origin = app.url("");
+    let ops = app.sign_in("olga", sitrep_infra::auth::Role::Operator).await;
     let post = |path: String| {
-        let req = app.http.post(app.url(&path)).header("Origin", origin.trim_end_matches('/'));
-        async move { req.send().await.unwrap() }
+        let ops = &ops;
+        let app = &app;
+        async move { app.post_form(ops, &path, &[]).await }
     };
     let id_of = |needle: &str| {
         q["messages"].as_array().unwrap().iter().find(|m| m["payload"].as_str().unwrap().contains(needle)).unwrap()
@@ -106,7 +107,9 @@ async fn the_ops_page_shows_sitreps_own_state_and_quarantine_can_be_resubmitted_
     let evil = app
         .http
         .post(app.url(&format!("/quarantine/{}/discard", id_of("\"b\""))))
-        .header("Origin", "http://evil.example");
+        .header("Origin", "http://evil.example")
+        .header("Cookie", &ops.cookie)
+        .form(&[("csrf", ops.csrf.as_str())]);
     assert_eq!(evil.send().await.unwrap().status(), 403);
     app.cleanup().await;
 }

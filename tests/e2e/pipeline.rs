@@ -131,7 +131,11 @@ async fn a_redelivered_message_adds_no_events() {
     app.publish("derecho", br#"{"system": "derecho", "component": "a", "status": "ok"}"#.to_vec()).await;
     app.publish_with_id("derecho", br#"{"system": "derecho", "component": "b", "status": "failed"}"#.to_vec(), "b-1")
         .await;
-    wait_for_events(&app, 4).await;
+    // And an outage declared: stored again it would be refused ("already declared") and quarantined.
+    let outage = app.settings.subject(sitrep_domain::wire::MessageKind::Outage, "derecho");
+    let declare = br#"{"system": "derecho", "action": "declare", "id": "o1", "severity": "minor", "title": "x"}"#;
+    app.publish_to(&outage, declare.to_vec(), None).await;
+    wait_for_events(&app, 5).await;
 
     // Act: deliver the whole stream to ingest again, as a crash between commit and ack would.
     app.stop_ingest().await;
@@ -141,9 +145,10 @@ async fn a_redelivered_message_adds_no_events() {
     app.publish("derecho", br#"{"system": "derecho", "component": "c", "status": "ok"}"#.to_vec()).await;
 
     // Assert: only the new message added events; everything before it was recognised.
-    wait_for_events(&app, 6).await;
+    wait_for_events(&app, 7).await;
     wait_until_all_acked(&app).await;
-    assert_eq!(app.scalar("SELECT count(*) FROM events").await, 6);
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, 7);
+    assert_eq!(app.scalar("SELECT count(*) FROM quarantine").await, 0, "the outage was recognised, not refused");
     app.cleanup().await;
 }
 
@@ -248,5 +253,36 @@ async fn a_message_the_database_refuses_is_quarantined_and_does_not_block_the_ot
     assert!(reason.contains("could not be stored") && reason.contains("refusing a poisoned row"), "{reason}");
     assert!(q["messages"][0]["payload"].as_str().unwrap().contains("poison"));
     wait_until_all_acked(&app).await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn pages_kept_between_requests_show_a_new_report_on_the_very_next_request() {
+    let app = spawn_app().await;
+    app.publish("derecho", r#"{"system":"derecho","component":"fs/glade","status":"ok","message":"first"}"#).await;
+    wait_for_components(&app, 1).await;
+    for page in ["/", "/systems/derecho"] {
+        // Twice: the second request is served the page kept from the first.
+        for _ in 0..2 {
+            let (status, body) = app.get(page).await;
+            assert_eq!(status, 200);
+            assert!(body.contains("s-ok") && !body.contains("s-failed"), "{page} before the failure");
+        }
+    }
+
+    app.publish("derecho", r#"{"system":"derecho","component":"fs/glade","status":"failed","message":"second"}"#).await;
+    eventually("the API to show the failure", || async {
+        let (_, body) = app.get_json("/api/v1/status/derecho").await;
+        if body["components"][0]["status"] == "failed" {
+            Ok(())
+        } else {
+            Err(format!("{body}"))
+        }
+    })
+    .await;
+    for page in ["/", "/systems/derecho"] {
+        let (_, body) = app.get(page).await;
+        assert!(body.contains("s-failed"), "{page} shows the failure on the first request after it is visible");
+    }
     app.cleanup().await;
 }

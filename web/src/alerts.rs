@@ -4,6 +4,7 @@
 //! Reads come from the `alerts` read model; acknowledging and silencing are commands on the
 //! alert aggregate through cqrs-es, so they land in the same event log as everything else.
 
+use crate::auth::Viewer;
 use crate::error::{Format, WebError};
 use crate::pages::Layout;
 use crate::state::AppState;
@@ -17,6 +18,7 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateError, CqrsFramework};
 use serde::{Deserialize, Serialize};
 use sitrep_domain::alert::{Alert, AlertCommand, AlertError, Severity};
+use sitrep_infra::auth::Role;
 use sitrep_infra::event_store::{self, PgEventRepository};
 use sitrep_infra::{alerts as store, InfraError};
 use std::collections::HashMap;
@@ -467,8 +469,9 @@ pub async fn event_api(
 
 #[derive(Debug, Deserialize)]
 pub struct AckForm {
+    /// The browser's form token (see `web::auth`).
     #[serde(default)]
-    pub by: String,
+    pub csrf: String,
     #[serde(default)]
     pub comment: String,
 }
@@ -476,7 +479,7 @@ pub struct AckForm {
 #[derive(Debug, Deserialize)]
 pub struct SilenceForm {
     #[serde(default)]
-    pub by: String,
+    pub csrf: String,
     #[serde(default)]
     pub comment: String,
     /// How long, such as `2h` or `90m`.
@@ -528,14 +531,6 @@ async fn last_position(state: &AppState, id: Uuid) -> Result<i64, WebError> {
     Ok(row.map_or(0, |r| r.get(0)))
 }
 
-fn who(by: &str) -> Result<String, WebError> {
-    let by = by.trim();
-    if by.is_empty() || by.len() > 100 {
-        return Err(WebError::bad_request(Format::Html, "by", "say who you are (1 to 100 characters)"));
-    }
-    Ok(by.to_owned())
-}
-
 fn comment(text: &str) -> Result<String, WebError> {
     if text.len() > 2000 {
         return Err(WebError::bad_request(Format::Html, "comment", "keep it under 2,000 characters"));
@@ -547,12 +542,12 @@ fn comment(text: &str) -> Result<String, WebError> {
 pub async fn acknowledge(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    viewer: Viewer,
     headers: HeaderMap,
     Form(form): Form<AckForm>,
 ) -> Result<Response, WebError> {
-    crate::forms::same_origin(&headers)?;
+    let by = viewer.check_form(&headers, &form.csrf, Role::Operator)?.user.clone();
     let id = parse_id(&id, Format::Html)?;
-    let by = who(&form.by)?;
     let cmd = AlertCommand::Acknowledge { by: by.clone(), comment: comment(&form.comment)?, at: state.now() };
     command(&state, id, &by, cmd).await?;
     Ok(Redirect::to(&format!("/alerts/{id}")).into_response())
@@ -562,12 +557,12 @@ pub async fn acknowledge(
 pub async fn silence(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    viewer: Viewer,
     headers: HeaderMap,
     Form(form): Form<SilenceForm>,
 ) -> Result<Response, WebError> {
-    crate::forms::same_origin(&headers)?;
+    let by = viewer.check_form(&headers, &form.csrf, Role::Operator)?.user.clone();
     let id = parse_id(&id, Format::Html)?;
-    let by = who(&form.by)?;
     let length = humantime::parse_duration(form.for_.trim())
         .ok()
         .filter(|d| *d >= Duration::from_secs(60) && *d <= Duration::from_secs(30 * 86_400))
@@ -738,8 +733,15 @@ mod tests {
             cause_url: format!("/api/v1/events/{position}"),
             notify: true,
         };
+        let operator = crate::auth::Chrome {
+            user: Some("ana".into()),
+            role: Some("operator"),
+            can_act: true,
+            csrf: "token-123".into(),
+            outages: vec![],
+        };
         let page = |state: &str, deliveries: Vec<DeliveryRow>| AlertPage {
-            layout: Layout::new("Alert", "alerts", NOW),
+            layout: Layout { chrome: operator.clone(), ..Layout::new("Alert", "alerts", NOW) },
             open: state != "resolved",
             silenced: false,
             acknowledged: state == "acknowledged",
@@ -757,11 +759,25 @@ mod tests {
             at: view::age(NOW, NOW, false),
         };
         let html = templates::render("alert", &page("firing", vec![failed])).unwrap();
-        for needle in
-            ["/alerts/00000000-0000-0000-0000-000000000000/acknowledge", "/silence", "event 7", "HTTP 502", "FAILED"]
-        {
+        for needle in [
+            "/alerts/00000000-0000-0000-0000-000000000000/acknowledge",
+            "/silence",
+            "event 7",
+            "HTTP 502",
+            "FAILED",
+            "value=\"token-123\"",
+        ] {
             assert!(html.contains(needle), "lacks {needle}");
         }
+        let signed_out = templates::render(
+            "alert",
+            &AlertPage { layout: Layout::new("Alert", "alerts", NOW), ..page("firing", vec![]) },
+        )
+        .unwrap();
+        assert!(
+            !signed_out.contains("/acknowledge\"") && signed_out.contains("Sign in</a> to acknowledge"),
+            "{signed_out}"
+        );
         let resolved = templates::render("alert", &page("resolved", vec![])).unwrap();
         assert!(!resolved.contains("/acknowledge") && resolved.contains("status is now ok"));
         assert!(resolved.contains("None: no webhook route"));

@@ -25,9 +25,28 @@ pub enum WebError {
     /// 404: the thing asked for does not exist; `hint` says what to do.
     #[error("{what}")]
     NotFound { format: Format, what: String, hint: String },
-    /// 403: a form posted from another site (pages only).
+    /// 403: a form posted from another site or without its token, a role that may not do
+    /// this, or an API key used for a system it was not issued for.
     #[error("{what}")]
-    Forbidden { what: String },
+    Forbidden { format: Format, what: String },
+    /// 401: acting (or, when so configured, viewing) needs signing in.
+    #[error("sign in first")]
+    SignInNeeded { format: Format },
+    /// 401: an API request without a valid key (`what` says which).
+    #[error("{what}")]
+    BadKey { what: String },
+    /// 400: a posted body is wrong; every field at fault is named (API only).
+    #[error("{} field errors", errors.len())]
+    Rejected { errors: Vec<sitrep_domain::wire::FieldError> },
+    /// 413: a posted body is over the limit `what` names (API only).
+    #[error("{what}")]
+    TooLarge { what: String },
+    /// 409: the outage or window, as it stands, refuses this message (API only).
+    #[error("{what}")]
+    Refused { what: String },
+    /// 503: something sitrep needs for this is not reachable now (API only).
+    #[error("{what}")]
+    Unavailable { what: String },
     /// 409: the command does not fit the thing as it is now (pages only); `what` says why.
     #[error("{what}")]
     Conflict { what: String },
@@ -91,12 +110,43 @@ impl IntoResponse for WebError {
                 (StatusCode::BAD_REQUEST, *format, bad_request.as_str(), "Fix the parameter named and try again.")
             }
             WebError::NotFound { format, what, hint } => (StatusCode::NOT_FOUND, *format, what.as_str(), hint.as_str()),
-            WebError::Forbidden { what } => (
+            WebError::Forbidden { format, what } => (
                 StatusCode::FORBIDDEN,
-                Format::Html,
+                *format,
                 what.as_str(),
-                "Open the page on this dashboard and use its form.",
+                match format {
+                    Format::Html => "Open the page on this dashboard, reload it, and use its form.",
+                    Format::Json => "Use a key issued for this system (`sitrep keys create --system ...`).",
+                },
             ),
+            WebError::SignInNeeded { format } => (
+                StatusCode::UNAUTHORIZED,
+                *format,
+                "Sign in first.",
+                "Sign in at /sign-in with the name and password an admin gave you (`sitrep users add`).",
+            ),
+            WebError::BadKey { what } => (
+                StatusCode::UNAUTHORIZED,
+                Format::Json,
+                what.as_str(),
+                "Send `Authorization: Bearer <key>` with a key from `sitrep keys create`: see docs/collectors.md.",
+            ),
+            WebError::Rejected { errors } => {
+                bad_request = errors.first().map(ToString::to_string).unwrap_or_default();
+                (StatusCode::BAD_REQUEST, Format::Json, bad_request.as_str(), "Fix the fields named and send it again.")
+            }
+            WebError::TooLarge { what } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, Format::Json, what.as_str(), "Split the batch into smaller messages.")
+            }
+            WebError::Refused { what } => (
+                StatusCode::CONFLICT,
+                Format::Json,
+                what.as_str(),
+                "Look at it first: GET /api/v1/outages, or its page under /systems/<system>/.",
+            ),
+            WebError::Unavailable { what } => {
+                (StatusCode::SERVICE_UNAVAILABLE, Format::Json, what.as_str(), "Try again in a moment.")
+            }
             WebError::Conflict { what } => {
                 (StatusCode::CONFLICT, Format::Html, what.as_str(), "Go back, reload the page, and look again.")
             }
@@ -113,8 +163,16 @@ impl IntoResponse for WebError {
         match format {
             Format::Json => {
                 let mut body = serde_json::json!({"error": message, "hint": hint});
-                if let WebError::BadRequest { field, .. } = &self {
-                    body["field"] = field.as_str().into();
+                match &self {
+                    WebError::BadRequest { field, what, .. } => {
+                        body["field"] = field.as_str().into();
+                        body["errors"] = serde_json::json!([{"field": field, "reason": what}]);
+                    }
+                    WebError::Rejected { errors } => body["errors"] = serde_json::json!(errors),
+                    WebError::TooLarge { .. } => {
+                        body["errors"] = serde_json::json!([{"field": "payload", "reason": message}]);
+                    }
+                    _ => {}
                 }
                 (status, axum::Json(body)).into_response()
             }

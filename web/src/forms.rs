@@ -8,7 +8,10 @@ use axum::http::{header, HeaderMap};
 pub fn same_origin(headers: &HeaderMap) -> Result<(), WebError> {
     let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     if get(header::HeaderName::from_static("sec-fetch-site")).is_some_and(|s| s != "same-origin" && s != "none") {
-        return Err(WebError::Forbidden { what: "This form was posted from another site.".into() });
+        return Err(WebError::Forbidden {
+            format: crate::error::Format::Html,
+            what: "This form was posted from another site.".into(),
+        });
     }
     if let (Some(origin), Some(host)) = (get(header::ORIGIN), get(header::HOST)) {
         let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
@@ -16,6 +19,7 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), WebError> {
         let forwarded = get(header::HeaderName::from_static("x-forwarded-host"));
         if origin_host != host && forwarded != Some(origin_host) {
             return Err(WebError::Forbidden {
+                format: crate::error::Format::Html,
                 what: format!("This form was posted from {origin}, not from this dashboard."),
             });
         }

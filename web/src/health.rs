@@ -14,7 +14,7 @@ use std::time::Instant;
 /// The checkpoints that make the dashboard right: the read models and the alert evaluator.
 /// (The alert publisher and webhooks are side effects; a dead webhook receiver must not make
 /// the dashboard unready.)
-pub const READ_MODELS: [&str; 4] = ["latest_status", "history", "alerts", "alert_evaluator"];
+pub const READ_MODELS: [&str; 5] = ["latest_status", "history", "alerts", "outages", "alert_evaluator"];
 
 /// How far behind (in seconds of the oldest unapplied event) a read model may be for `/readyz`.
 pub const READY_LAG_SECONDS: f64 = 10.0;

@@ -10,10 +10,15 @@
 //! - [`api`]: the JSON API handlers, including history (JSON and CSV) and uptime.
 //! - [`queries`]: reading the latest-status read model.
 //! - [`events`]: the event log browser (`/events`, `/events/{position}`).
+//! - [`auth`]: who is looking (sessions, roles, CSRF tokens) and what every page shows besides
+//!   its content (the outage banner); [`signin`]: `/sign-in` and `/sign-out`.
+//! - [`collect`]: HTTP ingest for collectors (`POST /api/v1/reports` and friends, API keys).
+//! - [`outages`]: outages and maintenance windows: banner, pages, forms, JSON.
 //! - [`forms`]: the same-origin check every form post passes.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`, and the middleware that counts requests.
 //! - [`history`]: reading the past: series, segments, reports, the state at an instant (the
 //!   only place the web side reads the event log, for instants older than raw history).
+//! - [`pagecache`]: `/` and system pages kept while nothing they show has changed.
 //! - [`live`]: `/live`, the server-sent events that keep open pages current (htmx SSE).
 //! - [`ops`]: `/ops`, sitrep's own health, and the quarantine actions.
 //! - [`params`]: query parameters (`at`, `from`, `to`, `step`) with errors that name them.
@@ -25,7 +30,9 @@
 
 pub mod alerts;
 pub mod api;
+pub mod auth;
 pub mod chart;
+pub mod collect;
 pub mod component;
 pub mod error;
 pub mod events;
@@ -34,10 +41,13 @@ pub mod health;
 pub mod history;
 pub mod live;
 pub mod ops;
+pub mod outages;
+pub mod pagecache;
 pub mod pages;
 pub mod params;
 pub mod queries;
 pub mod router;
+pub mod signin;
 pub mod state;
 pub mod templates;
 pub mod uptime;

@@ -4,7 +4,7 @@
 //! `system_live`). Without JavaScript the page reloads itself instead (`<noscript>` refresh).
 //!
 //! One task per process looks twice a second, while any live page is open, at what the pages
-//! depend on (the newest latest-status and alert positions, the open-alert count) and shares
+//! depend on (the latest-status, alerts and outages checkpoints, the open-alert count) and shares
 //! it with every stream. When that changed, or 15 s have passed (so ages stay true), a stream
 //! sends its fragment, then a `status` event saying when the page last changed.
 
@@ -24,7 +24,8 @@ use tokio::sync::{watch, OnceCell};
 use tokio::time::Instant;
 
 /// What live pages depend on; when it changes, they have changed.
-type Version = (i64, i64, i64);
+/// Latest-status, alerts and outages checkpoints, open alerts, windows on now.
+pub(crate) type Version = (i64, i64, i64, i64, i64);
 
 /// The shared watcher's receiver, made on first use.
 pub type Versions = Arc<OnceCell<watch::Receiver<Option<Version>>>>;
@@ -74,17 +75,22 @@ enum Page {
 }
 
 /// What a live page depends on: when this changes, the page has changed.
-async fn version(state: &AppState) -> anyhow::Result<Version> {
+pub(crate) async fn version(state: &AppState) -> anyhow::Result<Version> {
     let client = state.pool.get().await?;
     let row = client
         .query_one(
-            "SELECT (SELECT coalesce(max(last_position), 0) FROM latest_status),
-                    (SELECT coalesce(max(last_position), 0) FROM alerts),
-                    (SELECT count(*) FROM alerts WHERE state <> 'resolved')",
+            // Checkpoints, not max(last_position) over the read models: one indexed row each,
+            // and they move in the same transaction as every change to their tables.
+            "SELECT (SELECT coalesce(max(position), 0) FROM projection_checkpoints WHERE name = 'latest_status'),
+                    (SELECT coalesce(max(position), 0) FROM projection_checkpoints WHERE name = 'alerts'),
+                    (SELECT count(*) FROM alerts WHERE state <> 'resolved'),
+                    (SELECT coalesce(max(position), 0) FROM projection_checkpoints WHERE name = 'outages'),
+                    (SELECT count(*) FROM maintenance_windows
+                      WHERE starts_at <= now() AND ends_at > now() AND cancelled_at IS NULL)",
             &[],
         )
         .await?;
-    Ok((row.get(0), row.get(1), row.get(2)))
+    Ok((row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
 }
 
 async fn fragment(state: &AppState, page: &Page) -> Result<(&'static str, String), WebError> {

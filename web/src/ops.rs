@@ -2,6 +2,7 @@
 //! quarantine and Postgres. Also the quarantine actions: re-submit a message (after fixing
 //! what rejected it) or discard it.
 
+use crate::auth::Viewer;
 use crate::error::{Format, WebError};
 use crate::health::{self, Lag};
 use crate::pages::Layout;
@@ -11,7 +12,9 @@ use crate::view::{self, Age};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
 use serde::Serialize;
+use sitrep_infra::auth::Role;
 use sitrep_infra::metrics;
 use sitrep_infra::{quarantine, InfraError};
 
@@ -239,9 +242,11 @@ fn parse_id(raw: &str) -> Result<i64, WebError> {
 pub async fn resubmit(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    viewer: Viewer,
     headers: HeaderMap,
+    Form(form): Form<TokenForm>,
 ) -> Result<Response, WebError> {
-    crate::forms::same_origin(&headers)?;
+    viewer.check_form(&headers, &form.csrf, Role::Operator)?;
     let id = parse_id(&id)?;
     let bus =
         state.bus.as_ref().ok_or_else(|| WebError::Conflict { what: "This process has no NATS connection.".into() })?;
@@ -255,9 +260,9 @@ pub async fn resubmit(
     let (key, subject, payload): (String, String, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
     // A message's first stored event has this id (ingest's marker); if it exists, part of the
     // message was stored.
-    let marker = sitrep_infra::event_store::derived_event_id(&key, 0, "StatusReported");
+    let markers = sitrep_infra::event_store::message_markers(&key);
     let partly_stored =
-        !sitrep_infra::event_store::existing_ids(&**client, &[marker]).await.map_err(WebError::page)?.is_empty();
+        !sitrep_infra::event_store::existing_ids(&**client, &markers).await.map_err(WebError::page)?.is_empty();
     if partly_stored {
         return Err(WebError::Conflict {
             what: "Some reports of this message were stored; re-submitting it would store them twice. Publish the fixed reports on their own.".into(),
@@ -280,9 +285,11 @@ pub async fn resubmit(
 pub async fn discard(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    viewer: Viewer,
     headers: HeaderMap,
+    Form(form): Form<TokenForm>,
 ) -> Result<Response, WebError> {
-    crate::forms::same_origin(&headers)?;
+    viewer.check_form(&headers, &form.csrf, Role::Operator)?;
     let id = parse_id(&id)?;
     let client = state.pool.get().await.map_err(WebError::page)?;
     let gone = client
@@ -293,4 +300,11 @@ pub async fn discard(
         return Err(not_quarantined(id));
     }
     Ok(Redirect::to("/quarantine").into_response())
+}
+
+/// A form whose only field is its token.
+#[derive(Debug, serde::Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    pub csrf: String,
 }

@@ -4,6 +4,7 @@
 use crate::alerts::Firing;
 use crate::error::{Format, WebError};
 use crate::history::Scope;
+use crate::outages::{Notices, OutageView, WindowView};
 use crate::params::AtQuery;
 use crate::queries::{self, ComponentState};
 use crate::state::AppState;
@@ -36,6 +37,8 @@ pub struct Layout {
     pub travel: Option<Travel>,
     /// The server-sent events URL of a page that updates itself live (see `web::live`).
     pub live: Option<String>,
+    /// Who is signed in, the forms' token, and the outage banner (see `web::auth`).
+    pub chrome: crate::auth::Chrome,
 }
 
 /// The time-travel form and, when a page shows the past, the banner that says so.
@@ -71,6 +74,7 @@ impl Layout {
             refresh_seconds: REFRESH_SECONDS,
             travel: None,
             live: None,
+            chrome: crate::auth::chrome(),
         }
     }
 
@@ -122,12 +126,22 @@ pub(crate) struct Seen<'a> {
     pub shown: Shown,
 }
 
-pub(crate) fn seen<'a>(state: &AppState, now: OffsetDateTime, components: &'a [ComponentState]) -> Vec<Seen<'a>> {
+pub(crate) fn seen<'a>(
+    state: &AppState,
+    now: OffsetDateTime,
+    components: &'a [ComponentState],
+    notices: &Notices,
+) -> Vec<Seen<'a>> {
     let mut out: Vec<Seen> = components
         .iter()
         .map(|c| {
             let ttl = c.ttl_seconds.unwrap_or(state.default_ttl_seconds);
-            Seen { state: c, shown: Shown::of(c.status, view::is_stale(c.observed_at, ttl, now)) }
+            let shown = if notices.in_maintenance(&c.system, &c.component, now) {
+                Shown::Maintenance
+            } else {
+                Shown::of(c.status, view::is_stale(c.observed_at, ttl, now))
+            };
+            Seen { state: c, shown }
         })
         .collect();
     out.sort_by(|a, b| a.shown.cmp(&b.shown).then_with(|| a.state.component.cmp(&b.state.component)));
@@ -174,6 +188,14 @@ pub struct SystemTile {
     /// The system's open alerts, worst first (at most a few; `more_alerts` counts the rest).
     pub alerts: Vec<Firing>,
     pub more_alerts: usize,
+    /// The worst outage in force, which sets the tile's badge.
+    pub outage: Option<TileOutage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TileOutage {
+    pub title: String,
+    pub url: String,
 }
 
 /// A component that is not OK, named on its system's tile.
@@ -191,17 +213,26 @@ pub fn home_page(
     at: Option<OffsetDateTime>,
     components: &[ComponentState],
     open: &OpenAlerts,
+    notices: &Notices,
 ) -> HomePage {
     let clock = at.unwrap_or(now);
-    let all = seen(state, clock, components);
+    let all = seen(state, clock, components, notices);
     let mut by_system: BTreeMap<&str, Vec<&Seen>> = BTreeMap::new();
     for s in &all {
         by_system.entry(s.state.system.as_str()).or_default().push(s);
     }
-    let mut tiles: Vec<(Shown, SystemTile)> = by_system
+    let mut tiles: Vec<((u8, Shown), SystemTile)> = by_system
         .into_iter()
         .map(|(name, items)| {
             let worst = worst(items.iter().copied());
+            let outage = notices.outage_of(name);
+            // An outage outranks what collectors say: critical and major first, minor with degraded.
+            let rank = match outage.map(|o| o.severity.as_str()) {
+                Some("critical") => 0,
+                Some("major") => 1,
+                Some(_) if worst > Shown::Degraded => 2,
+                _ => 3,
+            };
             let newest = items.iter().map(|s| s.state.observed_at).max().unwrap_or(clock);
             let all_stale = items.iter().all(|s| s.shown == Shown::Stale);
             let problems: Vec<&&Seen> =
@@ -216,7 +247,14 @@ pub fn home_page(
                 more_alerts,
                 name: name.to_owned(),
                 url: format!("/systems/{name}{}", params::at_suffix(at, '?')),
-                worst: worst.badge(),
+                worst: outage
+                    .and_then(|o| sitrep_domain::outage::OutageSeverity::parse(&o.severity))
+                    .map(view::outage_badge)
+                    .unwrap_or_else(|| worst.badge()),
+                outage: outage.map(|o| TileOutage {
+                    title: o.title.clone(),
+                    url: format!("/systems/{}/outages/{}", o.system, o.id),
+                }),
                 counts: counts(items.iter().copied()),
                 component_count: items.len(),
                 last_report: view::age(newest, clock, all_stale),
@@ -231,7 +269,7 @@ pub fn home_page(
                     })
                     .collect(),
             };
-            (worst, tile)
+            ((rank, worst), tile)
         })
         .collect();
     tiles.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
@@ -257,14 +295,19 @@ pub async fn home_view(
     }
     .map_err(WebError::page)?;
     let open = open_alerts(state, at, None).await?;
-    Ok(home_page(state, now, at, &components, &open))
+    let notices = Notices::at(state, at.unwrap_or(now), None).await.map_err(WebError::page)?;
+    Ok(home_page(state, now, at, &components, &open, &notices))
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Result<Html<String>, WebError> {
     let now = state.now();
     let at = q.resolve(Format::Html, now)?;
-    render("home", &home_view(&state, now, at).await?)
+    let make = async { render("home", &home_view(&state, now, at).await?) };
+    match at {
+        None => crate::pagecache::page(&state, "home".into(), make).await,
+        Some(_) => make.await,
+    }
 }
 
 // -------------------------------------------------------------------------------------- system
@@ -281,6 +324,10 @@ pub struct SystemPage {
     pub component_count: usize,
     pub groups: Vec<Group>,
     pub api_url: String,
+    /// Outages in force, worst first.
+    pub outages: Vec<OutageView>,
+    /// Maintenance windows and reservations on or coming, soonest first.
+    pub windows: Vec<WindowView>,
 }
 
 /// Components of one kind: the `kind` label, else the path prefix (`login/`, `queue/`, `fs/`).
@@ -319,6 +366,8 @@ pub const HEADLINE_METRICS: [&str; 4] = ["utilisation_pct", "utilization_pct", "
 pub type Sparks = HashMap<(String, String), Vec<(OffsetDateTime, f64)>>;
 
 /// The system page at `now`, or as it was at `at`.
+// Each read model's data comes in separately, so template tests can give any mix of them.
+#[allow(clippy::too_many_arguments)]
 pub fn system_page(
     state: &AppState,
     now: OffsetDateTime,
@@ -327,9 +376,10 @@ pub fn system_page(
     components: &[ComponentState],
     sparks: &Sparks,
     open: &OpenAlerts,
+    notices: &Notices,
 ) -> SystemPage {
     let clock = at.unwrap_or(now);
-    let all = seen(state, clock, components);
+    let all = seen(state, clock, components, notices);
     let mut by_kind: BTreeMap<String, Vec<&Seen>> = BTreeMap::new();
     for s in &all {
         by_kind.entry(kind_of(s.state)).or_default().push(s);
@@ -373,10 +423,16 @@ pub fn system_page(
             .live(format!("/live?page=system&system={system}")),
         system: system.to_owned(),
         home_url: format!("/{}", params::at_suffix(at, '?')),
-        worst: worst(all.iter()).badge(),
+        worst: notices
+            .outage_of(system)
+            .and_then(|o| sitrep_domain::outage::OutageSeverity::parse(&o.severity))
+            .map(view::outage_badge)
+            .unwrap_or_else(|| worst(all.iter()).badge()),
         counts: counts(all.iter()),
         component_count: all.len(),
         groups: groups.into_iter().map(|(_, g)| g).collect(),
+        outages: notices.outages.iter().filter(|o| o.system == system).map(|o| OutageView::of(o, clock)).collect(),
+        windows: notices.windows.iter().filter(|w| w.system == system).map(|w| WindowView::of(w, clock)).collect(),
         api_url: format!("/api/v1/status/{system}{}", params::at_suffix(at, '?')),
     }
 }
@@ -403,7 +459,8 @@ pub async fn system_view(
         .await
         .map_err(WebError::page)?;
     let open = open_alerts(state, at, Some(system)).await?;
-    Ok(system_page(state, now, at, system, &components, &sparks, &open))
+    let notices = Notices::at(state, clock, Some(system)).await.map_err(WebError::page)?;
+    Ok(system_page(state, now, at, system, &components, &sparks, &open, &notices))
 }
 
 #[tracing::instrument(skip_all, fields(system = %system))]
@@ -414,7 +471,11 @@ pub async fn system(
 ) -> Result<Html<String>, WebError> {
     let now = state.now();
     let at = q.resolve(Format::Html, now)?;
-    render("system", &system_view(&state, now, at, &system).await?)
+    let make = async { render("system", &system_view(&state, now, at, &system).await?) };
+    match at {
+        None => crate::pagecache::page(&state, format!("system/{system}"), make).await,
+        Some(_) => make.await,
+    }
 }
 
 /// The window a sparkline covers.
@@ -567,7 +628,9 @@ pub(crate) mod tests {
 
     #[test]
     fn the_home_page_renders_worst_system_first_with_counts_and_ages() {
-        let html = templates::render("home", &home_page(&state(), NOW, None, &realistic(), &firing())).unwrap();
+        let html =
+            templates::render("home", &home_page(&state(), NOW, None, &realistic(), &firing(), &Notices::default()))
+                .unwrap();
         let casper = html.find("href=\"/systems/casper\"").unwrap();
         let derecho = html.find("href=\"/systems/derecho\"").unwrap();
         let hub = html.find("href=\"/systems/jupyterhub\"").unwrap();
@@ -586,7 +649,9 @@ pub(crate) mod tests {
 
     #[test]
     fn the_home_page_renders_empty_with_what_to_do() {
-        let html = templates::render("home", &home_page(&state(), NOW, None, &[], &OpenAlerts::new())).unwrap();
+        let html =
+            templates::render("home", &home_page(&state(), NOW, None, &[], &OpenAlerts::new(), &Notices::default()))
+                .unwrap();
         assert!(html.contains("No reports yet."));
         assert!(html.contains("sitrep.report.&lt;system&gt;"));
         assert!(html.contains("docs/collectors.md"));
@@ -598,9 +663,11 @@ pub(crate) mod tests {
         let hourly = |v: f64, h: i64| (NOW - time::Duration::hours(h), v);
         let sparks: Sparks =
             [(("fs/glade".to_owned(), "used_pct".to_owned()), vec![hourly(80.0, 3), hourly(93.5, 1)])].into();
-        let html =
-            templates::render("system", &system_page(&state(), NOW, None, "derecho", &components, &sparks, &firing()))
-                .unwrap();
+        let html = templates::render(
+            "system",
+            &system_page(&state(), NOW, None, "derecho", &components, &sparks, &firing(), &Notices::default()),
+        )
+        .unwrap();
         for needle in
             ["<h2>fs", "<h2>login", "<h2>queue", "1,203", "93.5", "<meter", "20,000&#8239;TB", "/api/v1/status/derecho"]
         {
@@ -618,8 +685,11 @@ pub(crate) mod tests {
     #[test]
     fn a_page_in_the_past_says_so_links_back_to_now_and_keeps_the_instant_in_its_links() {
         let at = NOW - time::Duration::hours(8);
-        let html =
-            templates::render("home", &home_page(&state(), NOW, Some(at), &realistic(), &OpenAlerts::new())).unwrap();
+        let html = templates::render(
+            "home",
+            &home_page(&state(), NOW, Some(at), &realistic(), &OpenAlerts::new(), &Notices::default()),
+        )
+        .unwrap();
         assert!(html
             .contains("Showing the state at <time datetime=\"2026-11-22T02:00:00Z\">2026-11-22 02:00:00 UTC</time>"));
         assert!(html.contains("<a href=\"/\">Back to now</a>"));
@@ -629,7 +699,16 @@ pub(crate) mod tests {
         let components: Vec<_> = realistic().into_iter().filter(|c| c.system == "derecho").collect();
         let html = templates::render(
             "system",
-            &system_page(&state(), NOW, Some(at), "derecho", &components, &Sparks::new(), &OpenAlerts::new()),
+            &system_page(
+                &state(),
+                NOW,
+                Some(at),
+                "derecho",
+                &components,
+                &Sparks::new(),
+                &OpenAlerts::new(),
+                &Notices::default(),
+            ),
         )
         .unwrap();
         assert!(html.contains("href=\"/systems/derecho/components/fs/glade?at&#x3D;2026-11-22T02:00:00Z\""));
@@ -641,7 +720,7 @@ pub(crate) mod tests {
         c.message = None;
         let html = templates::render(
             "system",
-            &system_page(&state(), NOW, None, "derecho", &[c], &Sparks::new(), &OpenAlerts::new()),
+            &system_page(&state(), NOW, None, "derecho", &[c], &Sparks::new(), &OpenAlerts::new(), &Notices::default()),
         )
         .unwrap();
         assert!(html.contains("<h2>other") && html.contains("UNKNOWN"));

@@ -1,7 +1,7 @@
 //! Every URL of sitrep, in one place.
 
 use crate::state::AppState;
-use crate::{alerts, api, component, events, health, live, ops, pages, templates};
+use crate::{alerts, api, auth, collect, component, events, health, live, ops, outages, pages, signin, templates};
 use axum::http::header;
 use axum::routing::{get, post};
 use axum::Router;
@@ -24,7 +24,15 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/rules", get(alerts::rules_page))
         .route("/alerts/{id}", get(alerts::alert_page))
         .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
-        .route("/alerts/{id}/silence", post(alerts::silence));
+        .route("/alerts/{id}/silence", post(alerts::silence))
+        .route("/outages", get(outages::list_page).post(outages::declare))
+        .route("/maintenance", post(outages::schedule))
+        .route("/systems/{system}/outages/{id}", get(outages::outage_page))
+        .route("/systems/{system}/outages/{id}/{action}", post(outages::update_outage))
+        .route("/systems/{system}/maintenance/{id}", get(outages::window_page))
+        .route("/systems/{system}/maintenance/{id}/{action}", post(outages::update_window))
+        .route("/sign-in", get(signin::page).post(signin::sign_in))
+        .route("/sign-out", post(signin::sign_out));
     let api = Router::new()
         .route("/api/v1/status", get(api::status_all))
         .route("/api/v1/status/{system}", get(api::status_system))
@@ -33,7 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/quarantine", get(api::quarantine))
         .route("/api/v1/alerts", get(alerts::list_api))
         .route("/api/v1/alerts/{id}", get(alerts::alert_api))
-        .route("/api/v1/events/{position}", get(alerts::event_api));
+        .route("/api/v1/events/{position}", get(alerts::event_api))
+        .route("/api/v1/outages", get(outages::api).post(collect::outages))
+        .route("/api/v1/maintenance", post(collect::maintenance))
+        .route("/api/v1/reports", post(collect::reports));
     let plumbing = Router::new()
         .route(
             "/static/sitrep.css",
@@ -55,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(plumbing)
         .fallback(pages::not_found)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
         .route_layer(axum::middleware::from_fn(health::count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

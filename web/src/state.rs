@@ -1,7 +1,9 @@
 //! State shared by every handler.
 
 use deadpool_postgres::Pool;
+use sitrep_infra::auth::User;
 use sitrep_projections::Retention;
+use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -25,6 +27,31 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// What live pages depend on, watched by one task for all of them (started by the first).
     pub live_versions: crate::live::Versions,
+    /// Who may sign in and how sessions behave.
+    pub auth: AuthConfig,
+    /// Rendered `/` and system pages, served again while nothing they show has changed.
+    pub pages: crate::pagecache::PageCache,
+}
+
+/// Signing in: users from the users file, whether viewing needs it, how long it lasts.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// Users from `SITREP_USERS_FILE` (others are in the `users` table).
+    pub users_file: Arc<HashMap<String, User>>,
+    pub view_requires_sign_in: bool,
+    pub session_length: time::Duration,
+    pub secure_cookies: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            users_file: Arc::default(),
+            view_requires_sign_in: false,
+            session_length: time::Duration::hours(12),
+            secure_cookies: false,
+        }
+    }
 }
 
 /// JetStream and the names sitrep uses in it.
@@ -34,6 +61,8 @@ pub struct Bus {
     pub reports_stream: String,
     pub ingest_consumer: String,
     pub alerts_stream: String,
+    /// What subjects start with: HTTP ingest publishes on `<prefix>.report.<system>` and friends.
+    pub subject_prefix: String,
 }
 
 impl AppState {
@@ -47,6 +76,8 @@ impl AppState {
             bus: None,
             shutdown: tokio_util::sync::CancellationToken::new(),
             live_versions: crate::live::Versions::default(),
+            auth: AuthConfig::default(),
+            pages: Default::default(),
         }
     }
 

@@ -21,6 +21,10 @@ pub const PAGES: &[(&str, &str)] = &[
     ("ops", include_str!("../templates/ops.hbs")),
     ("event", include_str!("../templates/event.hbs")),
     ("error", include_str!("../templates/error.hbs")),
+    ("sign_in", include_str!("../templates/sign_in.hbs")),
+    ("outages", include_str!("../templates/outages.hbs")),
+    ("outage", include_str!("../templates/outage.hbs")),
+    ("window", include_str!("../templates/window.hbs")),
 ];
 
 /// `(name, source)` of every partial.

@@ -18,12 +18,22 @@ pub enum Shown {
     Unknown,
     Starting,
     Stopped,
+    /// Inside a maintenance window that is on: shown over what the collector says.
+    Maintenance,
     Ok,
 }
 
 impl Shown {
-    pub const ALL: [Shown; 7] =
-        [Shown::Failed, Shown::Stale, Shown::Degraded, Shown::Unknown, Shown::Starting, Shown::Stopped, Shown::Ok];
+    pub const ALL: [Shown; 8] = [
+        Shown::Failed,
+        Shown::Stale,
+        Shown::Degraded,
+        Shown::Unknown,
+        Shown::Starting,
+        Shown::Stopped,
+        Shown::Maintenance,
+        Shown::Ok,
+    ];
 
     pub fn of(status: Status, stale: bool) -> Self {
         if stale {
@@ -56,6 +66,7 @@ impl Shown {
             Shown::Unknown => "unknown",
             Shown::Starting => "starting",
             Shown::Stopped => "stopped",
+            Shown::Maintenance => "maintenance",
             Shown::Ok => "ok",
         }
     }
@@ -68,6 +79,7 @@ impl Shown {
             Shown::Unknown => ("UNKNOWN", "?"),
             Shown::Starting => ("STARTING", "▶"),
             Shown::Stopped => ("STOPPED", "■"),
+            Shown::Maintenance => ("MAINTENANCE", "⚒"),
             Shown::Ok => ("OK", "✓"),
         };
         Badge { key: self.key(), label, icon }
@@ -80,6 +92,18 @@ pub struct Badge {
     pub key: &'static str,
     pub label: &'static str,
     pub icon: &'static str,
+}
+
+/// The badge of a system with an outage in force: it outranks what collectors say, since
+/// operators know first.
+pub fn outage_badge(severity: sitrep_domain::outage::OutageSeverity) -> Badge {
+    use sitrep_domain::outage::OutageSeverity as S;
+    let (key, label) = match severity {
+        S::Critical => ("outage-critical", "CRITICAL OUTAGE"),
+        S::Major => ("outage-major", "MAJOR OUTAGE"),
+        S::Minor => ("outage-minor", "MINOR OUTAGE"),
+    };
+    Badge { key, label, icon: "⚠" }
 }
 
 /// How old a value is: `text` for the eye ("12 s ago"), `exact` on hover, `iso` for machines.

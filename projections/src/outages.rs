@@ -1,0 +1,167 @@
+//! Outages (with their timelines) and maintenance windows, as operators declared and scheduled
+//! them. Whether a window is on depends on the time shown, so the read side compares; this read
+//! model only records what was said.
+
+use crate::runner::Projection;
+use deadpool_postgres::Transaction;
+use serde::Deserialize;
+use sitrep_domain::maintenance::{self, MaintenanceEvent};
+use sitrep_domain::outage::{self, OutageEvent};
+use sitrep_domain::ComponentName;
+use sitrep_infra::event_store::StoredEvent;
+
+pub struct Outages;
+
+/// Who said it: the operator for a form, else the API key it came with over HTTP, else `nats`.
+fn said_by(e: &StoredEvent) -> String {
+    let get = |k: &str| e.metadata.get(k).and_then(|v| v.as_str());
+    match (get("by"), get("api_key")) {
+        (Some(by), _) => by.to_owned(),
+        (None, Some(key)) => format!("key {key}"),
+        (None, None) => get("source").unwrap_or("nats").to_owned(),
+    }
+}
+
+fn names(components: &[ComponentName]) -> Vec<&str> {
+    components.iter().map(ComponentName::as_str).collect()
+}
+
+impl Projection for Outages {
+    fn name(&self) -> &'static str {
+        "outages"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["outages", "outage_updates", "maintenance_windows"]
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
+        for e in events {
+            match e.aggregate_type.as_str() {
+                outage::AGGREGATE_TYPE => apply_outage(tx, e, OutageEvent::deserialize(&e.payload)?).await?,
+                maintenance::AGGREGATE_TYPE => apply_window(tx, e, MaintenanceEvent::deserialize(&e.payload)?).await?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn apply_outage(tx: &Transaction<'_>, e: &StoredEvent, event: OutageEvent) -> anyhow::Result<()> {
+    let by = said_by(e);
+    let (system, id, at, kind, severity, message) = match &event {
+        OutageEvent::Declared { system, id, outage: o, at } => {
+            tx.execute(
+                "INSERT INTO outages (system, id, severity, title, description, components, started_at,
+                                      estimated_resolution, declared_position, updated_position)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                &[
+                    &system.as_str(),
+                    &id.as_str(),
+                    &o.severity.as_str(),
+                    &o.title,
+                    &o.description,
+                    &names(&o.components),
+                    &o.started_at,
+                    &o.estimated_resolution,
+                    &e.position,
+                ],
+            )
+            .await?;
+            (system, id, at, "declared", Some(o.severity.as_str()), o.description.as_deref())
+        }
+        OutageEvent::Updated { system, id, change: c, at } => {
+            tx.execute(
+                "UPDATE outages SET severity = coalesce($3, severity), title = coalesce($4, title),
+                        description = coalesce($5, description), components = coalesce($6, components),
+                        estimated_resolution = coalesce($7, estimated_resolution), updated_position = $8
+                 WHERE system = $1 AND id = $2",
+                &[
+                    &system.as_str(),
+                    &id.as_str(),
+                    &c.severity.map(|s| s.as_str()),
+                    &c.title,
+                    &c.description,
+                    &c.components.as_deref().map(names),
+                    &c.estimated_resolution,
+                    &e.position,
+                ],
+            )
+            .await?;
+            (system, id, at, "updated", c.severity.map(|s| s.as_str()), Some(c.message.as_str()))
+        }
+        OutageEvent::Resolved { system, id, message, at } => {
+            tx.execute(
+                "UPDATE outages SET resolved_at = $3, updated_position = $4 WHERE system = $1 AND id = $2",
+                &[&system.as_str(), &id.as_str(), at, &e.position],
+            )
+            .await?;
+            (system, id, at, "resolved", None, message.as_deref())
+        }
+    };
+    tx.execute(
+        "INSERT INTO outage_updates (position, system, id, at, kind, severity, message, by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[&e.position, &system.as_str(), &id.as_str(), at, &kind, &severity, &message, &by],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn apply_window(tx: &Transaction<'_>, e: &StoredEvent, event: MaintenanceEvent) -> anyhow::Result<()> {
+    match event {
+        MaintenanceEvent::Scheduled { system, id, window: w, .. } => {
+            tx.execute(
+                "INSERT INTO maintenance_windows (system, id, kind, title, description, components, nodes, partition,
+                                                  starts_at, ends_at, scheduled_position, updated_position)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                &[
+                    &system.as_str(),
+                    &id.as_str(),
+                    &w.kind.as_str(),
+                    &w.title,
+                    &w.description,
+                    &names(&w.components),
+                    &w.nodes.map(|n| n as i32),
+                    &w.partition,
+                    &w.starts_at,
+                    &w.ends_at,
+                    &e.position,
+                ],
+            )
+            .await?;
+        }
+        MaintenanceEvent::Updated { system, id, change: c, .. } => {
+            tx.execute(
+                "UPDATE maintenance_windows SET title = coalesce($3, title), description = coalesce($4, description),
+                        components = coalesce($5, components), nodes = coalesce($6, nodes),
+                        partition = coalesce($7, partition), starts_at = coalesce($8, starts_at),
+                        ends_at = coalesce($9, ends_at), message = coalesce($10, message), updated_position = $11
+                 WHERE system = $1 AND id = $2",
+                &[
+                    &system.as_str(),
+                    &id.as_str(),
+                    &c.title,
+                    &c.description,
+                    &c.components.as_deref().map(names),
+                    &c.nodes.map(|n| n as i32),
+                    &c.partition,
+                    &c.starts_at,
+                    &c.ends_at,
+                    &c.message,
+                    &e.position,
+                ],
+            )
+            .await?;
+        }
+        MaintenanceEvent::Cancelled { system, id, message, at } => {
+            tx.execute(
+                "UPDATE maintenance_windows SET cancelled_at = $3, message = coalesce($4, message), updated_position = $5
+                 WHERE system = $1 AND id = $2",
+                &[&system.as_str(), &id.as_str(), &at, &message, &e.position],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

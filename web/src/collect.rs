@@ -1,0 +1,164 @@
+//! HTTP ingest, for collectors that cannot speak NATS: `POST /api/v1/reports`,
+//! `/api/v1/outages` and `/api/v1/maintenance` take the same JSON as the subjects and go the
+//! same way: checked here (so the caller hears about mistakes at once), then published on the
+//! subject, where ingest stores, deduplicates and quarantines exactly as for NATS publishers.
+//!
+//! - `401`: no key, or one that is unknown or revoked. `403`: the key was not issued for the
+//!   payload's system. Either way nothing is published.
+//! - `413`: the body is over the wire format's 1 MiB.
+//! - `400`: the message is wrong, or every report in it is; the body names each field.
+//! - `202`: published; says how many reports will be stored and which batch items were rejected
+//!   (those go to quarantine, as over NATS).
+//!
+//! An `Idempotency-Key` header becomes the message's `Nats-Msg-Id`, so a retried POST is stored once.
+
+use crate::error::WebError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use sitrep_domain::notice;
+use sitrep_domain::wire::{self, FieldError, MessageKind, MAX_PAYLOAD_BYTES};
+use sitrep_infra::auth;
+
+/// What a `202` says.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    /// Reports (or outage/maintenance messages) that will be stored.
+    pub accepted: usize,
+    /// Batch items rejected alone; the message is also kept in quarantine with these reasons.
+    pub rejected: Vec<FieldError>,
+    /// The subject it was published on.
+    pub subject: String,
+    /// The report stream's sequence number for the message.
+    pub stream_seq: u64,
+    /// True when JetStream had already seen this `Idempotency-Key` (nothing new was published).
+    pub duplicate: bool,
+}
+
+pub async fn reports(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, WebError> {
+    post(state, headers, body, MessageKind::Report).await
+}
+
+pub async fn outages(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, WebError> {
+    post(state, headers, body, MessageKind::Outage).await
+}
+
+pub async fn maintenance(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, WebError> {
+    post(state, headers, body, MessageKind::Maintenance).await
+}
+
+/// The bearer key of a request.
+fn bearer(headers: &HeaderMap) -> Result<&str, WebError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| WebError::BadKey { what: "No API key: the Authorization header is missing.".into() })?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| WebError::BadKey { what: "The Authorization header must be `Bearer <key>`.".into() })
+}
+
+#[tracing::instrument(skip_all, fields(kind = kind.token(), key = tracing::field::Empty, system = tracing::field::Empty))]
+async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+    kind: MessageKind,
+) -> Result<Response, WebError> {
+    let key = bearer(&headers)?;
+    let client = state.pool.get().await.map_err(WebError::api)?;
+    let (key_name, systems) = auth::check_key(&**client, key)
+        .await
+        .map_err(WebError::api)?
+        .ok_or_else(|| WebError::BadKey { what: "This API key is unknown or revoked.".into() })?;
+    drop(client);
+    tracing::Span::current().record("key", key_name.as_str());
+
+    let payload = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await.map_err(|_| WebError::TooLarge {
+        what: format!("the body is over {MAX_PAYLOAD_BYTES} bytes, the most one message may be"),
+    })?;
+    let system = wire::peek_system(&payload).map_err(|e| WebError::Rejected { errors: vec![e] })?;
+    tracing::Span::current().record("system", system.as_str());
+    if !systems.iter().any(|s| s == system.as_str()) {
+        return Err(WebError::Forbidden {
+            format: crate::error::Format::Json,
+            what: format!(
+                "system: the key {key_name:?} may publish for {}, not for {:?}; nothing was stored",
+                systems.join(", "),
+                system.as_str()
+            ),
+        });
+    }
+
+    let now = time::OffsetDateTime::now_utc();
+    let (accepted, rejected) = match kind {
+        MessageKind::Report => {
+            let decoded =
+                wire::decode(system.as_str(), &payload, now).map_err(|e| WebError::Rejected { errors: vec![e] })?;
+            if decoded.reports.is_empty() {
+                return Err(WebError::Rejected { errors: decoded.rejected });
+            }
+            (decoded.reports.len(), decoded.rejected)
+        }
+        _ => {
+            let notice = notice::decode(kind, system.as_str(), &payload, now)
+                .map_err(|e| WebError::Rejected { errors: vec![e] })?;
+            refused_by_aggregate(&state, &notice).await?;
+            (1, Vec::new())
+        }
+    };
+
+    let bus = state
+        .bus
+        .as_ref()
+        .ok_or_else(|| WebError::Unavailable { what: "This process has no NATS connection.".into() })?;
+    let subject = format!("{}.{}.{}", bus.subject_prefix, kind.token(), system.as_str());
+    let mut nats_headers = async_nats::HeaderMap::new();
+    if let Some(id) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+        nats_headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+    }
+    nats_headers.insert("Sitrep-Api-Key", key_name.as_str());
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, %subject, "publishing an HTTP message failed");
+        WebError::Unavailable { what: format!("Could not publish to NATS ({e}); nothing was stored.") }
+    };
+    let ack = bus
+        .js
+        .publish_with_headers(subject.clone(), nats_headers, payload)
+        .await
+        .map_err(|e| unavailable(&e))?
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let body = Accepted { accepted, rejected, subject, stream_seq: ack.sequence, duplicate: ack.duplicate };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Answers `409` at once when the outage or window, as stored now, refuses the command (declaring
+/// one that exists, resolving one never declared), instead of `202` and a quarantined message.
+/// Ingest still decides for itself: a message racing another for the same id is settled there.
+async fn refused_by_aggregate(state: &AppState, notice: &notice::Notice) -> Result<(), WebError> {
+    let (ty, agg_id) = notice.target();
+    let client = state.pool.get().await.map_err(WebError::api)?;
+    let rows = client
+        .query(
+            "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+            &[&ty, &agg_id],
+        )
+        .await
+        .map_err(|e| WebError::api(sitrep_infra::InfraError::from(e)))?;
+    let mut aggregate = notice::NoticeState::empty(notice);
+    for row in rows {
+        aggregate.apply_stored(row.get(0)).map_err(WebError::api)?;
+    }
+    match aggregate.decide(notice).await {
+        Err(what) => Err(WebError::Refused { what: format!("{what}; nothing was stored") }),
+        Ok(_) => Ok(()),
+    }
+}

@@ -1,0 +1,132 @@
+//! `/sign-in` and `/sign-out`.
+
+use crate::auth::{self as web_auth, Viewer, SESSION_COOKIE};
+use crate::error::WebError;
+use crate::pages::{render, Layout};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::{Deserialize, Serialize};
+use sitrep_infra::auth;
+
+/// The sign-in page; `error` after a failed attempt.
+#[derive(Debug, Serialize)]
+pub struct SignInPage {
+    pub layout: Layout,
+    pub next: String,
+    pub name: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Next {
+    pub next: Option<String>,
+}
+
+/// Where to go after signing in: a path on this dashboard, never another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+pub async fn page(State(state): State<AppState>, Query(q): Query<Next>) -> Result<Response, WebError> {
+    let page = SignInPage {
+        layout: Layout::still("Sign in", "", state.now()),
+        next: safe_next(q.next.as_deref()),
+        name: String::new(),
+        error: None,
+    };
+    Ok(render("sign_in", &page)?.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub csrf: String,
+    pub next: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(user = %form.name))]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, WebError> {
+    crate::forms::same_origin(&headers)?;
+    viewer.check_token(&form.csrf)?;
+    let next = safe_next(form.next.as_deref());
+    let client = state.pool.get().await.map_err(WebError::page)?;
+    let user = auth::find_user(&**client, &state.auth.users_file, form.name.trim()).await.map_err(WebError::page)?;
+    // Hash even for an unknown name, so the answer takes as long either way.
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let password = form.password.clone();
+    let ok = tokio::task::spawn_blocking(move || match hash {
+        Some(h) => auth::verify_password(&h, &password),
+        None => {
+            let _ = auth::hash_password(&password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    let Some(user) = user.filter(|_| ok) else {
+        tracing::info!("sign-in refused");
+        let page = SignInPage {
+            layout: Layout::still("Sign in", "", state.now()),
+            next,
+            name: form.name,
+            error: Some("That name and password do not match.".into()),
+        };
+        return Ok((StatusCode::UNAUTHORIZED, render("sign_in", &page)?).into_response());
+    };
+    let (token, session) =
+        auth::start_session(&**client, &user, state.auth.session_length).await.map_err(WebError::page)?;
+    tracing::info!(role = session.role.as_str(), "signed in");
+    let cookie = web_auth::set_cookie(&state, SESSION_COOKIE, token, Some(state.auth.session_length));
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignOutForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(form): Form<SignOutForm>,
+) -> Result<Response, WebError> {
+    crate::forms::same_origin(&headers)?;
+    viewer.check_token(&form.csrf)?;
+    if let Some(token) = web_auth::session_token(&headers) {
+        let client = state.pool.get().await.map_err(WebError::page)?;
+        auth::end_session(&**client, &token).await.map_err(WebError::page)?;
+    }
+    let gone = web_auth::set_cookie(&state, SESSION_COOKIE, String::new(), Some(time::Duration::ZERO));
+    Ok(([(header::SET_COOKIE, gone)], Redirect::to("/")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_signing_in_only_pages_of_this_dashboard_are_followed() {
+        assert_eq!(safe_next(Some("/alerts?state=open")), "/alerts?state=open");
+        for bad in ["https://evil.example/", "//evil.example/", "/\\evil", "alerts"] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}
