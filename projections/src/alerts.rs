@@ -12,7 +12,7 @@ use crate::runner::Projection;
 use anyhow::Context;
 use deadpool_postgres::Transaction;
 use serde::Deserialize;
-use sitrep_domain::alert::{AlertEvent, Evaluator, EvaluatorEvent, Input, AGGREGATE_TYPE as ALERT};
+use sitrep_domain::alert::{AlertEvent, Decision, Evaluator, EvaluatorEvent, Input, AGGREGATE_TYPE as ALERT};
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
 use sitrep_infra::alerts;
 use sitrep_infra::event_store::StoredEvent;
@@ -42,7 +42,17 @@ pub async fn evaluator_state(client: &impl tokio_postgres::GenericClient) -> any
     })
 }
 
+/// What one step of the evaluator carries: its state, the last position applied, and the
+/// decisions to append when the step finishes.
+#[derive(Default)]
+pub struct EvaluatorStep {
+    evaluator: Option<(i64, Evaluator)>,
+    decisions: Vec<Decision>,
+}
+
 impl Projection for AlertEvaluator {
+    type Step = EvaluatorStep;
+
     fn name(&self) -> &'static str {
         Self::NAME
     }
@@ -51,37 +61,59 @@ impl Projection for AlertEvaluator {
         &["alert_evaluator_state"]
     }
 
-    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
+    /// Its state is one document, written once per step: a step covers up to ten batches.
+    fn step_events(&self) -> i64 {
+        10 * crate::runner::BATCH
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[StoredEvent],
+        step: &mut EvaluatorStep,
+    ) -> anyhow::Result<()> {
         let Some(last) = events.last().map(|e| e.position) else { return Ok(()) };
-        // The kept state serves if it has applied exactly the events before this batch.
-        let kept = self.kept.lock().expect("the evaluator's kept state").take();
-        let mut evaluator = match kept {
-            Some((at, evaluator)) if at == Self::last_before(tx, events[0].position).await? => evaluator,
-            _ => evaluator_state(&**tx).await?,
+        let mut evaluator = match step.evaluator.take() {
+            Some((_, current)) => current,
+            None => {
+                // The kept state serves if it has applied exactly the events before this step.
+                let kept = self.kept.lock().expect("the evaluator's kept state").take();
+                match kept {
+                    Some((at, evaluator)) if at == Self::last_before(tx, events[0].position).await? => evaluator,
+                    _ => evaluator_state(&**tx).await?,
+                }
+            }
         };
-        let mut decisions = Vec::new();
         for e in events {
             let position = e.position;
             match e.aggregate_type.as_str() {
                 COMPONENT if e.event_type == ComponentEvent::STATUS_REPORTED => {
                     if let ComponentEvent::StatusReported(r) = ComponentEvent::deserialize(&e.payload)? {
-                        decisions.extend(evaluator.handle(position, Input::Reported(&r)));
+                        step.decisions.extend(evaluator.handle(position, Input::Reported(&r)));
                     }
                 }
                 EvaluatorEvent::AGGREGATE_TYPE => {
                     let event = EvaluatorEvent::deserialize(&e.payload)?;
-                    decisions.extend(evaluator.handle(position, Input::Evaluator(&event)));
+                    step.decisions.extend(evaluator.handle(position, Input::Evaluator(&event)));
                 }
                 ALERT => {
                     let event = AlertEvent::deserialize(&e.payload)?;
                     let id =
                         Uuid::parse_str(&e.aggregate_id).with_context(|| format!("alert id {}", e.aggregate_id))?;
-                    decisions.extend(evaluator.handle(position, Input::Alert(id, &event)));
+                    step.decisions.extend(evaluator.handle(position, Input::Alert(id, &event)));
                 }
                 _ => {}
             }
         }
-        let appended = alerts::execute(&**tx, decisions).await?;
+        step.evaluator = Some((last, evaluator));
+        Ok(())
+    }
+
+    /// Appends the step's decisions (taking the log's writer lock only now, briefly) and saves
+    /// the state.
+    async fn finish(&self, tx: &Transaction<'_>, step: EvaluatorStep) -> anyhow::Result<()> {
+        let Some((last, evaluator)) = step.evaluator else { return Ok(()) };
+        let appended = alerts::execute(&**tx, step.decisions).await?;
         if appended > 0 {
             tracing::info!(events = appended, "alert evaluator decided");
         }
@@ -111,6 +143,8 @@ impl AlertEvaluator {
 pub struct Alerts;
 
 impl Projection for Alerts {
+    type Step = ();
+
     fn name(&self) -> &'static str {
         "alerts"
     }
@@ -119,7 +153,7 @@ impl Projection for Alerts {
         &["alerts", "alert_transitions"]
     }
 
-    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
+    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent], _: &mut ()) -> anyhow::Result<()> {
         for t in alerts::transitions(&**tx, events).await? {
             let Some(info) = t.after.info.as_ref() else { continue };
             let state = t.after.state.as_str();

@@ -39,7 +39,34 @@ struct Report {
     late: bool,
 }
 
+/// What one step of history carries from batch to batch, written once by `finish`: metric
+/// values to fold into their rollups, each component's open segment as the step has moved it,
+/// the segments it touched, and the seconds to add to the status rollups. Under a backlog a step
+/// sees a component many times, and its rollup and segment rows are written once.
+#[derive(Default)]
+pub struct HistoryStep {
+    metrics: MetricValues,
+    /// Open segments, loaded once per component per step (`None`: it has none).
+    open: HashMap<Key, Option<Segment>>,
+    touched: HashMap<(Key, OffsetDateTime), Segment>,
+    order: Vec<(Key, OffsetDateTime)>,
+    seconds: HashMap<(Key, Resolution, OffsetDateTime, String), i64>,
+}
+
+/// Metric values as the columns of one `unnest`.
+#[derive(Default)]
+struct MetricValues {
+    systems: Vec<String>,
+    components: Vec<String>,
+    names: Vec<String>,
+    values: Vec<f64>,
+    times: Vec<OffsetDateTime>,
+    positions: Vec<i64>,
+}
+
 impl Projection for History {
+    type Step = HistoryStep;
+
     fn name(&self) -> &'static str {
         "history"
     }
@@ -48,7 +75,12 @@ impl Projection for History {
         &["history_reports", "status_segments", "metric_rollups", "status_rollups"]
     }
 
-    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
+    /// Rollups and segments merge, so a step covers up to fifty batches when they wait.
+    fn step_events(&self) -> i64 {
+        50 * crate::runner::BATCH
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent], step: &mut HistoryStep) -> anyhow::Result<()> {
         let mut reports = Vec::new();
         for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
             if let ComponentEvent::StatusReported(r) = ComponentEvent::deserialize(&stored.payload)? {
@@ -73,8 +105,24 @@ impl Projection for History {
             return Ok(());
         }
         insert_reports(tx, &reports).await.context("history_reports")?;
-        merge_metric_rollups(tx, &reports).await.context("metric_rollups")?;
-        self.advance_timelines(tx, &reports).await.context("status_segments")
+        for r in &reports {
+            for (name, value) in &r.metrics {
+                let m = &mut step.metrics;
+                m.systems.push(r.key.0.clone());
+                m.components.push(r.key.1.clone());
+                m.names.push(name.clone());
+                m.values.push(*value);
+                m.times.push(r.observed_at);
+                m.positions.push(r.position);
+            }
+        }
+        self.advance_timelines(tx, &reports, step).await.context("status_segments")
+    }
+
+    async fn finish(&self, tx: &Transaction<'_>, step: HistoryStep) -> anyhow::Result<()> {
+        merge_metric_rollups(tx, &step.metrics).await.context("metric_rollups")?;
+        write_segments(tx, &step.order, &step.touched).await.context("status_segments")?;
+        add_status_seconds(tx, &step.seconds).await.context("status_rollups")
     }
 }
 
@@ -105,22 +153,11 @@ async fn insert_reports(tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Res
     Ok(())
 }
 
-/// Folds every metric value into its hour and day buckets. Postgres groups the batch and merges
-/// it into the stored rows, so the result is the same however the events were batched.
-async fn merge_metric_rollups(tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Result<()> {
-    let (mut systems, mut components, mut names, mut values, mut times, mut positions) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for r in reports {
-        for (name, value) in &r.metrics {
-            systems.push(r.key.0.as_str());
-            components.push(r.key.1.as_str());
-            names.push(name.as_str());
-            values.push(*value);
-            times.push(r.observed_at);
-            positions.push(r.position);
-        }
-    }
-    if values.is_empty() {
+/// Folds every metric value into its hour and day buckets. Postgres groups the values and
+/// merges them into the stored rows (sums in `numeric`, exactly), so the result is the same
+/// however the events were batched.
+async fn merge_metric_rollups(tx: &Transaction<'_>, m: &MetricValues) -> anyhow::Result<()> {
+    if m.values.is_empty() {
         return Ok(());
     }
     tx.execute(
@@ -135,44 +172,50 @@ async fn merge_metric_rollups(tx: &Transaction<'_>, reports: &[Report]) -> anyho
             sum = r.sum + excluded.sum, count = r.count + excluded.count,
             last = CASE WHEN excluded.last_at >= r.last_at THEN excluded.last ELSE r.last END,
             last_at = greatest(r.last_at, excluded.last_at)",
-        &[&systems, &components, &names, &values, &times, &positions],
+        &[&m.systems, &m.components, &m.names, &m.values, &m.times, &m.positions],
     )
     .await?;
     Ok(())
 }
 
 impl History {
-    /// Moves each component's open segment forward through its in-order reports, writes the
-    /// segments it touched, and adds the closed time to the status rollups.
-    async fn advance_timelines(&self, tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Result<()> {
+    /// Moves each component's open segment forward through its in-order reports, noting the
+    /// segments it touched and the closed time for the status rollups in the step.
+    async fn advance_timelines(
+        &self,
+        tx: &Transaction<'_>,
+        reports: &[Report],
+        step: &mut HistoryStep,
+    ) -> anyhow::Result<()> {
         let in_order: Vec<&Report> = reports.iter().filter(|r| !r.late).collect();
-        if in_order.is_empty() {
-            return Ok(());
+        let unseen: Vec<&Report> = in_order.iter().copied().filter(|r| !step.open.contains_key(&r.key)).collect();
+        if !unseen.is_empty() {
+            let mut loaded = load_open_segments(tx, &unseen).await?;
+            for r in unseen {
+                let segment = loaded.remove(&r.key);
+                step.open.entry(r.key.clone()).or_insert(segment);
+            }
         }
-        let mut open = load_open_segments(tx, &in_order).await?;
-        let mut touched: HashMap<(Key, OffsetDateTime), Segment> = HashMap::new();
-        let mut order: Vec<(Key, OffsetDateTime)> = Vec::new();
-        let mut seconds: HashMap<(Key, Resolution, OffsetDateTime, String), i64> = HashMap::new();
         for r in in_order {
             let ttl = r.ttl_seconds.unwrap_or(self.default_ttl_seconds as i32);
-            let step = timeline::advance(open.get(&r.key), r.status, r.observed_at, ttl);
-            for span in &step.spans {
+            let open = step.open.get_mut(&r.key).expect("loaded above");
+            let advanced = timeline::advance(open.as_ref(), r.status, r.observed_at, ttl);
+            for span in &advanced.spans {
                 for res in Resolution::ALL {
                     for (bucket, micros) in timeline::split(span.from, span.to, res) {
-                        *seconds.entry((r.key.clone(), res, bucket, span.status.clone())).or_default() += micros;
+                        *step.seconds.entry((r.key.clone(), res, bucket, span.status.clone())).or_default() += micros;
                     }
                 }
             }
-            for segment in step.segments {
+            for segment in advanced.segments {
                 let id = (r.key.clone(), segment.started_at);
-                if touched.insert(id.clone(), segment.clone()).is_none() {
-                    order.push(id);
+                if step.touched.insert(id.clone(), segment.clone()).is_none() {
+                    step.order.push(id);
                 }
-                open.insert(r.key.clone(), segment);
+                *open = Some(segment);
             }
         }
-        write_segments(tx, &order, &touched).await?;
-        add_status_seconds(tx, &seconds).await
+        Ok(())
     }
 }
 
@@ -208,6 +251,9 @@ async fn write_segments(
     order: &[(Key, OffsetDateTime)],
     touched: &HashMap<(Key, OffsetDateTime), Segment>,
 ) -> anyhow::Result<()> {
+    if order.is_empty() {
+        return Ok(());
+    }
     let segments: Vec<(&Key, &Segment)> = order.iter().map(|id| (&id.0, &touched[id])).collect();
     tx.execute(
         "INSERT INTO status_segments AS g (system, component, started_at, ended_at, status, last_report_at, ttl_seconds)

@@ -26,6 +26,8 @@ struct Row {
 }
 
 impl Projection for LatestStatus {
+    type Step = ();
+
     fn name(&self) -> &'static str {
         "latest_status"
     }
@@ -34,7 +36,7 @@ impl Projection for LatestStatus {
         &["latest_status"]
     }
 
-    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
+    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent], _: &mut ()) -> anyhow::Result<()> {
         let mut rows: HashMap<(String, String), Row> = HashMap::new();
         let mut order: Vec<(String, String)> = Vec::new();
         // Status changes, applied after the rows: a change may come in a later batch than its report.

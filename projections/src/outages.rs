@@ -27,6 +27,8 @@ fn names(components: &[ComponentName]) -> Vec<&str> {
 }
 
 impl Projection for Outages {
+    type Step = ();
+
     fn name(&self) -> &'static str {
         "outages"
     }
@@ -35,7 +37,7 @@ impl Projection for Outages {
         &["outages", "outage_updates", "maintenance_windows"]
     }
 
-    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> anyhow::Result<()> {
+    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent], _: &mut ()) -> anyhow::Result<()> {
         for e in events {
             match e.aggregate_type.as_str() {
                 outage::AGGREGATE_TYPE => apply_outage(tx, e, OutageEvent::deserialize(&e.payload)?).await?,

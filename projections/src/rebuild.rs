@@ -14,7 +14,7 @@
 //! - [`compare`] brings the shadow to the live position inside one snapshot (no lock on the
 //!   live side), compares every table row by row (`EXCEPT ALL`, both ways), and rolls back.
 
-use crate::runner::{self, apply_until, lock_checkpoint, move_checkpoint, use_schema, Projection, BATCH};
+use crate::runner::{self, apply_until, lock_checkpoint, move_checkpoint, use_schema, Projection};
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use sitrep_infra::event_store;
@@ -76,10 +76,10 @@ pub async fn build<P: Projection>(
     let client = pool.get().await.context("connecting to Postgres")?;
     loop {
         let head = event_store::head(&**client).await?.min(until);
-        let (n, position) = runner::step_until(pool, projection, Some(SHADOW), until).await?;
-        progress(position, head.max(position));
-        if n < BATCH as usize {
-            return Ok(position);
+        let stepped = runner::step_until(pool, projection, Some(SHADOW), until).await?;
+        progress(stepped.position, head.max(stepped.position));
+        if stepped.caught_up {
+            return Ok(stepped.position);
         }
     }
 }

@@ -23,13 +23,48 @@ pub const BATCH: i64 = 1000;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// A read model fed from the event log.
+///
+/// One step applies events in one transaction, [`BATCH`] at a time, up to
+/// [`step_events`](Projection::step_events). What the projection carries from one batch of a
+/// step to the next (rows to merge once, say) lives in its [`Step`](Projection::Step), and
+/// [`finish`](Projection::finish) writes it before the checkpoint moves.
 pub trait Projection: Send + Sync + 'static {
+    /// What a step accumulates over its batches (`()` for projections that write as they go).
+    type Step: Default + Send;
     /// Unique name: the checkpoint key.
     fn name(&self) -> &'static str;
     /// The tables it owns, emptied by [`reset`].
     fn tables(&self) -> &'static [&'static str];
+    /// The most events one step applies when more are waiting. Larger steps let writes that
+    /// merge (rollups, saved state) happen once for many events, at the cost of committing
+    /// later; projections the live pages read first keep one batch.
+    fn step_events(&self) -> i64 {
+        BATCH
+    }
     /// Applies events, in order, inside the runner's transaction. Must not read the clock.
-    fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent]) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[StoredEvent],
+        step: &mut Self::Step,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Writes what the step accumulated, after its last [`apply`](Projection::apply) and before
+    /// the checkpoint moves, in the same transaction.
+    fn finish(&self, tx: &Transaction<'_>, step: Self::Step) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let _ = (tx, step);
+        async { Ok(()) }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stepped {
+    /// Events applied.
+    pub applied: usize,
+    /// The checkpoint after the step.
+    pub position: i64,
+    /// Whether the step saw the end of the log (or of its limit); if not, more events wait.
+    pub caught_up: bool,
 }
 
 /// Locks the checkpoint called `name` (created at 0 if new) for the rest of the transaction and
@@ -51,8 +86,8 @@ pub async fn move_checkpoint(tx: &Transaction<'_>, name: &str, position: i64) ->
     Ok(())
 }
 
-/// Applies one batch; returns how many events it applied and the new checkpoint.
-pub async fn step<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<(usize, i64)> {
+/// Applies one step; see [`Stepped`].
+pub async fn step<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<Stepped> {
     step_in(pool, projection, None).await
 }
 
@@ -68,7 +103,7 @@ pub async fn use_schema(tx: &Transaction<'_>, schema: Option<&str>) -> anyhow::R
 }
 
 /// [`step`], with the projection's tables and checkpoint in `schema` (see [`use_schema`]).
-pub async fn step_in<P: Projection>(pool: &Pool, projection: &P, schema: Option<&str>) -> anyhow::Result<(usize, i64)> {
+pub async fn step_in<P: Projection>(pool: &Pool, projection: &P, schema: Option<&str>) -> anyhow::Result<Stepped> {
     step_until(pool, projection, schema, i64::MAX).await
 }
 
@@ -78,53 +113,81 @@ pub async fn step_until<P: Projection>(
     projection: &P,
     schema: Option<&str>,
     until: i64,
-) -> anyhow::Result<(usize, i64)> {
-    let name = projection.name();
+) -> anyhow::Result<Stepped> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     use_schema(&tx, schema).await?;
-    let position = lock_checkpoint(&tx, name).await?;
-    let mut events = event_store::read_after(&*tx, position, BATCH).await?;
-    events.retain(|e| e.position <= until);
-    let Some(last) = events.last().map(|e| e.position) else {
+    let position = lock_checkpoint(&tx, projection.name()).await?;
+    let stepped = apply_step(&tx, projection, position, until).await?;
+    if stepped.applied == 0 {
         tx.rollback().await?;
-        return Ok((0, position));
+    } else {
+        move_checkpoint(&tx, projection.name(), stepped.position).await?;
+        tx.commit().await?;
+    }
+    Ok(stepped)
+}
+
+/// Applies the events after `position`, up to and including `until`, [`BATCH`] at a time, until
+/// the step has applied [`Projection::step_events`] or seen the last of them; then
+/// [`Projection::finish`]. The caller locked the checkpoint and moves it.
+async fn apply_step<P: Projection>(
+    tx: &Transaction<'_>,
+    projection: &P,
+    mut position: i64,
+    until: i64,
+) -> anyhow::Result<Stepped> {
+    let name = projection.name();
+    let mut step = P::Step::default();
+    let mut applied = 0;
+    let caught_up = loop {
+        let mut events = event_store::read_after(&**tx, position, BATCH).await?;
+        let read = events.len();
+        events.retain(|e| e.position <= until);
+        let more = read == BATCH as usize && events.len() == read;
+        let Some(last) = events.last().map(|e| e.position) else { break true };
+        projection
+            .apply(tx, &events, &mut step)
+            .await
+            .with_context(|| format!("projection {name} applying events after {position}"))?;
+        applied += events.len();
+        position = last;
+        if !more {
+            break true;
+        }
+        if applied as i64 >= projection.step_events() {
+            break false;
+        }
     };
-    projection
-        .apply(&tx, &events)
-        .await
-        .with_context(|| format!("projection {name} applying events after {position}"))?;
-    move_checkpoint(&tx, name, last).await?;
-    tx.commit().await?;
-    Ok((events.len(), last))
+    if applied > 0 {
+        projection.finish(tx, step).await.with_context(|| format!("projection {name} finishing a step"))?;
+    }
+    Ok(Stepped { applied, position, caught_up })
 }
 
 /// Inside the caller's transaction (and its `search_path`): locks the checkpoint and applies
-/// every event up to and including `head`; returns the new checkpoint.
+/// every event up to and including `head`, a step at a time; returns the new checkpoint.
 pub async fn apply_until<P: Projection>(tx: &Transaction<'_>, projection: &P, head: i64) -> anyhow::Result<i64> {
     let name = projection.name();
     let mut position = lock_checkpoint(tx, name).await?;
     while position < head {
-        let mut events = event_store::read_after(&**tx, position, BATCH).await?;
-        events.retain(|e| e.position <= head);
-        let Some(last) = events.last().map(|e| e.position) else { break };
-        projection
-            .apply(tx, &events)
-            .await
-            .with_context(|| format!("projection {name} applying events after {position}"))?;
-        position = last;
+        let stepped = apply_step(tx, projection, position, head).await?;
+        position = stepped.position;
+        if stepped.caught_up {
+            break;
+        }
     }
     move_checkpoint(tx, name, position).await?;
     Ok(position)
 }
 
-/// Applies batches until the projection has seen every committed event; returns how many.
+/// Applies steps until the projection has seen every committed event; returns how many.
 pub async fn catch_up<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<u64> {
     let mut total = 0;
     loop {
-        let (n, _) = step(pool, projection).await?;
-        total += n as u64;
-        if n < BATCH as usize {
+        let stepped = step(pool, projection).await?;
+        total += stepped.applied as u64;
+        if stepped.caught_up {
             return Ok(total);
         }
     }
@@ -153,9 +216,9 @@ pub async fn run<P: Projection>(pool: Pool, projection: P, mut wakeups: Wakeups,
     tracing::info!(projection = name, "projection runner started");
     while !cancel.is_cancelled() {
         match step(&pool, &projection).await {
-            Ok((n, position)) if n > 0 => {
-                tracing::debug!(projection = name, events = n, position, "applied");
-                if n == BATCH as usize {
+            Ok(stepped) if stepped.applied > 0 => {
+                tracing::debug!(projection = name, events = stepped.applied, position = stepped.position, "applied");
+                if !stepped.caught_up {
                     continue;
                 }
             }

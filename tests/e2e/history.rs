@@ -235,3 +235,61 @@ async fn a_known_sequence_gives_exact_rollups_uptime_csv_and_past_states_and_reb
     assert_eq!(body["components"].as_array().unwrap().len(), 2);
     app.cleanup().await;
 }
+
+/// A history built in steps of many batches at once (as the runner does under a backlog) is
+/// identical to one built in small steps of a few events: the rollups and segments that a step
+/// keeps in memory and writes once merge to the same rows.
+#[tokio::test]
+async fn history_built_in_large_steps_equals_history_built_a_few_events_at_a_time() {
+    use sitrep_projections::rebuild::{self, SHADOW};
+    use sitrep_projections::runner::{self, BATCH};
+    let app = crate::helpers::spawn_app_without_projections().await;
+    let statuses = ["ok", "ok", "ok", "degraded", "ok", "failed", "ok", "unknown"];
+    let base = Resolution::Hour.bucket(OffsetDateTime::now_utc()) - Duration::days(2);
+    let (rounds, components) = (300, 9);
+    for round in 0..rounds {
+        // Every 7 minutes, with two silences past the freshness window, and one component late.
+        let at = base + Duration::minutes(7 * round) + Duration::hours(2 * (round / 100));
+        let reports: Vec<Value> = (0..components)
+            .map(|c| {
+                let late = round % 13 == 0 && c == round % components;
+                let observed = if late { at - Duration::minutes(20) } else { at };
+                json!({"component": format!("node/n{c}"), "observed_at": rfc(observed),
+                       "status": statuses[((round * 7 + c * 3) / 5 % 8) as usize],
+                       "metrics": {"load": (round * c % 17) as f64 / 3.0, "temp": 40.0 + (round % 11) as f64}})
+            })
+            .collect();
+        let batch = json!({"system": "derecho", "ttl_seconds": 1800, "reports": reports});
+        app.publish("derecho", batch.to_string().into_bytes()).await;
+    }
+    let want = rounds * components;
+    eventually("every report stored", || async {
+        let n = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
+        (n == want).then_some(()).ok_or(format!("{n} of {want}"))
+    })
+    .await;
+    let head = app.scalar("SELECT max(position) FROM events").await;
+    let history = History { default_ttl_seconds: 600 };
+
+    // Act: the live tables in steps as large as the projection takes; the shadow tables in
+    // steps of 1 to 37 events.
+    let first = runner::step(&app.pool, &history).await.unwrap();
+    assert!(first.applied > BATCH as usize, "one step spans several batches: {first:?}");
+    sitrep_projections::catch_up(&app.pool, &history).await.unwrap();
+    rebuild::prepare(&app.pool, &history).await.unwrap();
+    let (mut until, mut steps) = (0, 0);
+    while until < head {
+        until += steps % 37 + 1;
+        runner::step_until(&app.pool, &history, Some(SHADOW), until).await.unwrap();
+        steps += 1;
+    }
+
+    // Assert: the same rows, and the history holds every report.
+    let (differences, position) = rebuild::compare(&app.pool, &history, None).await.unwrap();
+    assert_eq!(position, head);
+    assert!(differences.is_empty(), "{differences:#?}");
+    assert_eq!(app.scalar("SELECT count(*) FROM history_reports").await, want);
+    assert!(app.scalar("SELECT count(*) FROM status_rollups WHERE status = 'stale'").await > 0);
+    rebuild::discard(&app.pool, &history).await.unwrap();
+    app.cleanup().await;
+}
