@@ -36,8 +36,10 @@ pub async fn exclusive(pool: &Pool, name: &str) -> anyhow::Result<deadpool_postg
 pub async fn prepare<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<()> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
+    // Rebuilds run side by side: one at a time creates the schema (IF NOT EXISTS races).
     tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {SHADOW};
+        "SELECT pg_advisory_xact_lock(hashtext('sitrep shadow schema'));
+         CREATE SCHEMA IF NOT EXISTS {SHADOW};
          CREATE TABLE IF NOT EXISTS {SHADOW}.projection_checkpoints (LIKE public.projection_checkpoints INCLUDING ALL);"
     ))
     .await?;

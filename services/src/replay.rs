@@ -4,7 +4,8 @@
 use crate::app;
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use indicatif::{ProgressBar, ProgressStyle};
+use futures::future::{FutureExt, LocalBoxFuture};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use sitrep_infra::{db, Settings};
 use sitrep_projections::rebuild::{self, Difference};
 use sitrep_projections::{Alerts, History, LatestStatus, Outages, Projection};
@@ -30,12 +31,24 @@ impl Which {
     fn includes(self, other: Which) -> bool {
         self == Which::All || self == other
     }
+
+    /// The read model's name, as its checkpoint and messages spell it.
+    fn name(self) -> &'static str {
+        match self {
+            Which::All => "all",
+            Which::LatestStatus => "latest_status",
+            Which::History => "history",
+            Which::Alerts => "alerts",
+            Which::Outages => "outages",
+        }
+    }
 }
 
 async fn pool(settings: &Settings) -> anyhow::Result<Pool> {
     let pg = db::parse_url(settings.database_url.expose())?;
     db::migrate(&pg).await?;
-    let pool = db::pool(&pg, 4)?;
+    // Two connections per read model rebuilt side by side.
+    let pool = db::pool(&pg, 10)?;
     db::check(&pool).await?;
     Ok(pool)
 }
@@ -50,9 +63,9 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(name: &'static str) -> Self {
+    fn new(name: &'static str, bars: &MultiProgress) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(0);
+            let bar = bars.add(ProgressBar::new(0));
             bar.set_style(
                 ProgressStyle::with_template("{msg:14} [{bar:32}] {pos}/{len} events  {per_sec}  ETA {eta}")
                     .expect("a valid progress template")
@@ -80,25 +93,24 @@ impl Progress {
         }
     }
 
-    fn done(self, out: &mut dyn Write, line: String) -> std::io::Result<()> {
+    fn done(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
         }
-        writeln!(out, "{line}")
     }
 }
 
-/// Rebuilds one read model beside the live one and swaps it in.
+/// Rebuilds one read model beside the live one and swaps it in; returns what it did, in a line.
 async fn replay_one<P: Projection>(
     pool: &Pool,
     projection: &P,
     prune: Option<sitrep_projections::Retention>,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+    bars: &MultiProgress,
+) -> anyhow::Result<String> {
     let name = projection.name();
     let _only_one = rebuild::exclusive(pool, name).await?;
     rebuild::prepare(pool, projection).await.with_context(|| format!("preparing shadow tables for {name}"))?;
-    let mut progress = Progress::new(name);
+    let mut progress = Progress::new(name, bars);
     let started = Instant::now();
     let built = rebuild::build(pool, projection, i64::MAX, |p, h| progress.update(p, h))
         .await
@@ -109,47 +121,56 @@ async fn replay_one<P: Projection>(
     }
     let position = rebuild::swap(pool, projection).await.with_context(|| format!("swapping in {name}"))?;
     let secs = started.elapsed().as_secs_f64();
-    progress.done(
-        out,
-        format!(
-            "{name}: rebuilt from {built} events in {secs:.1} s ({:.0} events/s) and swapped in at position {position}",
-            built as f64 / secs.max(0.001)
-        ),
-    )?;
-    Ok(())
+    progress.done();
+    Ok(format!(
+        "{name}: rebuilt from {built} events in {secs:.1} s ({:.0} events/s) and swapped in at position {position}",
+        built as f64 / secs.max(0.001)
+    ))
 }
 
-/// `sitrep replay`: rebuilds the chosen read models while the live ones keep serving, saying
-/// what it did on `out`.
+/// Runs the chosen read models' futures side by side (each reads the log on its own
+/// connections, so Postgres works on them in parallel); returns their results in the order given.
+async fn side_by_side<T>(
+    which: Which,
+    models: Vec<(Which, LocalBoxFuture<'_, anyhow::Result<T>>)>,
+) -> anyhow::Result<Vec<T>> {
+    futures::future::try_join_all(models.into_iter().filter(|(w, _)| which.includes(*w)).map(|(_, f)| f)).await
+}
+
+/// `sitrep replay`: rebuilds the chosen read models side by side while the live ones keep
+/// serving, saying what it did on `out`.
 pub async fn replay(settings: &Settings, which: Which, out: &mut dyn Write) -> anyhow::Result<()> {
     let pool = pool(settings).await?;
-    if which.includes(Which::LatestStatus) {
-        replay_one(&pool, &LatestStatus, None, out).await?;
-    }
-    if which.includes(Which::History) {
-        let history = History { default_ttl_seconds: settings.default_ttl_seconds };
-        replay_one(&pool, &history, Some(app::retention(settings)), out).await?;
-    }
-    if which.includes(Which::Alerts) {
-        replay_one(&pool, &Alerts, None, out).await?;
-    }
-    if which.includes(Which::Outages) {
-        replay_one(&pool, &Outages, None, out).await?;
+    let bars = MultiProgress::new();
+    let history = History { default_ttl_seconds: settings.default_ttl_seconds };
+    let lines = side_by_side(
+        which,
+        vec![
+            (Which::LatestStatus, replay_one(&pool, &LatestStatus, None, &bars).boxed_local()),
+            (Which::History, replay_one(&pool, &history, Some(app::retention(settings)), &bars).boxed_local()),
+            (Which::Alerts, replay_one(&pool, &Alerts, None, &bars).boxed_local()),
+            (Which::Outages, replay_one(&pool, &Outages, None, &bars).boxed_local()),
+        ],
+    )
+    .await?;
+    for line in lines {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }
 
-/// Rebuilds one read model beside the live one, compares, and throws the rebuild away.
+/// Rebuilds one read model beside the live one, compares, and throws the rebuild away; returns
+/// the differences and what it found, in lines.
 async fn verify_one<P: Projection>(
     pool: &Pool,
     projection: &P,
     retention: Option<sitrep_projections::Retention>,
-    out: &mut dyn Write,
-) -> anyhow::Result<Vec<Difference>> {
+    bars: &MultiProgress,
+) -> anyhow::Result<(Vec<Difference>, Vec<String>)> {
     let name = projection.name();
     let _only_one = rebuild::exclusive(pool, name).await?;
     rebuild::prepare(pool, projection).await?;
-    let mut progress = Progress::new(name);
+    let mut progress = Progress::new(name, bars);
     let result = async {
         // Only up to where the live one stands now: the comparison brings the rebuild the rest
         // of the way, to wherever the live one is then.
@@ -159,47 +180,51 @@ async fn verify_one<P: Projection>(
     }
     .await;
     rebuild::discard(pool, projection).await?;
+    progress.done();
     let (differences, position) = result.with_context(|| format!("verifying {name}"))?;
+    let mut lines = Vec::new();
     if differences.is_empty() {
-        progress.done(out, format!("{name}: identical to a rebuild from the log (at position {position})"))?;
+        lines.push(format!("{name}: identical to a rebuild from the log (at position {position})"));
     } else {
-        progress.done(out, format!("{name}: DIFFERS from a rebuild from the log (at position {position})"))?;
+        lines.push(format!("{name}: DIFFERS from a rebuild from the log (at position {position})"));
         for d in &differences {
-            writeln!(
-                out,
+            lines.push(format!(
                 "  table {}: {} rows only in the live table, {} only in the rebuild",
                 d.table, d.only_live, d.only_rebuilt
-            )?;
-            for row in &d.live_examples {
-                writeln!(out, "    - live:    {row}")?;
-            }
-            for row in &d.rebuilt_examples {
-                writeln!(out, "    + rebuilt: {row}")?;
-            }
+            ));
+            lines.extend(d.live_examples.iter().map(|row| format!("    - live:    {row}")));
+            lines.extend(d.rebuilt_examples.iter().map(|row| format!("    + rebuilt: {row}")));
         }
     }
-    Ok(differences)
+    Ok((differences, lines))
 }
 
-/// `sitrep verify`: rebuilds the chosen read models into shadow tables and compares them with
-/// the live ones, writing what it found on `out`. Fails if any differ.
+/// `sitrep verify`: rebuilds the chosen read models side by side into shadow tables and compares
+/// them with the live ones, writing what it found on `out`. Fails if any differ.
 pub async fn verify(settings: &Settings, which: Which, out: &mut dyn Write) -> anyhow::Result<()> {
     let pool = pool(settings).await?;
-    let mut differ = Vec::new();
-    if which.includes(Which::LatestStatus) && !verify_one(&pool, &LatestStatus, None, out).await?.is_empty() {
-        differ.push("latest_status");
-    }
+    let bars = MultiProgress::new();
     let history = History { default_ttl_seconds: settings.default_ttl_seconds };
-    if which.includes(Which::History)
-        && !verify_one(&pool, &history, Some(app::retention(settings)), out).await?.is_empty()
-    {
-        differ.push("history");
-    }
-    if which.includes(Which::Alerts) && !verify_one(&pool, &Alerts, None, out).await?.is_empty() {
-        differ.push("alerts");
-    }
-    if which.includes(Which::Outages) && !verify_one(&pool, &Outages, None, out).await?.is_empty() {
-        differ.push("outages");
+    let models = [Which::LatestStatus, Which::History, Which::Alerts, Which::Outages];
+    let found = side_by_side(
+        which,
+        vec![
+            (models[0], verify_one(&pool, &LatestStatus, None, &bars).boxed_local()),
+            (models[1], verify_one(&pool, &history, Some(app::retention(settings)), &bars).boxed_local()),
+            (models[2], verify_one(&pool, &Alerts, None, &bars).boxed_local()),
+            (models[3], verify_one(&pool, &Outages, None, &bars).boxed_local()),
+        ],
+    )
+    .await?;
+    let chosen = models.iter().filter(|m| which.includes(**m));
+    let mut differ = Vec::new();
+    for (model, (differences, lines)) in chosen.zip(found) {
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        if !differences.is_empty() {
+            differ.push(model.name());
+        }
     }
     anyhow::ensure!(
         differ.is_empty(),
