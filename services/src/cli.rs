@@ -39,7 +39,8 @@ pub enum Command {
     /// Rebuild read models from the event log beside the live ones, then swap them in.
     ///
     /// The live tables keep serving while the rebuild runs (in the schema sitrep_shadow); the swap
-    /// is one transaction. An interrupted replay can simply be started again.
+    /// is one transaction. `all` rebuilds the read models side by side. An interrupted replay can
+    /// simply be started again.
     Replay {
         /// Which read model.
         #[arg(value_enum)]
@@ -64,7 +65,7 @@ pub enum Command {
     ///
     /// Runs a real `sitrep run` end to end, then latency, the dashboard under `wrk` (which must be
     /// installed), replay, and the COPY and cqrs-es baselines, all in one run. At the defaults
-    /// it takes about 15 minutes here; `--reports 100000` about 3. Build with --release for
+    /// it takes about 8 minutes here; `--reports 100000` about 2. Build with --release for
     /// meaningful figures (`scripts/bench` and `just bench` do). See docs/performance.md.
     Bench(BenchArgs),
     /// Try sitrep: start everything with the simulator and print the dashboard's URL.

@@ -4,7 +4,7 @@
 use crate::app;
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use futures::future::{FutureExt, LocalBoxFuture};
+use futures::future::{BoxFuture, FutureExt};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use sitrep_infra::{db, Settings};
 use sitrep_projections::rebuild::{self, Difference};
@@ -128,13 +128,19 @@ async fn replay_one<P: Projection>(
     ))
 }
 
-/// Runs the chosen read models' futures side by side (each reads the log on its own
-/// connections, so Postgres works on them in parallel); returns their results in the order given.
-async fn side_by_side<T>(
+/// Runs the chosen read models' rebuilds side by side, each as its own task (on its own
+/// connections, so both Postgres and sitrep work on them in parallel); returns their results in
+/// the order given, or the first error once all have ended.
+async fn side_by_side<T: Send + 'static>(
     which: Which,
-    models: Vec<(Which, LocalBoxFuture<'_, anyhow::Result<T>>)>,
+    models: Vec<(Which, BoxFuture<'static, anyhow::Result<T>>)>,
 ) -> anyhow::Result<Vec<T>> {
-    futures::future::try_join_all(models.into_iter().filter(|(w, _)| which.includes(*w)).map(|(_, f)| f)).await
+    let tasks: Vec<_> = models.into_iter().filter(|(w, _)| which.includes(*w)).map(|(_, f)| tokio::spawn(f)).collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.context("a rebuild stopped unexpectedly")?);
+    }
+    results.into_iter().collect()
 }
 
 /// `sitrep replay`: rebuilds the chosen read models side by side while the live ones keep
@@ -143,13 +149,16 @@ pub async fn replay(settings: &Settings, which: Which, out: &mut dyn Write) -> a
     let pool = pool(settings).await?;
     let bars = MultiProgress::new();
     let history = History { default_ttl_seconds: settings.default_ttl_seconds };
+    let retention = app::retention(settings);
+    let (p1, p2, p3, p4) = (pool.clone(), pool.clone(), pool.clone(), pool);
+    let (b1, b2, b3, b4) = (bars.clone(), bars.clone(), bars.clone(), bars);
     let lines = side_by_side(
         which,
         vec![
-            (Which::LatestStatus, replay_one(&pool, &LatestStatus, None, &bars).boxed_local()),
-            (Which::History, replay_one(&pool, &history, Some(app::retention(settings)), &bars).boxed_local()),
-            (Which::Alerts, replay_one(&pool, &Alerts, None, &bars).boxed_local()),
-            (Which::Outages, replay_one(&pool, &Outages, None, &bars).boxed_local()),
+            (Which::LatestStatus, async move { replay_one(&p1, &LatestStatus, None, &b1).await }.boxed()),
+            (Which::History, async move { replay_one(&p2, &history, Some(retention), &b2).await }.boxed()),
+            (Which::Alerts, async move { replay_one(&p3, &Alerts, None, &b3).await }.boxed()),
+            (Which::Outages, async move { replay_one(&p4, &Outages, None, &b4).await }.boxed()),
         ],
     )
     .await?;
@@ -205,14 +214,17 @@ pub async fn verify(settings: &Settings, which: Which, out: &mut dyn Write) -> a
     let pool = pool(settings).await?;
     let bars = MultiProgress::new();
     let history = History { default_ttl_seconds: settings.default_ttl_seconds };
+    let retention = app::retention(settings);
     let models = [Which::LatestStatus, Which::History, Which::Alerts, Which::Outages];
+    let (p1, p2, p3, p4) = (pool.clone(), pool.clone(), pool.clone(), pool);
+    let (b1, b2, b3, b4) = (bars.clone(), bars.clone(), bars.clone(), bars);
     let found = side_by_side(
         which,
         vec![
-            (models[0], verify_one(&pool, &LatestStatus, None, &bars).boxed_local()),
-            (models[1], verify_one(&pool, &history, Some(app::retention(settings)), &bars).boxed_local()),
-            (models[2], verify_one(&pool, &Alerts, None, &bars).boxed_local()),
-            (models[3], verify_one(&pool, &Outages, None, &bars).boxed_local()),
+            (models[0], async move { verify_one(&p1, &LatestStatus, None, &b1).await }.boxed()),
+            (models[1], async move { verify_one(&p2, &history, Some(retention), &b2).await }.boxed()),
+            (models[2], async move { verify_one(&p3, &Alerts, None, &b3).await }.boxed()),
+            (models[3], async move { verify_one(&p4, &Outages, None, &b4).await }.boxed()),
         ],
     )
     .await?;
