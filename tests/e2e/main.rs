@@ -13,3 +13,4 @@ mod ops;
 mod pipeline;
 mod projections;
 mod replay;
+mod security;
