@@ -1,7 +1,7 @@
 //! Alerts on the read side of the log.
 //!
 //! - [`AlertEvaluator`] is the process manager: it runs under the same runner as a projection
-//!   (checkpoint, one transaction per batch), feeds each event to the pure
+//!   (checkpoint, one transaction per step), feeds each event to the pure
 //!   [`Evaluator`], and appends the alert events its decisions lead to in the same
 //!   transaction as its saved state and checkpoint. Its decisions carry ids derived from the
 //!   log, so resetting it and running it again over the same log appends nothing new.
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// The alert evaluator, run as a projection named `alert_evaluator`. It keeps its state in
-/// memory between batches as well as in `alert_evaluator_state`, and reads it back from the
+/// memory between steps as well as in `alert_evaluator_state`, and reads it back from the
 /// table only when the checkpoint is not where it left it (at start, after a failed commit, or
 /// after another process ran it).
 #[derive(Default, Clone)]

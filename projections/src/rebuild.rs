@@ -7,7 +7,7 @@
 //! - [`prepare`] drops any earlier shadow of the projection and creates empty tables. Starting
 //!   again after an interrupted rebuild is therefore safe, and the live tables are never touched
 //!   before the swap.
-//! - [`build`] catches the shadow up with the log, batch by batch, reporting progress.
+//! - [`build`] catches the shadow up with the log, step by step, reporting progress.
 //! - [`swap`] locks the live checkpoint (the live runner waits), brings the shadow to the head
 //!   of the log, and replaces the live tables with the shadow ones in one transaction. Readers
 //!   wait for the moment of the swap and then read the new tables; none fails.
@@ -68,7 +68,7 @@ pub async fn discard<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Resu
 }
 
 /// Catches the shadow up with the log, up to position `until` (`i64::MAX`: all of it);
-/// `progress(position, head)` after every batch. Returns the shadow's position.
+/// `progress(position, head)` after every step. Returns the shadow's position.
 pub async fn build<P: Projection>(
     pool: &Pool,
     projection: &P,

@@ -1,9 +1,10 @@
 //! Feeds projections from the event log.
 //!
 //! Each projection has a row in `projection_checkpoints`. One step locks that row, reads the
-//! next batch of events after it, lets the projection write its tables, moves the checkpoint
-//! and commits, all in one transaction: a crash between steps loses nothing and applies nothing
-//! twice, and two runners of the same projection take turns instead of applying a batch twice.
+//! events after it a batch at a time (up to the projection's `step_events`), lets the projection
+//! write its tables, moves the checkpoint and commits, all in one transaction: a crash between
+//! steps loses nothing and applies nothing twice, and two runners of the same projection take
+//! turns instead of applying a step twice.
 //! Projections read time from events only, never from the clock, so a rebuild from zero gives
 //! the same tables as the live run.
 
