@@ -38,10 +38,20 @@ test-unit:
 test-e2e *ARGS:
     cargo test -p sitrep-tests --test e2e {{ARGS}}
 
+# The fault suite alone: kill -9, Postgres and NATS restarts, a 3-node cluster, scale-out
+[group('test')]
+test-faults *ARGS:
+    scripts/test-faults {{ARGS}}
+
 # Measure on this machine (release build, own database) and print BENCH lines
 [group('bench')]
 bench *ARGS:
     scripts/bench {{ARGS}}
+
+# 10 minutes of steady load with 32 dashboard clients: errors, lag, RSS over time (not in CI)
+[group('bench')]
+soak *ARGS:
+    scripts/soak {{ARGS}}
 
 # Format check and clippy
 [group('lint')]

@@ -9,12 +9,14 @@ use std::time::Duration;
 /// How long JetStream remembers a `Nats-Msg-Id` to drop a publisher's retry.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// Connects to NATS, failing with a clear error if the server cannot be reached.
+/// Connects to NATS, failing with a clear error if no server can be reached. `url` may list
+/// several servers of a cluster, separated by commas; the client fails over between them.
 pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     async_nats::ConnectOptions::new()
         .name("sitrep")
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect(servers)
         .await
         .with_context(|| format!("connecting to NATS at {url} (set SITREP_NATS_URL)"))
 }
@@ -31,6 +33,7 @@ pub async fn ensure_reports_stream(js: &jetstream::Context, settings: &Settings)
             subjects: subjects.clone(),
             storage: stream::StorageType::File,
             duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: settings.stream_replicas.into(),
             ..Default::default()
         })
         .await
@@ -65,6 +68,7 @@ pub async fn ensure_alerts_stream(js: &jetstream::Context, settings: &Settings) 
         subjects: vec![settings.alert_subjects()],
         storage: stream::StorageType::File,
         duplicate_window: ALERT_DUPLICATE_WINDOW,
+        num_replicas: settings.stream_replicas.into(),
         ..Default::default()
     };
     let what = || format!("creating the JetStream stream {} (is JetStream enabled?)", settings.alerts_stream);

@@ -95,7 +95,7 @@ fn wait_until_answers(port: u16, what: &str, log: &Path) -> anyhow::Result<()> {
 }
 
 /// Finds a binary on PATH or in Debian's versioned Postgres folder.
-fn find_binary(name: &str) -> Option<PathBuf> {
+pub fn find_binary(name: &str) -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -136,6 +136,14 @@ fn run(bin: &Path, args: &[&str], as_postgres: bool) -> anyhow::Result<()> {
 }
 
 fn start_postgres(state: &Path) -> anyhow::Result<()> {
+    start_postgres_at(&state.join("postgres"), LOCAL_PG_PORT)?;
+    write_stop_script(state)
+}
+
+/// Starts a Postgres server with its data in `data` (created with `initdb` if empty), listening
+/// on 127.0.0.1:`port` with trust authentication for the user `postgres`; returns once it
+/// accepts connections. Its log is `data/server.log`.
+pub fn start_postgres_at(data: &Path, port: u16) -> anyhow::Result<()> {
     let missing = || {
         anyhow::anyhow!(
             "Postgres is not running and its server binaries (initdb, pg_ctl) are not installed. \
@@ -144,9 +152,8 @@ fn start_postgres(state: &Path) -> anyhow::Result<()> {
     };
     let initdb = find_binary("initdb").ok_or_else(missing)?;
     let pg_ctl = find_binary("pg_ctl").ok_or_else(missing)?;
-    let data = state.join("postgres");
     let as_postgres = running_as_root();
-    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     if as_postgres {
         // Postgres refuses to run as root, so the data folder belongs to the postgres user.
         run(Path::new("chown"), &["-R", "postgres:postgres", &data.to_string_lossy()], false)?;
@@ -154,7 +161,7 @@ fn start_postgres(state: &Path) -> anyhow::Result<()> {
     }
     let data_s = data.to_string_lossy().into_owned();
     if !data.join("PG_VERSION").exists() {
-        eprintln!("sitrep: creating a project-local Postgres cluster in {data_s}");
+        eprintln!("sitrep: creating a Postgres cluster in {data_s}");
         run(
             &initdb,
             &["-D", &data_s, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-instructions"],
@@ -162,11 +169,16 @@ fn start_postgres(state: &Path) -> anyhow::Result<()> {
         )?;
     }
     let log = data.join("server.log");
-    let opts = format!("-p {LOCAL_PG_PORT} -c listen_addresses=127.0.0.1 -k {data_s}");
-    eprintln!("sitrep: starting the project-local Postgres on 127.0.0.1:{LOCAL_PG_PORT}");
+    let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -k {data_s}");
+    eprintln!("sitrep: starting Postgres (data in {data_s}) on 127.0.0.1:{port}");
     run(&pg_ctl, &["-D", &data_s, "-l", &log.to_string_lossy(), "-o", &opts, "-w", "start"], as_postgres)?;
-    wait_until_answers(LOCAL_PG_PORT, "Postgres", &log)?;
-    write_stop_script(state)
+    wait_until_answers(port, "Postgres", &log)
+}
+
+/// Stops the Postgres server whose data is in `data` (fast shutdown: sessions are ended).
+pub fn stop_postgres_at(data: &Path) -> anyhow::Result<()> {
+    let pg_ctl = find_binary("pg_ctl").context("pg_ctl is not installed")?;
+    run(&pg_ctl, &["-D", &data.to_string_lossy(), "-m", "fast", "-w", "stop"], running_as_root())
 }
 
 fn start_nats(state: &Path) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@
 //! - [`quarantine`]: messages that could not be decoded or validated, kept with their reason.
 //! - [`wakeup`]: LISTEN/NOTIFY, so readers wake as soon as events commit.
 //! - [`bus`]: NATS JetStream: the report stream, its durable consumer, and subjects.
+//! - [`leader`]: one active worker per projection or side effect across processes (advisory locks).
 //! - [`leftovers`]: removing the databases and streams of stopped tests and benchmarks.
 //! - [`devservices`]: local Postgres and NATS for the demo and tests when none are reachable.
 //! - [`error`]: this crate's error type.
@@ -26,6 +27,7 @@ pub mod db;
 pub mod devservices;
 pub mod error;
 pub mod event_store;
+pub mod leader;
 pub mod leftovers;
 pub mod metrics;
 pub mod quarantine;

@@ -91,6 +91,11 @@ pub struct Settings {
     #[arg(long, global = true, env = "SITREP_ALERTS_STREAM", default_value = "SITREP_ALERTS")]
     pub alerts_stream: String,
 
+    /// Replicas of the report and alert streams when sitrep creates them: 1 for a single NATS
+    /// server, 3 for a JetStream cluster (survives the loss of a node). Existing streams keep theirs.
+    #[arg(long, global = true, env = "SITREP_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
+
     /// Seconds between sitrep's reports on itself (system `sitrep`); 0 turns them off.
     #[arg(long, global = true, env = "SITREP_SELF_REPORT_SECONDS", default_value_t = 30)]
     pub self_report_seconds: u64,

@@ -140,6 +140,7 @@ impl AlertEvaluator {
 }
 
 /// The alerts read model.
+#[derive(Clone, Copy)]
 pub struct Alerts;
 
 impl Projection for Alerts {

@@ -19,6 +19,7 @@ use time::{Duration, OffsetDateTime};
 
 /// The history projection. Its only setting is the freshness window for reports that carry no
 /// `ttl_seconds`: past it, time counts as stale.
+#[derive(Clone, Copy)]
 pub struct History {
     pub default_ttl_seconds: u32,
 }

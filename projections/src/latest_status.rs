@@ -10,6 +10,7 @@ use sitrep_infra::event_store::StoredEvent;
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
+#[derive(Clone, Copy)]
 pub struct LatestStatus;
 
 /// One component's row, folded from a batch of events before it is written.

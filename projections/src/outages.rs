@@ -10,6 +10,7 @@ use sitrep_domain::outage::{self, OutageEvent};
 use sitrep_domain::ComponentName;
 use sitrep_infra::event_store::StoredEvent;
 
+#[derive(Clone, Copy)]
 pub struct Outages;
 
 /// Who said it: the operator for a form, else the API key it came with over HTTP, else `nats`.

@@ -23,9 +23,10 @@ use sitrep_infra::event_store;
 pub const SHADOW: &str = "sitrep_shadow";
 
 /// Takes a session lock so that two rebuilds of one projection never overlap; it is held as
-/// long as the returned connection lives.
-pub async fn exclusive(pool: &Pool, name: &str) -> anyhow::Result<deadpool_postgres::Object> {
-    let client = pool.get().await.context("connecting to Postgres")?;
+/// long as the returned connection lives. The connection is taken out of the pool, so dropping
+/// it closes the session and frees the lock (a pooled one would keep it).
+pub async fn exclusive(pool: &Pool, name: &str) -> anyhow::Result<deadpool_postgres::ClientWrapper> {
+    let client = deadpool_postgres::Object::take(pool.get().await.context("connecting to Postgres")?);
     let got: bool =
         client.query_one("SELECT pg_try_advisory_lock(hashtext('sitrep rebuild ' || $1))", &[&name]).await?.get(0);
     anyhow::ensure!(got, "another replay or verify of {name} is running; wait for it to finish");

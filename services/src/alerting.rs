@@ -206,6 +206,7 @@ pub fn install_tls_provider() {
 }
 
 /// Posts transitions to the routes' URLs.
+#[derive(Clone)]
 pub struct Webhooks {
     client: reqwest::Client,
     routes: Vec<Route>,

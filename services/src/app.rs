@@ -5,8 +5,8 @@
 use crate::alerting;
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use sitrep_infra::{bus, db, wakeup, Settings};
-use sitrep_projections::{history, AlertEvaluator, Alerts, History, LatestStatus, Outages, Retention};
+use sitrep_infra::{bus, db, leader, wakeup, Settings};
+use sitrep_projections::{history, AlertEvaluator, Alerts, History, LatestStatus, Outages, Projection, Retention};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -50,34 +50,15 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
     }
     if parts.project {
         let wakeups = wakeup::listen(pg.clone(), cancel.clone());
-        {
-            let (pool, cancel, wakeups) = (pool.clone(), cancel.clone(), wakeups.clone());
-            tasks.spawn(async move {
-                sitrep_projections::run(pool, LatestStatus, wakeups, cancel).await;
-                Ok(())
-            });
-        }
-        {
-            let (pool, cancel, wakeups) = (pool.clone(), cancel.clone(), wakeups.clone());
-            tasks.spawn(async move {
-                sitrep_projections::run(pool, Outages, wakeups, cancel).await;
-                Ok(())
-            });
-        }
-        {
-            let history = History { default_ttl_seconds: settings.default_ttl_seconds };
-            let (pool, cancel, wakeups) = (pool.clone(), cancel.clone(), wakeups.clone());
-            tasks.spawn(async move {
-                sitrep_projections::run(pool, history, wakeups, cancel).await;
-                Ok(())
-            });
-        }
-        let (pool2, cancel2, retention) = (pool.clone(), cancel.clone(), retention(&settings));
-        tasks.spawn(async move {
-            run_retention(pool2, retention, cancel2).await;
-            Ok(())
+        let history = History { default_ttl_seconds: settings.default_ttl_seconds };
+        spawn_projection(&mut tasks, &pg, &pool, LatestStatus, &wakeups, &cancel);
+        spawn_projection(&mut tasks, &pg, &pool, Outages, &wakeups, &cancel);
+        spawn_projection(&mut tasks, &pg, &pool, history, &wakeups, &cancel);
+        let (pool2, retention) = (pool.clone(), retention(&settings));
+        spawn_exclusive(&mut tasks, &pg, "history_retention", &cancel, move |stop| {
+            run_retention(pool2.clone(), retention, stop)
         });
-        start_alerting(&mut tasks, &pool, &settings, wakeups, &cancel).await?;
+        start_alerting(&mut tasks, &pg, &pool, &settings, wakeups, &cancel).await?;
     }
     let mut http_addr = None;
     if parts.web {
@@ -147,6 +128,7 @@ impl Running {
 /// the bus publisher and the webhook notifier.
 async fn start_alerting(
     tasks: &mut JoinSet<anyhow::Result<()>>,
+    pg: &tokio_postgres::Config,
     pool: &Pool,
     settings: &Settings,
     wakeups: wakeup::Wakeups,
@@ -156,30 +138,15 @@ async fn start_alerting(
     let js = async_nats::jetstream::new(bus::connect(&settings.nats_url).await?);
     bus::ensure_alerts_stream(&js, settings).await?;
     let hooks = alerting::Webhooks::new(rules.routes, alerting::Webhooks::BACKOFF.to_vec())?;
-    {
-        let (pool, cancel, wakeups) = (pool.clone(), cancel.clone(), wakeups.clone());
-        tasks.spawn(async move {
-            sitrep_projections::run(pool, AlertEvaluator::default(), wakeups, cancel).await;
-            Ok(())
-        });
-    }
-    {
-        let (pool, cancel) = (pool.clone(), cancel.clone());
-        tasks.spawn(async move {
-            sitrep_projections::run(pool, Alerts, wakeups, cancel).await;
-            Ok(())
-        });
-    }
-    let (p, c, s, j) = (pool.clone(), cancel.clone(), settings.clone(), js.clone());
-    tasks.spawn(async move {
-        alerting::run_clock(p, j, s, c).await;
-        Ok(())
+    spawn_projection(tasks, pg, pool, AlertEvaluator::default(), &wakeups, cancel);
+    spawn_projection(tasks, pg, pool, Alerts, &wakeups, cancel);
+    let (p, s, j) = (pool.clone(), settings.clone(), js.clone());
+    spawn_exclusive(tasks, pg, "alert_clock", cancel, move |stop| {
+        alerting::run_clock(p.clone(), j.clone(), s.clone(), stop)
     });
-    let (p, c, s) = (pool.clone(), cancel.clone(), settings.clone());
-    let publisher_js = js.clone();
-    tasks.spawn(async move {
-        alerting::run_publisher(p, publisher_js, s, c).await;
-        Ok(())
+    let (p, s, j) = (pool.clone(), settings.clone(), js.clone());
+    spawn_exclusive(tasks, pg, alerting::PUBLISHER, cancel, move |stop| {
+        alerting::run_publisher(p.clone(), j.clone(), s.clone(), stop)
     });
     if settings.self_report_seconds > 0 {
         let every = Duration::from_secs(settings.self_report_seconds);
@@ -190,12 +157,45 @@ async fn start_alerting(
         });
     }
     // Runs with no routes too: it keeps its checkpoint at the head of the log.
-    let (p, c) = (pool.clone(), cancel.clone());
-    tasks.spawn(async move {
-        alerting::run_webhooks(p, hooks, c).await;
-        Ok(())
+    let p = pool.clone();
+    spawn_exclusive(tasks, pg, alerting::WEBHOOKS, cancel, move |stop| {
+        alerting::run_webhooks(p.clone(), hooks.clone(), stop)
     });
     Ok(())
+}
+
+/// Runs `work` in this process only while it holds the job's lock (see [`leader`]): with several
+/// `sitrep project` processes, one works on each job and the others stand by.
+fn spawn_exclusive<F, Fut>(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    pg: &tokio_postgres::Config,
+    job: &'static str,
+    cancel: &CancellationToken,
+    work: F,
+) where
+    F: FnMut(CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (pg, cancel) = (pg.clone(), cancel.clone());
+    tasks.spawn(async move {
+        leader::exclusive(pg, job, cancel, work).await;
+        Ok(())
+    });
+}
+
+/// Keeps a projection caught up, in one process at a time.
+fn spawn_projection<P: Projection + Clone + Send + Sync + 'static>(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    pg: &tokio_postgres::Config,
+    pool: &Pool,
+    projection: P,
+    wakeups: &wakeup::Wakeups,
+    cancel: &CancellationToken,
+) {
+    let (pool, wakeups) = (pool.clone(), wakeups.clone());
+    spawn_exclusive(tasks, pg, projection.name(), cancel, move |stop| {
+        sitrep_projections::run(pool.clone(), projection.clone(), wakeups.clone(), stop)
+    });
 }
 
 /// How often retention runs (it also runs once at start-up).

@@ -1,7 +1,7 @@
 //! The `sitrep` command line.
 
 use crate::app::{self, Parts};
-use crate::bench::{self, BenchArgs};
+use crate::bench::{self, BenchArgs, SoakArgs};
 use crate::simulate::{self, SimulateArgs};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -68,6 +68,13 @@ pub enum Command {
     /// it takes about 8 minutes here; `--reports 100000` about 2. Build with --release for
     /// meaningful figures (`scripts/bench` and `just bench` do). See docs/performance.md.
     Bench(BenchArgs),
+    /// Hold a real `sitrep run` under steady load for a bounded time and show it holds up.
+    ///
+    /// Offers reports at a fixed rate while `--clients` wrk clients load the dashboard, in a
+    /// database and streams of its own. Prints RSS, projection lag and ingest backlog every
+    /// `--every` seconds, then the errors (which must be zero), the largest lag, whether RSS
+    /// stayed flat, and `SOAK` lines. Fails if there were errors. See docs/operations.md.
+    Soak(SoakArgs),
     /// Try sitrep: start everything with the simulator and print the dashboard's URL.
     ///
     /// Uses the Postgres and NATS at the configured URLs; when those are on this machine and
@@ -115,6 +122,10 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => {
             settings = local_services(settings, &args.dir).await?;
             bench::run(&settings, &args).await
+        }
+        Command::Soak(args) => {
+            settings = local_services(settings, &args.dir).await?;
+            bench::soak(&settings, &args).await
         }
         Command::Demo { dir, rate } => {
             settings = local_services(settings, &dir).await?;
@@ -181,9 +192,10 @@ mod tests {
     fn every_command_explains_itself_in_help() {
         Cli::command().debug_assert();
         let cmd = Cli::command();
-        for name in
-            ["run", "ingest", "project", "web", "migrate", "replay", "verify", "keys", "users", "simulate", "demo"]
-        {
+        for name in [
+            "run", "ingest", "project", "web", "migrate", "replay", "verify", "keys", "users", "simulate", "bench",
+            "soak", "demo",
+        ] {
             let sub = cmd.find_subcommand(name).unwrap_or_else(|| panic!("no {name} command"));
             assert!(sub.get_about().is_some_and(|a| !a.to_string().is_empty()), "{name} has no help");
         }

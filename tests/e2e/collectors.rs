@@ -18,7 +18,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap()
 }
 
-async fn key_for(app: &TestApp, name: &str, systems: &[&str]) -> String {
+pub(crate) async fn key_for(app: &TestApp, name: &str, systems: &[&str]) -> String {
     let client = app.pool.get().await.unwrap();
     let systems: Vec<String> = systems.iter().map(|s| s.to_string()).collect();
     auth::create_key(&**client, name, &systems).await.unwrap()

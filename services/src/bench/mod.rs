@@ -19,6 +19,10 @@
 mod baselines;
 mod dashboard;
 mod load;
+mod soak;
+
+pub use soak::run as soak;
+pub use soak::SoakArgs;
 
 use anyhow::Context;
 use async_nats::jetstream;
@@ -88,28 +92,13 @@ struct Target {
 
 pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
     crate::alerting::install_tls_provider();
-    let id = OffsetDateTime::now_utc().unix_timestamp();
-    let db_name = format!("sitrep_bench_{id}");
-    let mut bench = settings.clone();
-    bench.database_url = Secret::new(db::url_of_database(settings.database_url.expose(), &db_name)?);
-    bench.subject_prefix = format!("bench{id}");
-    bench.reports_stream = format!("BENCH{id}_REPORTS");
-    bench.alerts_stream = format!("BENCH{id}_ALERTS");
-    bench.ingest_consumer = format!("bench{id}-ingest");
-    bench.self_report_seconds = 0;
-    // Those of benchmarks stopped before their cleanup (a million reports each is worth the disk).
-    sitrep_infra::leftovers::remove(settings, "sitrep_bench_", "BENCH").await;
+    let (bench, db_name) = isolated(settings).await;
     let started = Instant::now();
     let result = measure(&bench, args).await;
     if args.keep {
         println!("kept database {db_name} and streams {} and {}", bench.reports_stream, bench.alerts_stream);
     } else {
-        if let Ok(nats) = bus::connect(&bench.nats_url).await {
-            let js = jetstream::new(nats);
-            let _ = js.delete_stream(&bench.reports_stream).await;
-            let _ = js.delete_stream(&bench.alerts_stream).await;
-        }
-        db::drop_database(settings.database_url.expose(), &db_name).await?;
+        remove(settings, &bench, &db_name).await?;
     }
     let (figures, targets) = result?;
     println!("\n{:<26} {:>12} {:<9} {:>7}  what", "figure", "value", "unit", "ratio");
@@ -129,6 +118,35 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Settings for a database, streams, consumer and subjects of the run's own (named with the
+/// second it started), and the database's name. Removes what runs stopped before their cleanup
+/// left behind (a million reports each is worth the disk).
+async fn isolated(settings: &Settings) -> (Settings, String) {
+    let id = OffsetDateTime::now_utc().unix_timestamp();
+    let db_name = format!("sitrep_bench_{id}");
+    let mut bench = settings.clone();
+    bench.database_url = Secret::new(
+        db::url_of_database(settings.database_url.expose(), &db_name).expect("the URL was parsed at start"),
+    );
+    bench.subject_prefix = format!("bench{id}");
+    bench.reports_stream = format!("BENCH{id}_REPORTS");
+    bench.alerts_stream = format!("BENCH{id}_ALERTS");
+    bench.ingest_consumer = format!("bench{id}-ingest");
+    bench.self_report_seconds = 0;
+    sitrep_infra::leftovers::remove(settings, "sitrep_bench_", "BENCH").await;
+    (bench, db_name)
+}
+
+/// Deletes the run's streams and drops its database.
+async fn remove(settings: &Settings, bench: &Settings, db_name: &str) -> anyhow::Result<()> {
+    if let Ok(nats) = bus::connect(&bench.nats_url).await {
+        let js = jetstream::new(nats);
+        let _ = js.delete_stream(&bench.reports_stream).await;
+        let _ = js.delete_stream(&bench.alerts_stream).await;
+    }
+    db::drop_database(settings.database_url.expose(), db_name).await
+}
+
 async fn measure(bench: &Settings, args: &BenchArgs) -> anyhow::Result<(Vec<Figure>, Vec<Target>)> {
     let pg = db::parse_url(bench.database_url.expose())?;
     db::migrate(&pg).await.context("creating the benchmark database")?;
@@ -139,7 +157,7 @@ async fn measure(bench: &Settings, args: &BenchArgs) -> anyhow::Result<(Vec<Figu
     let mut figures = Vec::new();
 
     // 1. End-to-end through a real `sitrep run`.
-    let child = Child::start(bench, args).await?;
+    let child = Child::start(bench, &args.dir, &args.dir.join(".sitrep").join("bench-run.log")).await?;
     println!(
         "end-to-end: {} reports over {} components in {} systems from {} collectors...",
         args.reports, args.components, args.systems, args.collectors
@@ -162,7 +180,7 @@ async fn measure(bench: &Settings, args: &BenchArgs) -> anyhow::Result<(Vec<Figu
     let mut latency =
         load::latency(&js, bench, plan, args.reports, args.latency_rate, args.latency_seconds, child.addr).await?;
     caught_up(&js, bench, &pool, Instant::now()).await?;
-    let rss_mb = child.peak_rss_mb()?;
+    let rss_mb = child.rss_mb("VmHWM:")?;
     child.stop().await;
 
     // 3. The dashboard.
@@ -329,10 +347,12 @@ struct Child {
 }
 
 impl Child {
-    async fn start(bench: &Settings, args: &BenchArgs) -> anyhow::Result<Self> {
+    /// Starts it with its log in `log` (or the temporary folder if that cannot be written) and
+    /// `dir`'s alerts.toml, if any, as its rules; returns once it answers.
+    async fn start(bench: &Settings, dir: &std::path::Path, log: &std::path::Path) -> anyhow::Result<Self> {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let log = std::fs::File::create(args.dir.join(".sitrep").join("bench-run.log"))
-            .or_else(|_| std::fs::File::create(std::env::temp_dir().join("sitrep-bench-run.log")))?;
+        let log = std::fs::File::create(log)
+            .or_else(|_| std::fs::File::create(std::env::temp_dir().join(log.file_name().unwrap_or_default())))?;
         let mut command = tokio::process::Command::new(std::env::current_exe()?);
         command
             .arg("run")
@@ -351,7 +371,7 @@ impl Child {
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .kill_on_drop(true);
-        let rules = args.dir.join("alerts.toml");
+        let rules = dir.join("alerts.toml");
         if rules.exists() {
             command.env("SITREP_ALERTS_FILE", rules);
         } else {
@@ -368,17 +388,23 @@ impl Child {
         Ok(child)
     }
 
-    /// The most memory the process has held (VmHWM), in MB.
-    fn peak_rss_mb(&self) -> anyhow::Result<f64> {
+    /// A memory figure of the process from /proc/<pid>/status, in MB: `VmHWM:` is the most it
+    /// has held, `VmRSS:` what it holds now.
+    fn rss_mb(&self, field: &str) -> anyhow::Result<f64> {
         let pid = self.process.id().context("sitrep run has exited")?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let kb: f64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
-            .context("no VmHWM in /proc/<pid>/status")?
+            .with_context(|| format!("no {field} in /proc/<pid>/status"))?
             .parse()?;
         Ok(kb / 1024.0)
+    }
+
+    /// Whether it is still running.
+    fn running(&mut self) -> bool {
+        matches!(self.process.try_wait(), Ok(None))
     }
 
     /// Asks it to stop (SIGTERM), then kills it after 10 s.

@@ -1,0 +1,714 @@
+//! The fault suite: real `sitrep ingest` and `sitrep project` processes against the real Postgres
+//! and NATS (private servers where a scenario stops them), with faults injected while collectors
+//! publish. Every scenario publishes a known set of reports, some of them invalid, and ends by
+//! counting: each accepted report is in the event log and in history exactly once, and each
+//! rejected one is in quarantine.
+//!
+//! Run it with `scripts/test-faults` (`scripts/test` runs it after the other tests); it prints
+//! one line of counts per scenario. It is `test = false` in Cargo.toml so that a plain
+//! `cargo test` does not run it in parallel with everything else.
+
+use async_nats::jetstream;
+use sitrep_infra::settings::Secret;
+use sitrep_infra::{bus, db, devservices, Settings};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Scenarios run one at a time even without `--test-threads=1`: they kill and restart servers.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How long a scenario waits for every report to settle. Ingest's ack wait is 30 s: a batch a
+/// killed ingest held comes back after it.
+const SETTLE: Duration = Duration::from_secs(120);
+
+/// Alert rules for the scenarios: a failed component raises an alert at once.
+const RULES: &str = r#"
+[[rule]]
+name = "down"
+kind = "status"
+status = ["failed"]
+severity = "critical"
+"#;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A NATS server this test started (and may kill).
+struct Nats {
+    name: String,
+    port: u16,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Nats {
+    /// A standalone JetStream server with its store under `dir`.
+    fn standalone(dir: &Path) -> Self {
+        let port = free_port();
+        let store = dir.join("nats");
+        let args = vec!["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd", &store.to_string_lossy()]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let mut n = Nats { name: "nats".into(), port, args, child: None };
+        n.start();
+        n
+    }
+
+    /// A three-node JetStream cluster on loopback ports.
+    fn cluster(dir: &Path) -> Vec<Self> {
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let routes = ports.iter().map(|(_, c)| format!("nats://127.0.0.1:{c}")).collect::<Vec<_>>().join(",");
+        let mut nodes: Vec<Nats> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (port, cluster))| {
+                let name = format!("n{}", i + 1);
+                let store = dir.join(&name);
+                let args = [
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-n",
+                    &name,
+                    "-js",
+                    "-sd",
+                    &store.to_string_lossy(),
+                    "--cluster_name",
+                    "sitrep-faults",
+                    "--cluster",
+                    &format!("nats://127.0.0.1:{cluster}"),
+                    "--routes",
+                    &routes,
+                ]
+                .into_iter()
+                .map(String::from)
+                .collect();
+                Nats { name, port: *port, args, child: None }
+            })
+            .collect();
+        for n in &mut nodes {
+            n.start();
+        }
+        nodes
+    }
+
+    fn start(&mut self) {
+        let bin = devservices::find_binary("nats-server").expect("nats-server is installed");
+        let child = Command::new(bin)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        wait_for_port(self.port, "nats-server");
+    }
+
+    fn kill(&mut self, signal: &str) {
+        if let Some(mut child) = self.child.take() {
+            Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn url(nodes: &[Nats]) -> String {
+        nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill("-KILL");
+    }
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while !devservices::answers("127.0.0.1", port) {
+        assert!(started.elapsed() < Duration::from_secs(30), "{what} did not listen on {port} within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A Postgres server this test started (and may restart), with its data under `dir`.
+struct Postgres {
+    data: PathBuf,
+    port: u16,
+}
+
+impl Postgres {
+    fn start(dir: &Path) -> Self {
+        let pg = Postgres { data: dir.join("postgres"), port: free_port() };
+        devservices::start_postgres_at(&pg.data, pg.port).expect("start a private Postgres");
+        pg
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = devservices::stop_postgres_at(&self.data);
+    }
+}
+
+/// A `sitrep` process of one role.
+struct Proc {
+    role: &'static str,
+    child: Child,
+}
+
+/// One scenario's sitrep: its own database, streams, subjects and processes.
+struct Rig {
+    tag: &'static str,
+    settings: Settings,
+    admin_url: String,
+    db_name: String,
+    dir: PathBuf,
+    procs: Vec<Proc>,
+    starts: usize,
+}
+
+/// Where the scenario's private servers and logs live, and the shared servers' URLs.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sitrep-faults-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The configured (or project-local) Postgres and NATS, for scenarios that do not stop them.
+fn shared_services() -> Settings {
+    let mut settings = Settings::from_env();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    devservices::ensure(&mut settings, &root).expect("Postgres and NATS");
+    settings
+}
+
+impl Rig {
+    async fn new(tag: &'static str, dir: PathBuf, pg_url: &str, nats_url: &str, replicas: u8) -> Rig {
+        let id = format!("{}_{}", now_secs(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let db_name = format!("sitrep_test_{id}");
+        let mut settings = Settings::from_env();
+        settings.database_url = Secret::new(db::url_of_database(pg_url, &db_name).unwrap());
+        settings.nats_url = nats_url.to_owned();
+        settings.subject_prefix = format!("t{id}");
+        settings.reports_stream = format!("T{id}_REPORTS").to_uppercase();
+        settings.alerts_stream = format!("T{id}_ALERTS").to_uppercase();
+        settings.ingest_consumer = "ingest".into();
+        settings.self_report_seconds = 0;
+        settings.stream_replicas = replicas;
+        let rules = dir.join("alerts.toml");
+        std::fs::write(&rules, RULES).unwrap();
+        settings.alerts_file = Some(rules);
+        db::migrate(&db::parse_url(settings.database_url.expose()).unwrap()).await.unwrap();
+        // The streams, before any process: a new cluster takes a few seconds to elect its leaders.
+        let js = jetstream::new(bus::connect(nats_url).await.unwrap());
+        let started = Instant::now();
+        loop {
+            let made = async {
+                bus::ensure_reports_stream(&js, &settings).await?;
+                bus::ensure_alerts_stream(&js, &settings).await
+            };
+            match made.await {
+                Ok(_) => break,
+                Err(e) if started.elapsed() < Duration::from_secs(60) => {
+                    eprintln!("  ({tag}: streams not ready yet: {e:#})");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => panic!("creating the streams: {e:#}"),
+            }
+        }
+        Rig { tag, settings, admin_url: pg_url.to_owned(), db_name, dir, procs: vec![], starts: 0 }
+    }
+
+    /// Starts `sitrep <role>`; returns its index. Its log is `<dir>/<role>-<n>.log`.
+    fn spawn(&mut self, role: &'static str) -> usize {
+        self.starts += 1;
+        let log = std::fs::File::create(self.dir.join(format!("{role}-{}.log", self.starts))).unwrap();
+        let s = &self.settings;
+        let child = Command::new(env!("CARGO_BIN_EXE_sitrep"))
+            .arg(role)
+            .env("SITREP_DATABASE_URL", s.database_url.expose())
+            .env("SITREP_NATS_URL", &s.nats_url)
+            .env("SITREP_SUBJECT_PREFIX", &s.subject_prefix)
+            .env("SITREP_REPORTS_STREAM", &s.reports_stream)
+            .env("SITREP_ALERTS_STREAM", &s.alerts_stream)
+            .env("SITREP_INGEST_CONSUMER", &s.ingest_consumer)
+            .env("SITREP_STREAM_REPLICAS", s.stream_replicas.to_string())
+            .env("SITREP_SELF_REPORT_SECONDS", "0")
+            .env("SITREP_ALERTS_FILE", s.alerts_file.as_ref().unwrap())
+            .env("SITREP_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start sitrep");
+        self.procs.push(Proc { role, child });
+        self.procs.len() - 1
+    }
+
+    /// `kill -9`, then start the same role again in its place.
+    fn kill9_and_restart(&mut self, i: usize) {
+        self.kill9(i);
+        let role = self.procs[i].role;
+        let j = self.spawn(role);
+        self.procs.swap(i, j);
+        self.procs.pop();
+    }
+
+    fn kill9(&mut self, i: usize) {
+        let child = &mut self.procs[i].child;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Every process still runs (none gave up on a fault).
+    fn assert_all_running(&mut self) {
+        for p in &mut self.procs {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                panic!("{} exited ({status}) during {}; see the logs in {}", p.role, self.tag, self.dir.display());
+            }
+        }
+    }
+
+    async fn client(&self) -> tokio_postgres::Client {
+        db::connect(&db::parse_url(self.settings.database_url.expose()).unwrap()).await.unwrap()
+    }
+
+    /// Stops everything and removes the database, streams and scratch folder.
+    async fn finish(mut self, js: &jetstream::Context) {
+        for p in &mut self.procs {
+            let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status();
+            let _ = p.child.wait();
+        }
+        self.procs.clear();
+        let _ = db::drop_database(&self.admin_url, &self.db_name).await;
+        let _ = js.delete_stream(&self.settings.reports_stream).await;
+        let _ = js.delete_stream(&self.settings.alerts_stream).await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+}
+
+/// Message `i` of a scenario. Every tenth is invalid (alternately a bad status and broken
+/// JSON); the others carry their number as the metric `seq`. Now and then every component
+/// fails for a round, which raises alerts and then resolves them.
+fn message(i: usize) -> (bool, String) {
+    if i % 10 == 7 {
+        let body = if i % 20 == 7 {
+            r#"{"system":"derecho","component":"node/bad","status":"bogus"}"#.to_owned()
+        } else {
+            "{not json".to_owned()
+        };
+        return (false, body);
+    }
+    let status = if (i / 20) % 25 == 24 { "failed" } else { "ok" };
+    (
+        true,
+        format!(r#"{{"system":"derecho","component":"node/n{}","status":"{status}","metrics":{{"seq":{i}}}}}"#, i % 20),
+    )
+}
+
+/// Publishes messages `range` the way a careful collector does: each with its `Nats-Msg-Id`,
+/// retried until JetStream acks it (so NATS restarts and failovers lose nothing).
+async fn publish(nats_url: String, subject: String, range: std::ops::Range<usize>, pace: Duration) -> usize {
+    let js = jetstream::new(bus::connect(&nats_url).await.unwrap());
+    for i in range.clone() {
+        let (_, body) = message(i);
+        let started = Instant::now();
+        loop {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", format!("m{i}").as_str());
+            let sent = async { js.publish_with_headers(subject.clone(), headers, body.clone().into()).await?.await };
+            match tokio::time::timeout(Duration::from_secs(5), sent).await {
+                Ok(Ok(_)) => break,
+                _ => {
+                    assert!(started.elapsed() < Duration::from_secs(120), "message {i} not accepted for 2 minutes");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
+    }
+    range.len()
+}
+
+/// A scenario's counts.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Counts {
+    published: usize,
+    stored: usize,
+    quarantined: usize,
+    duplicates: usize,
+    missing: usize,
+}
+
+async fn tally(client: &tokio_postgres::Client, sql: &str) -> HashMap<String, i64> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<_, Option<String>>(0).unwrap_or_default(), r.get(1)))
+        .collect()
+}
+
+/// Counts messages `0..published` in the event log, history and quarantine.
+async fn count(client: &tokio_postgres::Client, published: usize) -> Counts {
+    let events = tally(
+        client,
+        "SELECT metadata->>'msg_id', count(*) FROM events WHERE event_type = 'StatusReported' GROUP BY 1",
+    )
+    .await;
+    let history =
+        tally(client, "SELECT 'm' || (metrics->>'seq')::float8::bigint, count(*) FROM history_reports GROUP BY 1")
+            .await;
+    let quarantine = tally(client, "SELECT split_part(source_key, ':', 3), count(*) FROM quarantine GROUP BY 1").await;
+    let (valid, invalid): (Vec<usize>, Vec<usize>) = (0..published).partition(|i| message(*i).0);
+    let id = |i: &usize| format!("m{i}");
+    let valid: HashSet<String> = valid.iter().map(id).collect();
+    let invalid: HashSet<String> = invalid.iter().map(id).collect();
+    let misplaced: Vec<&String> = events
+        .keys()
+        .chain(history.keys())
+        .filter(|k| !valid.contains(*k))
+        .chain(quarantine.keys().filter(|k| !invalid.contains(*k)))
+        .collect();
+    assert!(
+        misplaced.is_empty(),
+        "{} messages where they do not belong, such as {:?}",
+        misplaced.len(),
+        &misplaced[..misplaced.len().min(10)]
+    );
+    let extra = |m: &HashMap<String, i64>| m.values().map(|n| (n - 1) as usize).sum::<usize>();
+    let absent = |m: &HashMap<String, i64>, want: &HashSet<String>| want.iter().filter(|k| !m.contains_key(*k)).count();
+    Counts {
+        published,
+        stored: events.len(),
+        quarantined: quarantine.len(),
+        duplicates: extra(&events) + extra(&history) + extra(&quarantine),
+        missing: absent(&events, &valid) + absent(&history, &valid) + absent(&quarantine, &invalid),
+    }
+}
+
+/// Waits until every message is accounted for (or [`SETTLE`] passes), lets a moment pass for
+/// anything late, then prints the scenario's counts and checks them.
+async fn settle_and_check(rig: &Rig, published: usize) -> Counts {
+    let client = rig.client().await;
+    let started = Instant::now();
+    let mut counts = count(&client, published).await;
+    while counts.missing > 0 && started.elapsed() < SETTLE {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        counts = count(&client, published).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = count(&client, published).await;
+    let valid = (0..published).filter(|i| message(*i).0).count();
+    println!(
+        "fault scenario {:<34} published {:>5}  stored {:>5}  quarantined {:>4}  duplicates {}  missing {}",
+        rig.tag, counts.published, counts.stored, counts.quarantined, counts.duplicates, counts.missing
+    );
+    let want = Counts { published, stored: valid, quarantined: published - valid, duplicates: 0, missing: 0 };
+    assert_eq!(counts, want, "{}: the logs are in {}", rig.tag, rig.dir.display());
+    counts
+}
+
+/// Every alert event in the log is on the alert stream exactly once; prints and checks that.
+async fn check_alerts_published_once(rig: &Rig, js: &jetstream::Context) {
+    let client = rig.client().await;
+    let started = Instant::now();
+    let (expected, got) = loop {
+        let expected: HashSet<String> = client
+            .query(
+                "SELECT event_id::text FROM events WHERE aggregate_type = $1",
+                &[&sitrep_domain::alert::AGGREGATE_TYPE],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let got = alert_ids_on_stream(js, &rig.settings.alerts_stream).await;
+        let all_there = expected.iter().all(|id| got.iter().any(|g| g == id));
+        if all_there || started.elapsed() > SETTLE {
+            break (expected, got);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let distinct: HashSet<&String> = got.iter().collect();
+    let duplicates = got.len() - distinct.len();
+    let missing = expected.iter().filter(|id| !distinct.contains(id)).count();
+    println!(
+        "fault scenario {:<34} alert transitions {:>4}  on the bus {:>4}  duplicates {duplicates}  missing {missing}",
+        rig.tag,
+        expected.len(),
+        got.len()
+    );
+    assert!(!expected.is_empty(), "{}: the scenario raised no alerts, so it tested nothing", rig.tag);
+    assert_eq!((duplicates, missing, got.len()), (0, 0, expected.len()), "{}: alert transitions on the bus", rig.tag);
+}
+
+/// The `event_id` of every message on the alert stream, in order.
+async fn alert_ids_on_stream(js: &jetstream::Context, stream: &str) -> Vec<String> {
+    let Ok(mut stream) = js.get_stream(stream).await else { return vec![] };
+    let Ok(info) = stream.info().await else { return vec![] };
+    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    let mut ids = Vec::new();
+    if info.state.messages == 0 {
+        return ids;
+    }
+    for seq in first..=last {
+        if let Ok(m) = stream.get_raw_message(seq).await {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+            ids.push(v["event_id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    ids
+}
+
+/// Waits until a job's worker connection belongs to a process other than `not_pid`; returns
+/// every job's worker pid.
+async fn workers(client: &tokio_postgres::Client) -> HashMap<String, Vec<u32>> {
+    let rows = client
+        .query(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+               AND a.application_name LIKE 'sitrep worker %'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut out: HashMap<String, Vec<u32>> = HashMap::new();
+    for r in rows {
+        let name: String = r.get(0);
+        // "sitrep worker <job> pid <pid>"
+        let parts: Vec<&str> = name.split(' ').collect();
+        if let [_, _, job, "pid", pid] = parts[..] {
+            out.entry(job.to_owned()).or_default().push(pid.parse().unwrap());
+        }
+    }
+    out
+}
+
+/// The jobs every `sitrep project` competes for.
+const JOBS: [&str; 9] = [
+    "latest_status",
+    "outages",
+    "history",
+    "history_retention",
+    "alert_evaluator",
+    "alerts",
+    "alert_clock",
+    "alert_publisher",
+    "alert_webhooks",
+];
+
+/// Scenario 1: `kill -9` ingest mid-batch, again and again, while collectors publish.
+#[tokio::test]
+async fn kill_9_ingest_again_and_again_while_publishing() {
+    let _serial = SERIAL.lock().await;
+    let shared = shared_services();
+    let dir = scratch("kill9");
+    let mut rig = Rig::new("kill -9 ingest (8 times)", dir, shared.database_url.expose(), &shared.nats_url, 1).await;
+    let js = jetstream::new(bus::connect(&shared.nats_url).await.unwrap());
+    rig.spawn("project");
+    let ingest = rig.spawn("ingest");
+    let n = 6000;
+    let publisher = tokio::spawn(publish(
+        rig.settings.nats_url.clone(),
+        rig.settings.report_subject("derecho"),
+        0..n,
+        Duration::ZERO,
+    ));
+    for k in 0..8 {
+        tokio::time::sleep(Duration::from_millis(400 + 150 * k)).await;
+        rig.kill9_and_restart(ingest);
+    }
+    let published = publisher.await.unwrap();
+    settle_and_check(&rig, published).await;
+    rig.assert_all_running();
+    rig.finish(&js).await;
+}
+
+/// Scenario 2: Postgres restarts during ingest. Ingest and the projections retry with backoff
+/// and resume; NATS holds the backlog meanwhile.
+#[tokio::test]
+async fn postgres_restarting_during_ingest_pauses_it_and_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let shared = shared_services();
+    let dir = scratch("pg");
+    let pg = Postgres::start(&dir);
+    let mut rig = Rig::new("Postgres restarts (twice)", dir, &pg.url(), &shared.nats_url, 1).await;
+    let js = jetstream::new(bus::connect(&shared.nats_url).await.unwrap());
+    rig.spawn("project");
+    rig.spawn("ingest");
+    let n = 4000;
+    let publisher = tokio::spawn(publish(
+        rig.settings.nats_url.clone(),
+        rig.settings.report_subject("derecho"),
+        0..n,
+        Duration::from_micros(500),
+    ));
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let data = pg.data.clone();
+        tokio::task::spawn_blocking(move || devservices::stop_postgres_at(&data)).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (data, port) = (pg.data.clone(), pg.port);
+        tokio::task::spawn_blocking(move || devservices::start_postgres_at(&data, port)).await.unwrap().unwrap();
+    }
+    let published = publisher.await.unwrap();
+    settle_and_check(&rig, published).await;
+    check_alerts_published_once(&rig, &js).await;
+    rig.assert_all_running();
+    rig.finish(&js).await;
+    drop(pg);
+}
+
+/// Scenario 3: the NATS server restarts during ingest, and again while alert transitions are
+/// being published. Every client reconnects.
+#[tokio::test]
+async fn nats_restarting_during_ingest_and_alert_publishing_loses_and_repeats_nothing() {
+    let _serial = SERIAL.lock().await;
+    let shared = shared_services();
+    let dir = scratch("nats");
+    let mut nats = Nats::standalone(&dir);
+    let url = Nats::url(std::slice::from_ref(&nats));
+    let mut rig = Rig::new("NATS restarts (twice)", dir, shared.database_url.expose(), &url, 1).await;
+    rig.spawn("project");
+    rig.spawn("ingest");
+    let n = 4000;
+    let publisher =
+        tokio::spawn(publish(url.clone(), rig.settings.report_subject("derecho"), 0..n, Duration::from_micros(500)));
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        nats.kill("-TERM");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        nats.start();
+    }
+    let published = publisher.await.unwrap();
+    let js = jetstream::new(bus::connect(&url).await.unwrap());
+    settle_and_check(&rig, published).await;
+    check_alerts_published_once(&rig, &js).await;
+    rig.assert_all_running();
+    rig.finish(&js).await;
+}
+
+/// Scenario 4: a three-node JetStream cluster with both streams at three replicas; the report
+/// stream's leader is killed mid-ingest.
+#[tokio::test]
+async fn killing_the_stream_leader_of_a_three_node_cluster_loses_and_repeats_nothing() {
+    let _serial = SERIAL.lock().await;
+    let shared = shared_services();
+    let dir = scratch("cluster");
+    let mut nodes = Nats::cluster(&dir);
+    let url = Nats::url(&nodes);
+    let mut rig = Rig::new("3-node cluster, leader killed", dir, shared.database_url.expose(), &url, 3).await;
+    let js = jetstream::new(bus::connect(&url).await.unwrap());
+    rig.spawn("project");
+    rig.spawn("ingest");
+    let n = 4000;
+    let publisher =
+        tokio::spawn(publish(url.clone(), rig.settings.report_subject("derecho"), 0..n, Duration::from_micros(500)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut stream = js.get_stream(&rig.settings.reports_stream).await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.config.num_replicas, 3, "the report stream has three replicas");
+    let leader = info.cluster.as_ref().and_then(|c| c.leader.clone()).expect("the stream has a leader");
+    let node = nodes.iter_mut().find(|n| n.name == leader).expect("the leader is one of ours");
+    node.kill("-KILL");
+    let published = publisher.await.unwrap();
+    settle_and_check(&rig, published).await;
+    check_alerts_published_once(&rig, &js).await;
+    rig.assert_all_running();
+    rig.finish(&js).await;
+}
+
+/// Scenario 5: two ingest and two project processes at once. Each projection has exactly one
+/// worker; killing the process that works hands every job to the other within seconds.
+#[tokio::test]
+async fn two_ingest_and_two_project_processes_share_the_work_and_hand_over_when_one_dies() {
+    let _serial = SERIAL.lock().await;
+    let shared = shared_services();
+    let dir = scratch("scale");
+    let mut rig =
+        Rig::new("2 ingest + 2 project, one of each killed", dir, shared.database_url.expose(), &shared.nats_url, 1)
+            .await;
+    let js = jetstream::new(bus::connect(&shared.nats_url).await.unwrap());
+    let first_project = rig.spawn("project");
+    let first_ingest = rig.spawn("ingest");
+    rig.spawn("ingest");
+    let client = rig.client().await;
+    // The first project process takes every job; the second, started after, stands by.
+    let started = Instant::now();
+    while workers(&client).await.len() < JOBS.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the first project process took its jobs: {:?}",
+            workers(&client).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rig.spawn("project");
+    let n = 6000;
+    let publisher = tokio::spawn(publish(
+        rig.settings.nats_url.clone(),
+        rig.settings.report_subject("derecho"),
+        0..n,
+        Duration::ZERO,
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = workers(&client).await;
+    let active = rig.procs[first_project].child.id();
+    for job in JOBS {
+        assert_eq!(before.get(job), Some(&vec![active]), "{job} has exactly one worker, the first process: {before:?}");
+    }
+    rig.kill9(first_project);
+    rig.kill9(first_ingest);
+    let killed = Instant::now();
+    let after = loop {
+        let now = workers(&client).await;
+        if JOBS.iter().all(|j| now.get(*j).is_some_and(|p| p.len() == 1 && p[0] != active)) {
+            break now;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(20), "jobs not handed over within 20 s: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let handed_over = killed.elapsed();
+    let standby = after[JOBS[0]][0];
+    assert!(JOBS.iter().all(|j| after[*j] == vec![standby]), "one process took every job: {after:?}");
+    let published = publisher.await.unwrap();
+    settle_and_check(&rig, published).await;
+    println!("fault scenario {:<34} handover after kill -9: {} ms", rig.tag, handed_over.as_millis());
+    let rows: i64 = client.query_one("SELECT count(*) FROM latest_status", &[]).await.unwrap().get(0);
+    // node/n7 and node/n17 only ever get invalid messages (every tenth, i % 10 == 7).
+    assert_eq!(rows, 18, "one latest-status row per component");
+    // The killed ones stay dead; the survivors must still run.
+    rig.procs.remove(first_ingest.max(first_project));
+    rig.procs.remove(first_ingest.min(first_project));
+    rig.assert_all_running();
+    rig.finish(&js).await;
+}
