@@ -35,6 +35,14 @@ ensure_service_binaries() {
   if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
 }
 
+# The fault suite starts private servers whatever is running: it needs the binaries themselves.
+ensure_fault_binaries() {
+  local pkgs=()
+  if ! has_pg_server; then pkgs+=(postgresql); fi
+  if ! command -v nats-server >/dev/null; then pkgs+=(nats-server); fi
+  if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
+}
+
 ensure_chromium() {
   if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     apt_install chromium chromium-driver fonts-dejavu-core

@@ -288,17 +288,23 @@ impl Rig {
         db::connect(&db::parse_url(self.settings.database_url.expose()).unwrap()).await.unwrap()
     }
 
-    /// Stops everything and removes the database, streams and scratch folder.
-    async fn finish(mut self, js: &jetstream::Context) {
+    /// Stops every process (SIGTERM, then SIGKILL after 15 s) and removes the database and
+    /// streams; returns the scratch folder, to be removed once the private servers are stopped.
+    async fn finish(mut self, js: &jetstream::Context) -> PathBuf {
         for p in &mut self.procs {
             let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while matches!(p.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = p.child.kill();
             let _ = p.child.wait();
         }
         self.procs.clear();
         let _ = db::drop_database(&self.admin_url, &self.db_name).await;
         let _ = js.delete_stream(&self.settings.reports_stream).await;
         let _ = js.delete_stream(&self.settings.alerts_stream).await;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.clone()
     }
 }
 
@@ -414,17 +420,22 @@ async fn count(client: &tokio_postgres::Client, published: usize) -> Counts {
     }
 }
 
-/// Waits until every message is accounted for (or [`SETTLE`] passes), lets a moment pass for
-/// anything late, then prints the scenario's counts and checks them.
-async fn settle_and_check(rig: &Rig, published: usize) -> Counts {
+/// Waits until every message is accounted for and ingest has acked everything (so a batch a
+/// killed ingest stored but never acked has come back and been dropped as a duplicate), or
+/// until [`SETTLE`] passes; then prints the scenario's counts and checks them.
+async fn settle_and_check(rig: &Rig, js: &jetstream::Context, published: usize) -> Counts {
     let client = rig.client().await;
     let started = Instant::now();
-    let mut counts = count(&client, published).await;
-    while counts.missing > 0 && started.elapsed() < SETTLE {
+    loop {
+        let counts = count(&client, published).await;
+        let unacked = unacked(js, &rig.settings).await;
+        if (counts.missing == 0 && unacked == Some(0)) || started.elapsed() > SETTLE {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        counts = count(&client, published).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Anything the last acked batch made the projections do.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let counts = count(&client, published).await;
     let valid = (0..published).filter(|i| message(*i).0).count();
     println!(
@@ -436,10 +447,40 @@ async fn settle_and_check(rig: &Rig, published: usize) -> Counts {
     counts
 }
 
+/// Messages ingest's consumer has not acked yet (delivered or not); `None` if JetStream cannot
+/// say just now (a node is down).
+async fn unacked(js: &jetstream::Context, settings: &Settings) -> Option<u64> {
+    let info = consumer_info(js, settings).await?;
+    Some(info.num_pending + info.num_ack_pending as u64)
+}
+
+async fn consumer_info(js: &jetstream::Context, settings: &Settings) -> Option<jetstream::consumer::Info> {
+    let stream = js.get_stream(&settings.reports_stream).await.ok()?;
+    let mut consumer: jetstream::consumer::PullConsumer = stream.get_consumer(&settings.ingest_consumer).await.ok()?;
+    consumer.info().await.ok().cloned()
+}
+
 /// Every alert event in the log is on the alert stream exactly once; prints and checks that.
+/// Compared once the evaluator and the publisher have both reached the head of the log.
 async fn check_alerts_published_once(rig: &Rig, js: &jetstream::Context) {
     let client = rig.client().await;
     let started = Instant::now();
+    loop {
+        let row = client
+            .query_one(
+                "SELECT (SELECT coalesce(max(position), 0) FROM events),
+                        (SELECT coalesce(min(position), 0) FROM projection_checkpoints
+                         WHERE name IN ('alert_evaluator', 'alert_publisher'))",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (head, slowest): (i64, i64) = (row.get(0), row.get(1));
+        if slowest >= head || started.elapsed() > SETTLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let (expected, got) = loop {
         let expected: HashSet<String> = client
             .query(
@@ -489,8 +530,8 @@ async fn alert_ids_on_stream(js: &jetstream::Context, stream: &str) -> Vec<Strin
     ids
 }
 
-/// Waits until a job's worker connection belongs to a process other than `not_pid`; returns
-/// every job's worker pid.
+/// Every job's worker pids, from the lock connections' names (exactly one each while a process
+/// works on it).
 async fn workers(client: &tokio_postgres::Client) -> HashMap<String, Vec<u32>> {
     let rows = client
         .query(
@@ -527,7 +568,7 @@ const JOBS: [&str; 9] = [
 ];
 
 /// Scenario 1: `kill -9` ingest mid-batch, again and again, while collectors publish.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_ingest_again_and_again_while_publishing() {
     let _serial = SERIAL.lock().await;
     let shared = shared_services();
@@ -537,25 +578,40 @@ async fn kill_9_ingest_again_and_again_while_publishing() {
     rig.spawn("project");
     let ingest = rig.spawn("ingest");
     let n = 6000;
+    // Paced so that publishing lasts through all eight kills.
     let publisher = tokio::spawn(publish(
         rig.settings.nats_url.clone(),
         rig.settings.report_subject("derecho"),
         0..n,
-        Duration::ZERO,
+        Duration::from_millis(1),
     ));
+    let mut mid_batch = 0;
     for k in 0..8 {
         tokio::time::sleep(Duration::from_millis(400 + 150 * k)).await;
+        // Messages delivered and not yet acked: the ingest about to die holds them.
+        let held = consumer_info(&js, &rig.settings).await.map_or(0, |i| i.num_ack_pending);
+        mid_batch += usize::from(held > 0);
         rig.kill9_and_restart(ingest);
     }
     let published = publisher.await.unwrap();
-    settle_and_check(&rig, published).await;
+    settle_and_check(&rig, &js, published).await;
+    // Deliveries beyond one per message: what the killed processes held came round again.
+    let redelivered = consumer_info(&js, &rig.settings)
+        .await
+        .map_or(0, |i| i.delivered.consumer_sequence.saturating_sub(i.delivered.stream_sequence));
+    println!(
+        "fault scenario {:<34} kills with messages in hand: {mid_batch} of 8; messages redelivered: {redelivered}",
+        rig.tag
+    );
+    assert!(mid_batch > 0 && redelivered > 0, "no kill caught ingest holding messages, so nothing was tested");
     rig.assert_all_running();
-    rig.finish(&js).await;
+    let dir = rig.finish(&js).await;
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Scenario 2: Postgres restarts during ingest. Ingest and the projections retry with backoff
 /// and resume; NATS holds the backlog meanwhile.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restarting_during_ingest_pauses_it_and_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let shared = shared_services();
@@ -581,16 +637,17 @@ async fn postgres_restarting_during_ingest_pauses_it_and_loses_nothing() {
         tokio::task::spawn_blocking(move || devservices::start_postgres_at(&data, port)).await.unwrap().unwrap();
     }
     let published = publisher.await.unwrap();
-    settle_and_check(&rig, published).await;
+    settle_and_check(&rig, &js, published).await;
     check_alerts_published_once(&rig, &js).await;
     rig.assert_all_running();
-    rig.finish(&js).await;
+    let dir = rig.finish(&js).await;
     drop(pg);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Scenario 3: the NATS server restarts during ingest, and again while alert transitions are
 /// being published. Every client reconnects.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_restarting_during_ingest_and_alert_publishing_loses_and_repeats_nothing() {
     let _serial = SERIAL.lock().await;
     let shared = shared_services();
@@ -611,15 +668,17 @@ async fn nats_restarting_during_ingest_and_alert_publishing_loses_and_repeats_no
     }
     let published = publisher.await.unwrap();
     let js = jetstream::new(bus::connect(&url).await.unwrap());
-    settle_and_check(&rig, published).await;
+    settle_and_check(&rig, &js, published).await;
     check_alerts_published_once(&rig, &js).await;
     rig.assert_all_running();
-    rig.finish(&js).await;
+    let dir = rig.finish(&js).await;
+    drop(nats);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Scenario 4: a three-node JetStream cluster with both streams at three replicas; the report
 /// stream's leader is killed mid-ingest.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_stream_leader_of_a_three_node_cluster_loses_and_repeats_nothing() {
     let _serial = SERIAL.lock().await;
     let shared = shared_services();
@@ -641,15 +700,17 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_loses_and_repeats_not
     let node = nodes.iter_mut().find(|n| n.name == leader).expect("the leader is one of ours");
     node.kill("-KILL");
     let published = publisher.await.unwrap();
-    settle_and_check(&rig, published).await;
+    settle_and_check(&rig, &js, published).await;
     check_alerts_published_once(&rig, &js).await;
     rig.assert_all_running();
-    rig.finish(&js).await;
+    let dir = rig.finish(&js).await;
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Scenario 5: two ingest and two project processes at once. Each projection has exactly one
 /// worker; killing the process that works hands every job to the other within seconds.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ingest_and_two_project_processes_share_the_work_and_hand_over_when_one_dies() {
     let _serial = SERIAL.lock().await;
     let shared = shared_services();
@@ -678,7 +739,7 @@ async fn two_ingest_and_two_project_processes_share_the_work_and_hand_over_when_
         rig.settings.nats_url.clone(),
         rig.settings.report_subject("derecho"),
         0..n,
-        Duration::ZERO,
+        Duration::from_micros(500),
     ));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = workers(&client).await;
@@ -701,7 +762,8 @@ async fn two_ingest_and_two_project_processes_share_the_work_and_hand_over_when_
     let standby = after[JOBS[0]][0];
     assert!(JOBS.iter().all(|j| after[*j] == vec![standby]), "one process took every job: {after:?}");
     let published = publisher.await.unwrap();
-    settle_and_check(&rig, published).await;
+    settle_and_check(&rig, &js, published).await;
+    check_alerts_published_once(&rig, &js).await;
     println!("fault scenario {:<34} handover after kill -9: {} ms", rig.tag, handed_over.as_millis());
     let rows: i64 = client.query_one("SELECT count(*) FROM latest_status", &[]).await.unwrap().get(0);
     // node/n7 and node/n17 only ever get invalid messages (every tenth, i % 10 == 7).
@@ -710,5 +772,6 @@ async fn two_ingest_and_two_project_processes_share_the_work_and_hand_over_when_
     rig.procs.remove(first_ingest.max(first_project));
     rig.procs.remove(first_ingest.min(first_project));
     rig.assert_all_running();
-    rig.finish(&js).await;
+    let dir = rig.finish(&js).await;
+    let _ = std::fs::remove_dir_all(dir);
 }
