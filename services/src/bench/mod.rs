@@ -353,7 +353,18 @@ impl Child {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let log = std::fs::File::create(log)
             .or_else(|_| std::fs::File::create(std::env::temp_dir().join(log.file_name().unwrap_or_default())))?;
-        let mut command = tokio::process::Command::new(std::env::current_exe()?);
+        // SITREP_BENCH_WRAP runs it under a profiler, e.g. `perf record -g -o perf.data` or
+        // `heaptrack -o sitrep-run` (see docs/performance.md).
+        let wrap = std::env::var("SITREP_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(words).arg(std::env::current_exe()?);
+                c
+            }
+            None => tokio::process::Command::new(std::env::current_exe()?),
+        };
         command
             .arg("run")
             .env("SITREP_DATABASE_URL", bench.database_url.expose())
