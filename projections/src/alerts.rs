@@ -12,10 +12,11 @@ use crate::runner::Projection;
 use anyhow::Context;
 use deadpool_postgres::Transaction;
 use serde::Deserialize;
-use sitrep_domain::alert::{AlertEvent, Decision, Evaluator, EvaluatorEvent, Input, AGGREGATE_TYPE as ALERT};
+use sitrep_domain::alert::{AlertEvent, Decision, Evaluator, EvaluatorEvent, Input, Tracked, AGGREGATE_TYPE as ALERT};
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
 use sitrep_infra::alerts;
 use sitrep_infra::event_store::StoredEvent;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
@@ -32,22 +33,42 @@ impl AlertEvaluator {
     pub const NAME: &'static str = "alert_evaluator";
 }
 
-/// Reads the evaluator's saved state (a fresh one before its first batch).
+/// Reads the evaluator's saved state (a fresh one before its first batch): its core document,
+/// then its components, one row each.
 pub async fn evaluator_state(client: &impl tokio_postgres::GenericClient) -> anyhow::Result<Evaluator> {
-    let row =
-        client.query_opt("SELECT state FROM alert_evaluator_state WHERE name = $1", &[&AlertEvaluator::NAME]).await?;
-    Ok(match row {
-        Some(r) => serde_json::from_value(r.get(0)).context("reading the alert evaluator's saved state")?,
-        None => Evaluator::default(),
-    })
+    Ok(saved_state(client).await?.0)
 }
 
-/// What one step of the evaluator carries: its state, the last position applied, and the
-/// decisions to append when the step finishes.
+/// The saved state, and whether it is in the format of before components had rows of their own
+/// (all of them in the document): then the next save writes every component.
+async fn saved_state(client: &impl tokio_postgres::GenericClient) -> anyhow::Result<(Evaluator, bool)> {
+    let row =
+        client.query_opt("SELECT state FROM alert_evaluator_state WHERE name = $1", &[&AlertEvaluator::NAME]).await?;
+    let mut evaluator: Evaluator = match row {
+        Some(r) => serde_json::from_value(r.get(0)).context("reading the alert evaluator's saved state")?,
+        None => Evaluator::default(),
+    };
+    let legacy = evaluator.components().next().is_some();
+    let rows = client
+        .query("SELECT key, state FROM alert_evaluator_components WHERE name = $1", &[&AlertEvaluator::NAME])
+        .await?;
+    for r in rows {
+        let tracked: Tracked =
+            serde_json::from_value(r.get(1)).context("reading a component of the alert evaluator")?;
+        evaluator.restore_component(r.get(0), tracked);
+    }
+    Ok((evaluator, legacy))
+}
+
+/// What one step of the evaluator carries: its state, the last position applied, the
+/// components it touched, and the decisions to append when the step finishes.
 #[derive(Default)]
 pub struct EvaluatorStep {
     evaluator: Option<(i64, Evaluator)>,
     decisions: Vec<Decision>,
+    touched: BTreeSet<String>,
+    /// Save every component, not only the touched ones (the state was loaded in the old format).
+    save_all: bool,
 }
 
 impl Projection for AlertEvaluator {
@@ -58,7 +79,7 @@ impl Projection for AlertEvaluator {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["alert_evaluator_state"]
+        &["alert_evaluator_state", "alert_evaluator_components"]
     }
 
     /// Its state is one document, written once per step: a step covers up to ten batches.
@@ -80,7 +101,11 @@ impl Projection for AlertEvaluator {
                 let kept = self.kept.lock().expect("the evaluator's kept state").take();
                 match kept {
                     Some((at, evaluator)) if at == Self::last_before(tx, events[0].position).await? => evaluator,
-                    _ => evaluator_state(&**tx).await?,
+                    _ => {
+                        let (evaluator, legacy) = saved_state(&**tx).await?;
+                        step.save_all = legacy;
+                        evaluator
+                    }
                 }
             }
         };
@@ -89,6 +114,7 @@ impl Projection for AlertEvaluator {
             match e.aggregate_type.as_str() {
                 COMPONENT if e.event_type == ComponentEvent::STATUS_REPORTED => {
                     if let ComponentEvent::StatusReported(r) = ComponentEvent::deserialize(&e.payload)? {
+                        step.touched.extend(Evaluator::touched_by(&r));
                         step.decisions.extend(evaluator.handle(position, Input::Reported(&r)));
                     }
                 }
@@ -120,9 +146,33 @@ impl Projection for AlertEvaluator {
         tx.execute(
             "INSERT INTO alert_evaluator_state (name, state) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET state = excluded.state",
-            &[&Self::NAME, &serde_json::to_value(&evaluator)?],
+            &[&Self::NAME, &serde_json::to_value(evaluator.core())?],
         )
         .await?;
+        // Only the components this step touched (every one after loading the old format).
+        let (keys, states): (Vec<&str>, Vec<serde_json::Value>) = if step.save_all {
+            evaluator
+                .components()
+                .map(|(k, t)| Ok((k.as_str(), serde_json::to_value(t)?)))
+                .collect::<Result<Vec<_>, serde_json::Error>>()?
+        } else {
+            step.touched
+                .iter()
+                .filter_map(|k| evaluator.component(k).map(|t| (k.as_str(), t)))
+                .map(|(k, t)| Ok((k, serde_json::to_value(t)?)))
+                .collect::<Result<Vec<_>, serde_json::Error>>()?
+        }
+        .into_iter()
+        .unzip();
+        if !keys.is_empty() {
+            tx.execute(
+                "INSERT INTO alert_evaluator_components (name, key, state)
+                 SELECT $1, k, s FROM unnest($2::text[], $3::jsonb[]) AS t(k, s)
+                 ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
+                &[&Self::NAME, &keys, &states],
+            )
+            .await?;
+        }
         // Kept as of `last`: used again only if the checkpoint gets there, i.e. this commits.
         *self.kept.lock().expect("the evaluator's kept state") = Some((last, evaluator));
         Ok(())

@@ -21,9 +21,13 @@ async fn passwords_keys_and_session_tokens_are_never_logged_even_at_debug_level(
     );
     let db_name = format!("sitrep_test_{id}");
     let base_url = settings.database_url.expose().to_owned();
-    // Postgres trusts local connections, so any password works; it must still never be logged.
-    let db_password = format!("db-pw-{}", uuid::Uuid::new_v4().simple());
+    // The configured URL's password if it has one; else a made-up one, which Postgres's trust
+    // authentication of local connections accepts. Either way it must never be logged.
     let mut url = db::parse_url(&db::url_of_database(&base_url, &db_name).unwrap()).unwrap();
+    let db_password = match url.get_password() {
+        Some(p) => String::from_utf8_lossy(p).into_owned(),
+        None => format!("db-pw-{}", uuid::Uuid::new_v4().simple()),
+    };
     url.password(db_password.as_bytes());
     let with_password = format!(
         "postgres://{}:{db_password}@{}:{}/{db_name}",
@@ -53,22 +57,24 @@ async fn passwords_keys_and_session_tokens_are_never_logged_even_at_debug_level(
     let log = std::fs::File::create(&log_path).unwrap();
     let http =
         format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
-    let mut sitrep = Command::new(env!("CARGO_BIN_EXE_sitrep"))
-        .arg("run")
-        .env("SITREP_DATABASE_URL", &with_password)
-        .env("SITREP_NATS_URL", &settings.nats_url)
-        .env("SITREP_SUBJECT_PREFIX", format!("t{id}"))
-        .env("SITREP_REPORTS_STREAM", format!("T{id}_REPORTS").to_uppercase())
-        .env("SITREP_ALERTS_STREAM", format!("T{id}_ALERTS").to_uppercase())
-        .env("SITREP_HTTP_ADDR", &http)
-        .env("SITREP_SELF_REPORT_SECONDS", "0")
-        .env("SITREP_ALERTS_FILE", root.join("alerts.toml"))
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut sitrep = Killed(
+        Command::new(env!("CARGO_BIN_EXE_sitrep"))
+            .arg("run")
+            .env("SITREP_DATABASE_URL", &with_password)
+            .env("SITREP_NATS_URL", &settings.nats_url)
+            .env("SITREP_SUBJECT_PREFIX", format!("t{id}"))
+            .env("SITREP_REPORTS_STREAM", format!("T{id}_REPORTS").to_uppercase())
+            .env("SITREP_ALERTS_STREAM", format!("T{id}_ALERTS").to_uppercase())
+            .env("SITREP_HTTP_ADDR", &http)
+            .env("SITREP_SELF_REPORT_SECONDS", "0")
+            .env("SITREP_ALERTS_FILE", root.join("alerts.toml"))
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
 
     sitrep_services::alerting::install_tls_provider();
     let web = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -113,8 +119,8 @@ async fn passwords_keys_and_session_tokens_are_never_logged_even_at_debug_level(
         assert_eq!(resp.status().as_u16(), want, "POST /api/v1/reports");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = Command::new("kill").args(["-TERM", &sitrep.id().to_string()]).status();
-    let _ = sitrep.wait();
+    let _ = Command::new("kill").args(["-TERM", &sitrep.0.id().to_string()]).status();
+    let _ = sitrep.0.wait();
     let logged = std::fs::read_to_string(&log_path).unwrap();
     let _ = std::fs::remove_file(&log_path);
     drop(client);
@@ -138,6 +144,16 @@ async fn passwords_keys_and_session_tokens_are_never_logged_even_at_debug_level(
     ] {
         let line = logged.lines().find(|l| l.contains(secret));
         assert!(line.is_none(), "{what} was logged: {}", line.unwrap_or_default());
+    }
+}
+
+/// The child process, killed if the test fails before stopping it.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

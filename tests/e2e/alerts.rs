@@ -493,3 +493,59 @@ async fn an_evaluator_whose_kept_state_is_behind_the_log_reads_the_saved_state_i
     assert_eq!(saved().await, state);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_evaluator_state_saved_whole_by_an_earlier_sitrep_is_split_into_component_rows_losing_nothing() {
+    use sitrep_domain::alert::{EvaluatorEvent, RuleSet};
+    let app = crate::helpers::spawn_app_with_rules_without_projections(FS_FAILED).await;
+    let rules = RuleSet::parse_toml(FS_FAILED, 600).unwrap();
+    let mut client = app.pool.get().await.unwrap();
+    sitrep_infra::alerts::record(&mut client, &EvaluatorEvent::RulesLoaded { rules, source: "test".into() })
+        .await
+        .unwrap();
+    let stored = |n: i64| {
+        let app = &app;
+        async move {
+            eventually(&format!("{n} reports stored"), || async {
+                let found = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
+                if found == n {
+                    Ok(())
+                } else {
+                    Err(format!("{found}"))
+                }
+            })
+            .await
+        }
+    };
+    let saved = || async {
+        let client = app.pool.get().await.unwrap();
+        serde_json::to_value(sitrep_projections::alerts::evaluator_state(&**client).await.unwrap()).unwrap()
+    };
+    report(&app, "fs/glade", "ok", 600).await;
+    report(&app, "fs/scratch", "failed", 600).await;
+    stored(2).await;
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    let whole = saved().await;
+    assert_eq!(whole["components"].as_object().map(|c| c.len()), Some(2), "{whole}");
+    assert_eq!(app.scalar("SELECT count(*) FROM alert_evaluator_components").await, 2, "one row per component");
+    let doc = app.scalar("SELECT count(*) FROM alert_evaluator_state WHERE state ? 'components'").await;
+    assert_eq!(doc, 0, "the saved document holds everything but the components");
+
+    // Given the state as an earlier sitrep saved it: one document with every component, no rows...
+    client.execute("UPDATE alert_evaluator_state SET state = $1", &[&whole]).await.unwrap();
+    client.execute("DELETE FROM alert_evaluator_components", &[]).await.unwrap();
+    // ...when a fresh evaluator goes on from it,
+    report(&app, "fs/campaign", "ok", 600).await;
+    stored(3).await;
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    // then every component, touched or not, has its row, and the document lost its copy.
+    assert_eq!(app.scalar("SELECT count(*) FROM alert_evaluator_components").await, 3);
+    assert_eq!(app.scalar("SELECT count(*) FROM alert_evaluator_state WHERE state ? 'components'").await, 0);
+    let after = saved().await;
+    assert!(after["open"].get("fs-failed|derecho:fs/scratch").is_some(), "the open alert is kept: {after}");
+    // And the state is what a fresh evaluator makes of the same log from the start.
+    reset(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    assert_eq!(saved().await, after);
+    app.cleanup().await;
+}

@@ -40,9 +40,10 @@ pub enum Input<'a> {
     Alert(Uuid, &'a AlertEvent),
 }
 
-/// What the evaluator knows of a component.
+/// What the evaluator knows of a component. Saved one row per component (see
+/// [`Evaluator::core`]), so a step writes only the components it touched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Tracked {
+pub struct Tracked {
     status: Status,
     observed_at: OffsetDateTime,
     ttl_seconds: Option<u32>,
@@ -67,7 +68,9 @@ struct Check {
 pub struct Evaluator {
     now: Option<OffsetDateTime>,
     rules: RuleSet,
-    /// By `system:component`.
+    /// By `system:component` ([`Evaluator::component_key`]). Saved apart from the rest (see
+    /// [`Evaluator::core`]); a saved state from before that still holds them and loads.
+    #[serde(default)]
     components: BTreeMap<String, Tracked>,
     /// Alerts it raised and has not resolved, by `rule|system:component`.
     open: BTreeMap<String, Uuid>,
@@ -95,7 +98,57 @@ fn earliest(a: Option<OffsetDateTime>, b: OffsetDateTime) -> Option<OffsetDateTi
     Some(a.map_or(b, |a| a.min(b)))
 }
 
+/// The evaluator's state without its components, for saving: the components are saved one by
+/// one, and only those a step touched. It deserialises as an [`Evaluator`] with no components,
+/// to which [`Evaluator::restore_component`] adds them back.
+#[derive(Debug, Serialize)]
+pub struct Core<'a> {
+    now: &'a Option<OffsetDateTime>,
+    rules: &'a RuleSet,
+    open: &'a BTreeMap<String, Uuid>,
+    pending: &'a BTreeMap<String, OffsetDateTime>,
+    silences: &'a BTreeMap<Uuid, OffsetDateTime>,
+    due: &'a Option<OffsetDateTime>,
+}
+
 impl Evaluator {
+    /// The key a component's state is kept under.
+    pub fn component_key(system: &str, component: &str) -> String {
+        format!("{system}:{component}")
+    }
+
+    /// The key of the component a report changes, if it changes one (late reports do not).
+    pub fn touched_by(r: &Reported) -> Option<String> {
+        (!r.late).then(|| Self::component_key(r.system.as_str(), r.component.as_str()))
+    }
+
+    /// Everything but the components (see [`Core`]).
+    pub fn core(&self) -> Core<'_> {
+        Core {
+            now: &self.now,
+            rules: &self.rules,
+            open: &self.open,
+            pending: &self.pending,
+            silences: &self.silences,
+            due: &self.due,
+        }
+    }
+
+    /// A component's state.
+    pub fn component(&self, key: &str) -> Option<&Tracked> {
+        self.components.get(key)
+    }
+
+    /// Every component's state, by key.
+    pub fn components(&self) -> impl Iterator<Item = (&String, &Tracked)> {
+        self.components.iter()
+    }
+
+    /// Puts back a component's saved state.
+    pub fn restore_component(&mut self, key: String, tracked: Tracked) {
+        self.components.insert(key, tracked);
+    }
+
     /// The rules in force.
     pub fn rules(&self) -> &RuleSet {
         &self.rules
@@ -117,8 +170,7 @@ impl Evaluator {
         match input {
             Input::Reported(r) => {
                 self.advance(r.received_at);
-                if !r.late {
-                    let key = format!("{}:{}", r.system, r.component);
+                if let Some(key) = Self::touched_by(r) {
                     self.track(&key, r);
                     self.evaluate(&key, position, &mut out);
                 }

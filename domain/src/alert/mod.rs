@@ -25,7 +25,7 @@ pub mod summary;
 
 pub use aggregate::{Alert, AlertError, AlertState};
 pub use commands::AlertCommand;
-pub use evaluator::{Decision, Evaluator, Input};
+pub use evaluator::{Decision, Evaluator, Input, Tracked};
 pub use events::{AlertEvent, AlertInfo, EvaluatorEvent};
 pub use message::{AlertMessage, Transition};
 pub use rules::{Condition, RuleError, RuleSet, Severity};
