@@ -73,7 +73,8 @@ pub enum Command {
     /// Offers reports at a fixed rate while `--clients` wrk clients load the dashboard, in a
     /// database and streams of its own. Prints RSS, projection lag and ingest backlog every
     /// `--every` seconds, then the errors (which must be zero), the largest lag, whether RSS
-    /// stayed flat, and `SOAK` lines. Fails if there were errors. See docs/operations.md.
+    /// stayed flat, and `SOAK` lines. Fails if there were errors or RSS kept growing. See
+    /// docs/operations.md.
     Soak(SoakArgs),
     /// Try sitrep: start everything with the simulator and print the dashboard's URL.
     ///

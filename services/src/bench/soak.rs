@@ -4,7 +4,7 @@
 //! whole time. Every `--every` seconds it samples the child's RSS, the projection lag and
 //! ingest's backlog. At the end it counts errors, which must be zero: failed publishes, failed
 //! HTTP requests, reports not stored, and ERROR lines in sitrep's log. It also reports the
-//! largest lag, and whether RSS stayed flat.
+//! largest lag, and whether RSS stayed flat; it fails on errors or on RSS that kept growing.
 
 use super::load::Plan;
 use super::{caught_up, Child};
@@ -101,7 +101,8 @@ async fn soak_in(soak: &Settings, args: &SoakArgs) -> anyhow::Result<()> {
     }
     let published = publisher.await.context("the publisher panicked")?;
     caught_up(&js, soak, &pool, Instant::now()).await?;
-    let http_errors = finish_wrk(home).await? + finish_wrk(system).await?;
+    let (home, system) = (finish_wrk(home).await?, finish_wrk(system).await?);
+    let (http_requests, http_errors) = (home.0 + system.0, home.1 + system.1);
     let stored: i64 = pool
         .get()
         .await?
@@ -128,6 +129,7 @@ async fn soak_in(soak: &Settings, args: &SoakArgs) -> anyhow::Result<()> {
         "errors: {errors} (publish {publish_errors}, HTTP {http_errors}, reports not stored {lost}, ERROR log lines {log_errors}, sitrep {})",
         if alive { "running to the end" } else { "EXITED" }
     );
+    println!("dashboard: {http_requests} requests served to {} clients", args.clients);
     println!("largest lag: {max_lag} events ({max_lag_s:.2} s); largest ingest backlog: {max_backlog} messages");
     println!("RSS: max {rss_max:.1} MB; after the first minute it grew {growth:+.2} MB/min: {verdict}");
     println!("SOAK errors={errors}");
@@ -136,6 +138,7 @@ async fn soak_in(soak: &Settings, args: &SoakArgs) -> anyhow::Result<()> {
     println!("SOAK rss_max_mb={rss_max:.1}");
     println!("SOAK rss_growth_mb_per_min={growth:.3}");
     anyhow::ensure!(errors == 0, "the soak saw {errors} errors; see {}", log.display());
+    anyhow::ensure!(verdict != "GROWING", "RSS kept growing ({growth:+.2} MB/min after the first minute)");
     Ok(())
 }
 
@@ -244,12 +247,17 @@ fn wrk(url: &str, connections: u32, seconds: u64) -> anyhow::Result<tokio::proce
         .context("running wrk, the HTTP load tool (Debian: apt-get install wrk; scripts/soak installs it)")
 }
 
-/// Waits for wrk and returns its failed requests: non-2xx answers and socket errors.
-async fn finish_wrk(child: tokio::process::Child) -> anyhow::Result<u64> {
+/// Waits for wrk and returns the requests it made and how many failed (non-2xx answers and
+/// socket errors).
+async fn finish_wrk(child: tokio::process::Child) -> anyhow::Result<(u64, u64)> {
     let out = child.wait_with_output().await?;
     let text = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
-    Ok(wrk_errors(&text))
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.parse().ok()))
+        .with_context(|| format!("no request count in wrk's output:\n{text}"))?;
+    Ok((requests, wrk_errors(&text)))
 }
 
 /// The failed requests in wrk's output.
