@@ -443,31 +443,9 @@ async fn starting_without_a_rules_file_keeps_the_rules_in_force() {
 
 #[tokio::test]
 async fn an_evaluator_whose_kept_state_is_behind_the_log_reads_the_saved_state_instead() {
-    use sitrep_domain::alert::{EvaluatorEvent, RuleSet};
-    let app = crate::helpers::spawn_app_with_rules_without_projections(FS_FAILED).await;
-    let rules = RuleSet::parse_toml(FS_FAILED, 600).unwrap();
-    let mut client = app.pool.get().await.unwrap();
-    sitrep_infra::alerts::record(&mut client, &EvaluatorEvent::RulesLoaded { rules, source: "test".into() })
-        .await
-        .unwrap();
-    let reports_stored = |n: i64| {
-        let app = &app;
-        async move {
-            eventually(&format!("{n} reports stored"), || async {
-                let found = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
-                if found == n {
-                    Ok(())
-                } else {
-                    Err(format!("{found}"))
-                }
-            })
-            .await
-        }
-    };
-    let saved = || async {
-        let client = app.pool.get().await.unwrap();
-        serde_json::to_value(sitrep_projections::alerts::evaluator_state(&**client).await.unwrap()).unwrap()
-    };
+    let app = evaluator_without_runners().await;
+    let reports_stored = |n: i64| reports_stored(&app, n);
+    let saved = || saved_evaluator_state(&app);
 
     // Given an evaluator that has kept its state in memory...
     let kept = AlertEvaluator::default();
@@ -496,31 +474,10 @@ async fn an_evaluator_whose_kept_state_is_behind_the_log_reads_the_saved_state_i
 
 #[tokio::test]
 async fn an_evaluator_state_saved_whole_by_an_earlier_sitrep_is_split_into_component_rows_losing_nothing() {
-    use sitrep_domain::alert::{EvaluatorEvent, RuleSet};
-    let app = crate::helpers::spawn_app_with_rules_without_projections(FS_FAILED).await;
-    let rules = RuleSet::parse_toml(FS_FAILED, 600).unwrap();
-    let mut client = app.pool.get().await.unwrap();
-    sitrep_infra::alerts::record(&mut client, &EvaluatorEvent::RulesLoaded { rules, source: "test".into() })
-        .await
-        .unwrap();
-    let stored = |n: i64| {
-        let app = &app;
-        async move {
-            eventually(&format!("{n} reports stored"), || async {
-                let found = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
-                if found == n {
-                    Ok(())
-                } else {
-                    Err(format!("{found}"))
-                }
-            })
-            .await
-        }
-    };
-    let saved = || async {
-        let client = app.pool.get().await.unwrap();
-        serde_json::to_value(sitrep_projections::alerts::evaluator_state(&**client).await.unwrap()).unwrap()
-    };
+    let app = evaluator_without_runners().await;
+    let client = app.pool.get().await.unwrap();
+    let stored = |n: i64| reports_stored(&app, n);
+    let saved = || saved_evaluator_state(&app);
     report(&app, "fs/glade", "ok", 600).await;
     report(&app, "fs/scratch", "failed", 600).await;
     stored(2).await;
@@ -548,4 +505,36 @@ async fn an_evaluator_state_saved_whole_by_an_earlier_sitrep_is_split_into_compo
     sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
     assert_eq!(saved().await, after);
     app.cleanup().await;
+}
+
+/// An app whose projections do not run (the test steps the evaluator itself), with FS_FAILED's
+/// rules recorded in the log.
+async fn evaluator_without_runners() -> TestApp {
+    use sitrep_domain::alert::{EvaluatorEvent, RuleSet};
+    let app = crate::helpers::spawn_app_with_rules_without_projections(FS_FAILED).await;
+    let rules = RuleSet::parse_toml(FS_FAILED, 600).unwrap();
+    let mut client = app.pool.get().await.unwrap();
+    sitrep_infra::alerts::record(&mut client, &EvaluatorEvent::RulesLoaded { rules, source: "test".into() })
+        .await
+        .unwrap();
+    app
+}
+
+/// Waits until `n` reports are in the log.
+async fn reports_stored(app: &TestApp, n: i64) {
+    eventually(&format!("{n} reports stored"), || async {
+        let found = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
+        if found == n {
+            Ok(())
+        } else {
+            Err(format!("{found}"))
+        }
+    })
+    .await
+}
+
+/// The evaluator's saved state, as JSON.
+async fn saved_evaluator_state(app: &TestApp) -> Value {
+    let client = app.pool.get().await.unwrap();
+    serde_json::to_value(sitrep_projections::alerts::evaluator_state(&**client).await.unwrap()).unwrap()
 }

@@ -69,13 +69,29 @@ pub async fn measure(
     Ok(out)
 }
 
+/// The wrk command line: `connections` clients on `threads` threads for `seconds`, with the
+/// latency distribution, and no request given up before 10 s.
+pub(super) fn wrk_command(url: &str, threads: u32, connections: u32, seconds: u64) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("wrk");
+    command.args([
+        &format!("-t{threads}"),
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--timeout",
+        "10s",
+        "--latency",
+        url,
+    ]);
+    command
+}
+
+/// What to say when wrk cannot be started.
+pub(super) const WRK_MISSING: &str =
+    "running wrk, the HTTP load tool (Debian: apt-get install wrk; scripts/bench and scripts/soak install it)";
+
 /// Runs wrk with `--clients` connections on two threads for `--http-seconds`.
 async fn wrk(args: &BenchArgs, url: &str, bytes: usize) -> anyhow::Result<Load> {
-    let output = tokio::process::Command::new("wrk")
-        .args(["-t2", &format!("-c{}", args.clients), &format!("-d{}s", args.http_seconds), "--latency", url])
-        .output()
-        .await
-        .context("running wrk, the HTTP load tool (Debian: apt-get install wrk; scripts/bench installs it)")?;
+    let output = wrk_command(url, 2, args.clients, args.http_seconds.into()).output().await.context(WRK_MISSING)?;
     let text = String::from_utf8_lossy(&output.stdout);
     anyhow::ensure!(output.status.success(), "wrk failed on {url}: {text}{}", String::from_utf8_lossy(&output.stderr));
     parse_wrk(&text, bytes).with_context(|| format!("reading wrk's output for {url}:\n{text}"))
@@ -83,8 +99,8 @@ async fn wrk(args: &BenchArgs, url: &str, bytes: usize) -> anyhow::Result<Load> 
 
 /// Reads p50, p99 and requests/s from `wrk --latency` output; refuses a run with errors.
 fn parse_wrk(text: &str, bytes: usize) -> anyhow::Result<Load> {
-    anyhow::ensure!(!text.contains("Non-2xx or 3xx responses"), "some requests failed");
-    anyhow::ensure!(!text.contains("Socket errors"), "some connections failed");
+    let failed = wrk_errors(text);
+    anyhow::ensure!(failed == 0, "{failed} requests failed");
     let percentile = |p: &str| -> anyhow::Result<f64> {
         let line = text.lines().find(|l| l.trim_start().starts_with(p)).with_context(|| format!("no {p} line"))?;
         duration_ms(line.split_whitespace().nth(1).context("no value")?)
@@ -92,6 +108,18 @@ fn parse_wrk(text: &str, bytes: usize) -> anyhow::Result<Load> {
     let per_sec =
         text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).context("no Requests/sec line")?.trim().parse()?;
     Ok(Load { p50_ms: percentile("50%")?, p99_ms: percentile("99%")?, per_sec, bytes })
+}
+
+/// The failed requests in wrk's output: non-2xx answers and socket errors.
+pub(super) fn wrk_errors(text: &str) -> u64 {
+    let numbers =
+        |l: &str| -> u64 { l.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()).sum() };
+    text.lines()
+        .map(str::trim)
+        .filter_map(|l| {
+            l.strip_prefix("Non-2xx or 3xx responses:").or_else(|| l.strip_prefix("Socket errors:")).map(numbers)
+        })
+        .sum()
 }
 
 /// `1.23ms`, `456.00us`, `1.02s` or `2.00m` in milliseconds.

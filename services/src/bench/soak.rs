@@ -6,6 +6,7 @@
 //! HTTP requests, reports not stored, and ERROR lines in sitrep's log. It also reports the
 //! largest lag, and whether RSS stayed flat; it fails on errors or on RSS that kept growing.
 
+use super::dashboard;
 use super::load::Plan;
 use super::{caught_up, Child};
 use anyhow::Context;
@@ -238,13 +239,12 @@ fn rss_trend(samples: &[Sample]) -> (f64, &'static str) {
 
 /// wrk with `connections` clients for `seconds`, started now and finished by [`finish_wrk`].
 fn wrk(url: &str, connections: u32, seconds: u64) -> anyhow::Result<tokio::process::Child> {
-    tokio::process::Command::new("wrk")
-        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--timeout", "10s", url])
+    dashboard::wrk_command(url, 1, connections, seconds)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .context("running wrk, the HTTP load tool (Debian: apt-get install wrk; scripts/soak installs it)")
+        .context(dashboard::WRK_MISSING)
 }
 
 /// Waits for wrk and returns the requests it made and how many failed (non-2xx answers and
@@ -257,19 +257,7 @@ async fn finish_wrk(child: tokio::process::Child) -> anyhow::Result<(u64, u64)> 
         .lines()
         .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.parse().ok()))
         .with_context(|| format!("no request count in wrk's output:\n{text}"))?;
-    Ok((requests, wrk_errors(&text)))
-}
-
-/// The failed requests in wrk's output.
-fn wrk_errors(text: &str) -> u64 {
-    let numbers =
-        |l: &str| -> u64 { l.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()).sum() };
-    text.lines()
-        .map(str::trim)
-        .filter_map(|l| {
-            l.strip_prefix("Non-2xx or 3xx responses:").or_else(|| l.strip_prefix("Socket errors:")).map(numbers)
-        })
-        .sum()
+    Ok((requests, dashboard::wrk_errors(&text)))
 }
 
 #[cfg(test)]
@@ -279,8 +267,8 @@ mod tests {
     #[test]
     fn wrk_errors_add_failed_answers_and_socket_errors() {
         let text = "Running 1m test\n  Socket errors: connect 1, read 2, write 0, timeout 3\n  Non-2xx or 3xx responses: 4\nRequests/sec: 10\n";
-        assert_eq!(wrk_errors(text), 10);
-        assert_eq!(wrk_errors("Requests/sec: 10\n"), 0);
+        assert_eq!(dashboard::wrk_errors(text), 10);
+        assert_eq!(dashboard::wrk_errors("Requests/sec: 10\n"), 0);
     }
 
     #[test]
