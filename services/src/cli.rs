@@ -70,10 +70,11 @@ pub enum Command {
     Bench(BenchArgs),
     /// Hold a real `sitrep run` under steady load for a bounded time and show it holds up.
     ///
-    /// Offers reports at a fixed rate while `--clients` wrk clients load the dashboard, in a
-    /// database and streams of its own. Prints RSS, projection lag and ingest backlog every
+    /// Offers reports at a fixed rate while `--clients` dashboards each load a page once a
+    /// second, in a database and streams of its own. Prints RSS, projection lag and ingest backlog every
     /// `--every` seconds, then the errors (which must be zero), the largest lag, whether RSS
-    /// stayed flat, and `SOAK` lines. Fails if there were errors or RSS kept growing. See
+    /// stayed flat, and `SOAK` lines. Fails if there were errors, RSS kept growing or ingest fell
+    /// behind. See
     /// docs/operations.md.
     Soak(SoakArgs),
     /// Try sitrep: start everything with the simulator and print the dashboard's URL.

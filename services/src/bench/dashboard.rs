@@ -71,7 +71,7 @@ pub async fn measure(
 
 /// The wrk command line: `connections` clients on `threads` threads for `seconds`, with the
 /// latency distribution, and no request given up before 10 s.
-pub(super) fn wrk_command(url: &str, threads: u32, connections: u32, seconds: u64) -> tokio::process::Command {
+fn wrk_command(url: &str, threads: u32, connections: u32, seconds: u64) -> tokio::process::Command {
     let mut command = tokio::process::Command::new("wrk");
     command.args([
         &format!("-t{threads}"),
@@ -86,8 +86,7 @@ pub(super) fn wrk_command(url: &str, threads: u32, connections: u32, seconds: u6
 }
 
 /// What to say when wrk cannot be started.
-pub(super) const WRK_MISSING: &str =
-    "running wrk, the HTTP load tool (Debian: apt-get install wrk; scripts/bench and scripts/soak install it)";
+const WRK_MISSING: &str = "running wrk, the HTTP load tool (Debian: apt-get install wrk; scripts/bench installs it)";
 
 /// Runs wrk with `--clients` connections on two threads for `--http-seconds`.
 async fn wrk(args: &BenchArgs, url: &str, bytes: usize) -> anyhow::Result<Load> {
@@ -111,7 +110,7 @@ fn parse_wrk(text: &str, bytes: usize) -> anyhow::Result<Load> {
 }
 
 /// The failed requests in wrk's output: non-2xx answers and socket errors.
-pub(super) fn wrk_errors(text: &str) -> u64 {
+fn wrk_errors(text: &str) -> u64 {
     let numbers =
         |l: &str| -> u64 { l.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()).sum() };
     text.lines()
@@ -161,6 +160,13 @@ Transfer/sec:    600.00MB
         assert_eq!(load.p50_ms, 4.9);
         assert_eq!(load.p99_ms, 0.85);
         assert_eq!(load.per_sec, 6172.5);
+    }
+
+    #[test]
+    fn wrk_errors_add_failed_answers_and_socket_errors() {
+        let text = "Running 1m test\n  Socket errors: connect 1, read 2, write 0, timeout 3\n  Non-2xx or 3xx responses: 4\nRequests/sec: 10\n";
+        assert_eq!(wrk_errors(text), 10);
+        assert_eq!(wrk_errors("Requests/sec: 10\n"), 0);
     }
 
     #[test]

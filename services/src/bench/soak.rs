@@ -1,12 +1,12 @@
 //! `sitrep soak`: a real `sitrep run` under steady load for a bounded time, to show that it
 //! holds up. Reports are offered at a fixed rate (by default half the end-to-end rate in
-//! docs/performance.md), and `--clients` dashboard clients (wrk) load `/` and a system page the
-//! whole time. Every `--every` seconds it samples the child's RSS, the projection lag and
+//! docs/performance.md), and `--clients` dashboards, half on `/` and half on a system page, each
+//! load their page once a second the whole time (a dashboard left open and reloading; live
+//! pages need far less). Every `--every` seconds it samples the child's RSS, the projection lag and
 //! ingest's backlog. At the end it counts errors, which must be zero: failed publishes, failed
 //! HTTP requests, reports not stored, and ERROR lines in sitrep's log. It also reports the
 //! largest lag, and whether RSS stayed flat; it fails on errors or on RSS that kept growing.
 
-use super::dashboard;
 use super::load::Plan;
 use super::{caught_up, Child};
 use anyhow::Context;
@@ -24,7 +24,7 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 10)]
     pub minutes: u32,
     /// Reports per second offered: by default half the end-to-end rate in docs/performance.md.
-    #[arg(long, default_value_t = 1_800)]
+    #[arg(long, default_value_t = 3_850)]
     pub rate: u32,
     /// Components the reports are spread over (each reports once per round).
     #[arg(long, default_value_t = 10_000)]
@@ -32,7 +32,7 @@ pub struct SoakArgs {
     /// Systems the components belong to.
     #[arg(long, default_value_t = 20)]
     pub systems: u32,
-    /// Concurrent dashboard clients, half on `/` and half on a system page.
+    /// Dashboards, half on `/` and half on a system page, each loading its page once a second.
     #[arg(long, default_value_t = 32)]
     pub clients: u32,
     /// Seconds between samples.
@@ -82,9 +82,16 @@ async fn soak_in(soak: &Settings, args: &SoakArgs) -> anyhow::Result<()> {
         "soak: {} reports/s and {} dashboard clients for {} minutes; a sample every {} s",
         args.rate, args.clients, args.minutes, args.every
     );
-    let half = (args.clients / 2).max(1);
-    let home = wrk(&format!("http://{}/", child.addr), half, seconds)?;
-    let system = wrk(&format!("http://{}/systems/{}", child.addr, plan.system(0)), half, seconds)?;
+    let served = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let mut dashboards = tokio::task::JoinSet::new();
+    for n in 0..args.clients {
+        let path = if n % 2 == 0 { "/".to_owned() } else { format!("/systems/{}", plan.system(0)) };
+        let url = format!("http://{}{path}", child.addr);
+        dashboards.spawn(dashboard(http.clone(), url, until, served.clone(), failed.clone()));
+    }
     let publish_errors = Arc::new(AtomicU64::new(0));
     let publisher =
         tokio::spawn(offer(js.clone(), soak.clone(), plan, first, args.rate, seconds, publish_errors.clone()));
@@ -102,8 +109,11 @@ async fn soak_in(soak: &Settings, args: &SoakArgs) -> anyhow::Result<()> {
     }
     let published = publisher.await.context("the publisher panicked")?;
     caught_up(&js, soak, &pool, Instant::now()).await?;
-    let (home, system) = (finish_wrk(home).await?, finish_wrk(system).await?);
-    let (http_requests, http_errors) = (home.0 + system.0, home.1 + system.1);
+    // Ingest kept up if what waited at the end of the load was under 5 s of it.
+    let behind = samples.last().map_or(0, |s| s.backlog);
+    let kept_up = behind < 5 * u64::from(args.rate);
+    while dashboards.join_next().await.is_some() {}
+    let (http_requests, http_errors) = (served.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     let stored: i64 = pool
         .get()
         .await?
@@ -130,7 +140,11 @@ async fn soak_in(soak: &Settings, args: &SoakArgs) -> anyhow::Result<()> {
         "errors: {errors} (publish {publish_errors}, HTTP {http_errors}, reports not stored {lost}, ERROR log lines {log_errors}, sitrep {})",
         if alive { "running to the end" } else { "EXITED" }
     );
-    println!("dashboard: {http_requests} requests served to {} clients", args.clients);
+    println!("dashboards: {http_requests} pages served to {} clients, {http_errors} failed", args.clients);
+    println!(
+        "ingest {}: {behind} messages waiting when the load ended",
+        if kept_up { "kept up" } else { "FELL BEHIND" }
+    );
     println!("largest lag: {max_lag} events ({max_lag_s:.2} s); largest ingest backlog: {max_backlog} messages");
     println!("RSS: max {rss_max:.1} MB; after the first minute it grew {growth:+.2} MB/min: {verdict}");
     println!("SOAK errors={errors}");
@@ -140,6 +154,7 @@ async fn soak_in(soak: &Settings, args: &SoakArgs) -> anyhow::Result<()> {
     println!("SOAK rss_growth_mb_per_min={growth:.3}");
     anyhow::ensure!(errors == 0, "the soak saw {errors} errors; see {}", log.display());
     anyhow::ensure!(verdict != "GROWING", "RSS kept growing ({growth:+.2} MB/min after the first minute)");
+    anyhow::ensure!(kept_up, "ingest fell behind the offered rate: {behind} messages waited when the load ended");
     Ok(())
 }
 
@@ -237,39 +252,24 @@ fn rss_trend(samples: &[Sample]) -> (f64, &'static str) {
     (slope, if slope < 1.0 || slope < 0.02 * my { "flat" } else { "GROWING" })
 }
 
-/// wrk with `connections` clients for `seconds`, started now and finished by [`finish_wrk`].
-fn wrk(url: &str, connections: u32, seconds: u64) -> anyhow::Result<tokio::process::Child> {
-    dashboard::wrk_command(url, 1, connections, seconds)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context(dashboard::WRK_MISSING)
-}
-
-/// Waits for wrk and returns the requests it made and how many failed (non-2xx answers and
-/// socket errors).
-async fn finish_wrk(child: tokio::process::Child) -> anyhow::Result<(u64, u64)> {
-    let out = child.wait_with_output().await?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    anyhow::ensure!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
-    let requests = text
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.parse().ok()))
-        .with_context(|| format!("no request count in wrk's output:\n{text}"))?;
-    Ok((requests, dashboard::wrk_errors(&text)))
+/// One dashboard: loads `url` once a second until `until`, counting pages served and failed
+/// (an error status, or no answer within 10 s).
+async fn dashboard(http: reqwest::Client, url: String, until: Instant, served: Arc<AtomicU64>, failed: Arc<AtomicU64>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while Instant::now() < until {
+        tick.tick().await;
+        let ok = match http.get(&url).send().await {
+            Ok(resp) if resp.status().is_success() => resp.bytes().await.is_ok(),
+            _ => false,
+        };
+        if ok { &served } else { &failed }.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wrk_errors_add_failed_answers_and_socket_errors() {
-        let text = "Running 1m test\n  Socket errors: connect 1, read 2, write 0, timeout 3\n  Non-2xx or 3xx responses: 4\nRequests/sec: 10\n";
-        assert_eq!(dashboard::wrk_errors(text), 10);
-        assert_eq!(dashboard::wrk_errors("Requests/sec: 10\n"), 0);
-    }
 
     #[test]
     fn rss_that_keeps_growing_is_not_flat() {
