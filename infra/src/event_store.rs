@@ -107,10 +107,11 @@ impl StoredEvent {
 }
 
 /// Appends events in one statement and notifies readers when the caller's transaction commits.
-/// Fails with [`InfraError::Conflict`] or [`InfraError::DuplicateEvent`] on the unique keys.
-pub async fn append(tx: &impl GenericClient, events: &[NewEvent]) -> Result<(), InfraError> {
+/// Returns the position of the last one (`None` when there were none). Fails with
+/// [`InfraError::Conflict`] or [`InfraError::DuplicateEvent`] on the unique keys.
+pub async fn append(tx: &impl GenericClient, events: &[NewEvent]) -> Result<Option<i64>, InfraError> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let mut ids = Vec::with_capacity(events.len());
     let mut agg_types = Vec::with_capacity(events.len());
@@ -130,18 +131,24 @@ pub async fn append(tx: &impl GenericClient, events: &[NewEvent]) -> Result<(), 
         payloads.push(&e.payload);
         metas.push(&e.metadata);
     }
-    tx.execute(
-        // WITH ORDINALITY: positions follow the order of `events`.
-        "INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         SELECT i, at, ai, s, et, ev, p, m
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[])
-              WITH ORDINALITY AS u(i, at, ai, s, et, ev, p, m, ord)
-         ORDER BY ord",
-        &[&ids, &agg_types, &agg_ids, &seqs, &types, &versions, &payloads, &metas],
-    )
-    .await?;
+    let last: Option<i64> = tx
+        .query_one(
+            // WITH ORDINALITY: positions follow the order of `events`.
+            "WITH appended AS (
+                INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                SELECT i, at, ai, s, et, ev, p, m
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[])
+                     WITH ORDINALITY AS u(i, at, ai, s, et, ev, p, m, ord)
+                ORDER BY ord
+                RETURNING position
+             )
+             SELECT max(position) FROM appended",
+            &[&ids, &agg_types, &agg_ids, &seqs, &types, &versions, &payloads, &metas],
+        )
+        .await?
+        .get(0);
     tx.execute("SELECT pg_notify($1, '')", &[&EVENTS_CHANNEL]).await?;
-    Ok(())
+    Ok(last)
 }
 
 /// Which of these event ids are already stored.
@@ -250,15 +257,15 @@ pub async fn events_after_snapshots(
 }
 
 /// Writes snapshots for these aggregates of one type: `(id, state, last_sequence)`.
-pub async fn save_snapshots(
+pub async fn save_snapshots<S: AsRef<str> + Sync>(
     tx: &impl GenericClient,
     aggregate_type: &str,
-    snapshots: &[(&str, Value, i64)],
+    snapshots: &[(S, Value, i64)],
 ) -> Result<(), InfraError> {
     if snapshots.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&str> = snapshots.iter().map(|s| s.0).collect();
+    let ids: Vec<&str> = snapshots.iter().map(|s| s.0.as_ref()).collect();
     let payloads: Vec<&Value> = snapshots.iter().map(|s| &s.1).collect();
     let seqs: Vec<i64> = snapshots.iter().map(|s| s.2).collect();
     tx.execute(
@@ -314,7 +321,24 @@ fn serialized_from_row(r: &tokio_postgres::Row) -> SerializedEvent {
         event_type: r.get(3),
         event_version: r.get(4),
         payload: r.get(5),
-        metadata: r.get(6),
+        metadata: string_metadata(r.get(6)),
+    }
+}
+
+/// cqrs-es reads metadata as a map of strings; ingest's metadata also has numbers (the stream
+/// sequence) and nulls (no message id). Nulls are left out and other values written as text.
+fn string_metadata(metadata: Value) -> Value {
+    match metadata {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| match v {
+                    Value::String(_) => (k, v),
+                    other => (k, Value::String(other.to_string())),
+                })
+                .collect(),
+        ),
+        _ => Value::Object(serde_json::Map::new()),
     }
 }
 
@@ -421,4 +445,17 @@ fn feed(events: Vec<SerializedEvent>) -> ReplayStream {
         }
     });
     stream
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn metadata_ingest_wrote_reads_as_the_string_map_cqrs_es_expects() {
+        let stored = json!({"source": "nats", "stream_seq": 42, "msg_id": null, "api_key": null});
+        let read: HashMap<String, String> = serde_json::from_value(string_metadata(stored)).unwrap();
+        assert_eq!(read, HashMap::from([("source".into(), "nats".into()), ("stream_seq".into(), "42".into())]));
+    }
 }

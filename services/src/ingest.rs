@@ -7,11 +7,11 @@
 use anyhow::Context;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use deadpool_postgres::Pool;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use sitrep_domain::component::{Component, ComponentCommand, AGGREGATE_TYPE};
+use sitrep_domain::component::{ComponentCommand, AGGREGATE_TYPE};
 use sitrep_domain::maintenance;
 use sitrep_domain::names::component_aggregate_id;
 use sitrep_domain::notice::{self, Notice, NoticeState};
@@ -25,6 +25,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+mod components;
+use components::Components;
 
 /// What became of one batch.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -149,8 +152,25 @@ impl Incoming {
 }
 
 /// Appends one batch in one transaction and returns what it did. Acks are the caller's job,
-/// after this returns.
-pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::Result<BatchOutcome> {
+/// after this returns. A failed batch drops the kept component states, which it may have changed
+/// without storing.
+pub(crate) async fn store_batch(
+    pool: &Pool,
+    components: &mut Components,
+    incoming: &[Incoming],
+) -> anyhow::Result<BatchOutcome> {
+    let stored = try_store_batch(pool, components, incoming).await;
+    if stored.is_err() {
+        components.forget();
+    }
+    stored
+}
+
+async fn try_store_batch(
+    pool: &Pool,
+    components: &mut Components,
+    incoming: &[Incoming],
+) -> anyhow::Result<BatchOutcome> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     // One writer at a time (see event_store): take the lock first, so what we read below (which
@@ -178,17 +198,8 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
         .into_iter()
         .collect();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut states: HashMap<String, (Component, i64)> = event_store::load_snapshots(&*tx, AGGREGATE_TYPE, &id_refs)
-        .await?
-        .into_iter()
-        .map(|(id, s)| Ok((id, (serde_json::from_value(s.payload)?, s.last_sequence))))
-        .collect::<Result<_, serde_json::Error>>()?;
-    // Events a snapshot does not include yet (written by a path that keeps no snapshots).
-    for (id, seq, payload) in event_store::events_after_snapshots(&*tx, AGGREGATE_TYPE, &id_refs).await? {
-        let (state, last) = states.entry(id).or_default();
-        state.apply(serde_json::from_value(payload)?);
-        *last = seq;
-    }
+    components.catch_up(&*tx).await?;
+    components.load(&*tx, &id_refs).await?;
 
     let mut notices = Notices::load(&*tx, &fresh).await?;
     let mut events = Vec::new();
@@ -207,18 +218,18 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
         }
         for (index, report) in m.reports.iter().enumerate() {
             let agg_id = component_aggregate_id(&report.system, &report.component);
-            let (state, seq) = states.entry(agg_id.clone()).or_default();
+            let kept = components.get_mut(&agg_id);
             let command = ComponentCommand::ReportStatus { report: report.clone(), received_at: m.received_at };
-            match state.decide(command).await {
+            match kept.state.decide(command).await {
                 Ok(decided) => {
                     for event in decided {
-                        *seq += 1;
+                        kept.sequence += 1;
                         let event_type = event.event_type();
                         events.push(NewEvent {
                             event_id: derived_event_id(&m.key, index, &event_type),
                             aggregate_type: AGGREGATE_TYPE.to_owned(),
                             aggregate_id: agg_id.clone(),
-                            sequence: *seq,
+                            sequence: kept.sequence,
                             event_version: event.event_version(),
                             event_type,
                             payload: serde_json::to_value(&event)?,
@@ -240,21 +251,14 @@ pub(crate) async fn store_batch(pool: &Pool, incoming: &[Incoming]) -> anyhow::R
         }
     }
 
-    // Snapshots for components only: outages and windows have a handful of events each.
-    let touched: HashSet<&str> =
-        events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE).map(|e| e.aggregate_id.as_str()).collect();
-    let snapshots: Vec<(&str, Value, i64)> = touched
-        .into_iter()
-        .map(|id| {
-            let (state, seq) = &states[id];
-            Ok((id, serde_json::to_value(state)?, *seq))
-        })
-        .collect::<Result<_, serde_json::Error>>()?;
-
-    event_store::append(&*tx, &events).await?;
+    // Snapshots for components only (outages and windows have a handful of events each), and
+    // only every SNAPSHOT_EVERY events of each: the kept states carry the rest.
+    let snapshots = components.due_snapshots(id_refs.iter().copied(), false)?;
+    let last = event_store::append(&*tx, &events).await?;
     event_store::save_snapshots(&*tx, AGGREGATE_TYPE, &snapshots).await?;
     quarantine::insert(&*tx, &quarantined).await?;
     tx.commit().await.context("committing the batch")?;
+    components.stored_through(last);
 
     outcome.events = events.len();
     outcome.quarantined = quarantined.len();
@@ -335,6 +339,7 @@ const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Runs ingest until cancelled.
 pub async fn run(pool: Pool, source: Source, settings: Settings, cancel: CancellationToken) -> anyhow::Result<()> {
     let Source { consumer, stream_epoch } = source;
+    let mut components = Components::default();
     let wait = Duration::from_millis(settings.ingest_wait_ms);
     tracing::info!(stream = %settings.reports_stream, consumer = %settings.ingest_consumer, "ingest started");
     let mut backoff = Duration::from_millis(250);
@@ -396,11 +401,30 @@ pub async fn run(pool: Pool, source: Source, settings: Settings, cancel: Cancell
                     Ok(None) | Err(_) => break,
                 }
             }
-            handle_batch(&pool, &settings, &stream_epoch, &batch, &cancel).await;
+            handle_batch(&pool, &mut components, &settings, &stream_epoch, &batch, &cancel).await;
         }
     }
+    save_behind_snapshots(&pool, &mut components).await;
     tracing::info!("ingest stopped");
     Ok(())
+}
+
+/// Writes the snapshots of every kept component whose snapshot is behind, so the next start
+/// reads no long tails. Best effort: a snapshot only saves reading events.
+async fn save_behind_snapshots(pool: &Pool, components: &mut Components) {
+    let saved = async {
+        let snapshots = components.behind()?;
+        let client = pool.get().await?;
+        event_store::save_snapshots(&**client, AGGREGATE_TYPE, &snapshots).await?;
+        anyhow::Ok(snapshots.len())
+    };
+    match tokio::time::timeout(Duration::from_secs(5), saved).await {
+        Ok(Ok(n)) => tracing::debug!(snapshots = n, "snapshots saved"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = format!("{e:#}"), "could not save snapshots; the next start reads more events")
+        }
+        Err(_) => tracing::warn!("saving snapshots took too long; the next start reads more events"),
+    }
 }
 
 /// How long a released message stays away: long enough that it is not handed straight back to
@@ -435,6 +459,7 @@ const ATTEMPTS_BEFORE_ISOLATING: u32 = 3;
 #[tracing::instrument(skip_all, fields(messages = batch.len()))]
 async fn handle_batch(
     pool: &Pool,
+    components: &mut Components,
     settings: &Settings,
     stream_epoch: &str,
     batch: &[jetstream::Message],
@@ -446,9 +471,9 @@ async fn handle_batch(
     let outcome = loop {
         attempts += 1;
         let result = if attempts <= ATTEMPTS_BEFORE_ISOLATING {
-            store_batch(pool, &incoming).await
+            store_batch(pool, components, &incoming).await
         } else {
-            store_one_by_one(pool, &mut incoming).await
+            store_one_by_one(pool, components, &mut incoming).await
         };
         match result {
             Ok(outcome) => break outcome,
@@ -499,14 +524,18 @@ fn record_metrics(outcome: &BatchOutcome, incoming: &[Incoming]) {
 /// Stores each message in its own transaction. A message that fails alone while the database
 /// still accepts its quarantine entry is the problem: it is quarantined in place. If even that
 /// fails, the database is the problem, and the error goes back to the caller to retry.
-async fn store_one_by_one(pool: &Pool, incoming: &mut [Incoming]) -> anyhow::Result<BatchOutcome> {
+async fn store_one_by_one(
+    pool: &Pool,
+    components: &mut Components,
+    incoming: &mut [Incoming],
+) -> anyhow::Result<BatchOutcome> {
     let mut total = BatchOutcome::default();
     for slot in incoming.iter_mut() {
-        let outcome = match store_batch(pool, std::slice::from_ref(slot)).await {
+        let outcome = match store_batch(pool, components, std::slice::from_ref(slot)).await {
             Ok(outcome) => outcome,
             Err(why) => {
                 let poisoned = slot.poisoned(&why);
-                let outcome = store_batch(pool, std::slice::from_ref(&poisoned)).await?;
+                let outcome = store_batch(pool, components, std::slice::from_ref(&poisoned)).await?;
                 tracing::warn!(key = %slot.key, error = format!("{why:#}"), "message could not be stored; quarantined");
                 *slot = poisoned;
                 outcome

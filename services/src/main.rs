@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// sitrep allocates and frees many small buffers per message (JSON values, strings); with glibc's
+// allocator that was nearly half of the process's CPU time under load (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = sitrep_services::cli::Cli::parse();

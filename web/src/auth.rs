@@ -108,11 +108,33 @@ fn open_to_all(path: &str) -> bool {
 }
 
 /// A page (as opposed to the API, assets, probes or the live stream): gets the outage banner.
-fn is_page(method: &Method, path: &str) -> bool {
+/// `/` and system pages load theirs when they render ([`with_outage_banners`]), since a page
+/// kept between requests ([`crate::pagecache`]) is served with the banner it was rendered with.
+fn needs_outage_banners(method: &Method, path: &str) -> bool {
     method == Method::GET
         && !(path.starts_with("/api/")
             || path.starts_with("/static/")
-            || matches!(path, "/live" | "/healthz" | "/readyz" | "/metrics"))
+            || matches!(path, "/live" | "/healthz" | "/readyz" | "/metrics")
+            || renders_own_banners(path))
+}
+
+/// `/` and `/systems/{system}`: the pages that load their outage banners as they render.
+fn renders_own_banners(path: &str) -> bool {
+    path == "/" || path.strip_prefix("/systems/").is_some_and(|system| !system.is_empty() && !system.contains('/'))
+}
+
+/// Runs `render` with the outages in force now in its [`Chrome`], for the pages that load
+/// them as they render (see [`needs_outage_banners`]).
+pub async fn with_outage_banners<F: std::future::Future>(state: &AppState, render: F) -> F::Output {
+    let chrome = Chrome { outages: outage_banners(state).await, ..chrome() };
+    CHROME.scope(chrome, render).await
+}
+
+async fn outage_banners(state: &AppState) -> Vec<crate::outages::Banner> {
+    crate::outages::banners(state).await.unwrap_or_else(|e| {
+        tracing::warn!(error = format!("{e:#}"), "reading active outages for the banner failed");
+        Vec::new()
+    })
 }
 
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -181,14 +203,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         }
         return with_cookie(&state, WebError::SignInNeeded { format }.into_response(), minted);
     }
-    let outages = if is_page(req.method(), &path) {
-        crate::outages::banners(&state).await.unwrap_or_else(|e| {
-            tracing::warn!(error = format!("{e:#}"), "reading active outages for the banner failed");
-            Vec::new()
-        })
-    } else {
-        Vec::new()
-    };
+    let outages = if needs_outage_banners(req.method(), &path) { outage_banners(&state).await } else { Vec::new() };
     let chrome = Chrome {
         user: session.as_ref().map(|s| s.user.clone()),
         role: session.as_ref().map(|s| s.role.as_str()),

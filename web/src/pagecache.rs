@@ -1,17 +1,19 @@
 //! `/` and system pages, as a signed-out viewer sees them now, rendered once and served again
-//! while nothing they show has changed. Before serving a kept page, a request reads the same
-//! version the live pages watch ([`crate::live::version`]: latest-status, alert, outage and
-//! window positions, open alerts, windows on now), so a change is shown on the very next request.
-//! A page is kept at most [`FRESH_FOR`] after it was rendered, since its ages ("3 s ago") and
-//! staleness move with the clock alone; while one request renders it again, the others get the
-//! kept one, up to twice that old. Requests missing the same page render it once between them.
-//! Pages for signed-in viewers (their name, their role) and past instants
-//! (`?at=`) are rendered every time.
+//! for up to [`FRESH_FOR`] (one second): a page is never more than that behind the read models,
+//! and the ages on it ("3 s ago") are off by at most as much. A kept page costs no query at all
+//! (the outage banner is rendered into it, see `auth::with_outage_banners`), so a wall of
+//! dashboards reloading, or a read model changing many times a second, costs one render per page
+//! per second. Requests missing the same page render it once between them; while one renders
+//! it again, the others get the kept one, up to twice that old. Open pages also get changes
+//! pushed live (`crate::live`).
+//!
+//! Pages for signed-in viewers (their name, their role, and the outages or alerts they just
+//! acted on) and past instants (`?at=`) are rendered every time.
 
 use crate::error::WebError;
-use crate::live::{self, Version};
 use crate::state::AppState;
 use axum::response::Html;
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -23,9 +25,8 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 const MOST_PAGES: usize = 256;
 
 struct Kept {
-    version: Version,
     rendered: Instant,
-    html: Arc<str>,
+    html: Bytes,
 }
 
 /// The kept pages, shared by every request of the process.
@@ -41,21 +42,18 @@ struct Inner {
 }
 
 impl PageCache {
-    fn get(&self, key: &str, version: Version) -> Option<Arc<str>> {
-        self.get_within(key, version, FRESH_FOR)
-    }
-
-    fn get_within(&self, key: &str, version: Version, age: Duration) -> Option<Arc<str>> {
+    /// The page `key`, if it was rendered less than `age` ago.
+    fn get_within(&self, key: &str, age: Duration) -> Option<Bytes> {
         let pages = self.0.pages.lock().expect("the page cache");
-        pages.get(key).filter(|k| k.version == version && k.rendered.elapsed() < age).map(|k| k.html.clone())
+        pages.get(key).filter(|k| k.rendered.elapsed() < age).map(|k| k.html.clone())
     }
 
-    fn put(&self, key: String, version: Version, rendered: Instant, html: Arc<str>) {
+    fn put(&self, key: String, rendered: Instant, html: Bytes) {
         let mut pages = self.0.pages.lock().expect("the page cache");
         if pages.len() >= MOST_PAGES && !pages.contains_key(&key) {
             pages.clear();
         }
-        pages.insert(key, Kept { version, rendered, html });
+        pages.insert(key, Kept { rendered, html });
     }
 
     fn render_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -67,42 +65,39 @@ impl PageCache {
     }
 }
 
-/// The page `key` now: kept if nothing it shows has changed, else made by `render` (and kept
-/// when the viewer is signed out). The version is read before rendering, so a kept page is never
-/// older than the version it is kept under. Requests that miss the same page wait for one of
-/// them to render it.
-pub async fn page<F>(state: &AppState, key: String, render: F) -> Result<Html<String>, WebError>
+/// The page `key` now: the kept one if it is fresh, else made by `render` (and kept when the
+/// viewer is signed out). Requests that miss the same page wait for one of them to render it.
+pub async fn page<F>(state: &AppState, key: String, render: F) -> Result<Html<Bytes>, WebError>
 where
     F: Future<Output = Result<Html<String>, WebError>>,
 {
     if crate::auth::chrome().user.is_some() {
-        return render.await;
+        return render.await.map(|Html(html)| Html(Bytes::from(html)));
     }
-    let Ok(version) = live::version(state).await else { return render.await };
-    if let Some(html) = state.pages.get(&key, version) {
-        return Ok(Html(html.to_string()));
+    if let Some(html) = state.pages.get_within(&key, FRESH_FOR) {
+        return Ok(Html(html));
     }
     let lock = state.pages.render_lock(&key);
-    let (_rendering, version) = match lock.try_lock() {
-        // Nobody else is rendering it: the version read above stands.
-        Ok(guard) => (guard, version),
+    let _rendering = match lock.try_lock() {
+        Ok(guard) => guard,
         Err(_) => {
-            // Nothing changed but the clock while another request renders it: the page kept a
-            // moment longer is still right but for its ages.
-            if let Some(html) = state.pages.get_within(&key, version, 2 * FRESH_FOR) {
-                return Ok(Html(html.to_string()));
+            // Another request is rendering it: the kept page, a moment older, will do.
+            if let Some(html) = state.pages.get_within(&key, 2 * FRESH_FOR) {
+                return Ok(Html(html));
             }
             let guard = lock.lock().await;
-            // The other request has kept it by now, unless things changed meanwhile.
-            let Ok(version) = live::version(state).await else { return render.await };
-            if let Some(html) = state.pages.get(&key, version) {
-                return Ok(Html(html.to_string()));
+            // The other request has kept it by now, unless its render failed.
+            if let Some(html) = state.pages.get_within(&key, FRESH_FOR) {
+                return Ok(Html(html));
             }
-            (guard, version)
+            guard
         }
     };
+    // The page shows the read models as of the start of its render.
+    let started = Instant::now();
     let Html(html) = render.await?;
-    state.pages.put(key, version, Instant::now(), Arc::from(html.as_str()));
+    let html = Bytes::from(html);
+    state.pages.put(key, started, html.clone());
     Ok(Html(html))
 }
 
@@ -111,22 +106,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_kept_page_is_served_only_for_its_version_and_while_fresh() {
+    fn a_kept_page_is_served_only_while_fresh() {
         let cache = PageCache::default();
-        let v = (1, 2, 3, 4, 5);
-        cache.put("home".into(), v, Instant::now(), Arc::from("<p>one</p>"));
-        assert_eq!(cache.get("home", v).as_deref(), Some("<p>one</p>"));
-        assert!(cache.get("home", (2, 2, 3, 4, 5)).is_none(), "a newer report: rendered again");
-        assert!(cache.get("system/derecho", v).is_none());
-        cache.put("home".into(), v, Instant::now() - FRESH_FOR, Arc::from("<p>old</p>"));
-        assert!(cache.get("home", v).is_none(), "older than FRESH_FOR: rendered again");
+        cache.put("home".into(), Instant::now(), Bytes::from("<p>one</p>"));
+        assert_eq!(cache.get_within("home", FRESH_FOR).as_deref(), Some(&b"<p>one</p>"[..]));
+        assert!(cache.get_within("system/derecho", FRESH_FOR).is_none());
+        cache.put("home".into(), Instant::now() - FRESH_FOR, Bytes::from("<p>old</p>"));
+        assert!(cache.get_within("home", FRESH_FOR).is_none(), "older than FRESH_FOR: rendered again");
+        assert!(cache.get_within("home", 2 * FRESH_FOR).is_some(), "while another request renders it");
     }
 
     #[test]
     fn the_cache_starts_afresh_rather_than_growing_without_bound() {
         let cache = PageCache::default();
         for n in 0..MOST_PAGES + 10 {
-            cache.put(format!("system/s{n}"), (0, 0, 0, 0, 0), Instant::now(), Arc::from("x"));
+            cache.put(format!("system/s{n}"), Instant::now(), Bytes::from("x"));
         }
         assert!(cache.0.pages.lock().unwrap().len() <= MOST_PAGES);
     }

@@ -14,6 +14,7 @@ use crate::{chart, history, params};
 use axum::extract::{Path, Query, State};
 use axum::http::Uri;
 use axum::response::Html;
+use bytes::Bytes;
 use serde::Serialize;
 use sitrep_infra::quarantine;
 use std::collections::{BTreeMap, HashMap};
@@ -300,13 +301,15 @@ pub async fn home_view(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Result<Html<String>, WebError> {
+pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Result<Html<Bytes>, WebError> {
     let now = state.now();
     let at = q.resolve(Format::Html, now)?;
-    let make = async { render("home", &home_view(&state, now, at).await?) };
+    let make = crate::auth::with_outage_banners(&state, async {
+        render_aside("home", home_view(&state, now, at).await?).await
+    });
     match at {
         None => crate::pagecache::page(&state, "home".into(), make).await,
-        Some(_) => make.await,
+        Some(_) => make.await.map(|Html(html)| Html(Bytes::from(html))),
     }
 }
 
@@ -468,13 +471,15 @@ pub async fn system(
     State(state): State<AppState>,
     Path(system): Path<String>,
     Query(q): Query<AtQuery>,
-) -> Result<Html<String>, WebError> {
+) -> Result<Html<Bytes>, WebError> {
     let now = state.now();
     let at = q.resolve(Format::Html, now)?;
-    let make = async { render("system", &system_view(&state, now, at, &system).await?) };
+    let make = crate::auth::with_outage_banners(&state, async {
+        render_aside("system", system_view(&state, now, at, &system).await?).await
+    });
     match at {
         None => crate::pagecache::page(&state, format!("system/{system}"), make).await,
-        Some(_) => make.await,
+        Some(_) => make.await.map(|Html(html)| Html(Bytes::from(html))),
     }
 }
 
@@ -559,6 +564,13 @@ pub async fn not_found(uri: Uri) -> WebError {
 
 pub(crate) fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
     templates::render(name, page).map(Html).map_err(WebError::page)
+}
+
+/// [`render`] on a blocking thread, for the large pages (a system page with hundreds of
+/// components takes tens of milliseconds): the requests waiting on the same async worker are
+/// not held up behind it.
+async fn render_aside<T: Serialize + Send + 'static>(name: &'static str, page: T) -> Result<Html<String>, WebError> {
+    tokio::task::spawn_blocking(move || render(name, &page)).await.map_err(WebError::page)?
 }
 
 /// Every template renders with realistic data and with empty data. Strict mode is on, so a
