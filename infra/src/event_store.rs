@@ -191,6 +191,28 @@ pub async fn read_type_after(
     Ok(rows.iter().map(StoredEvent::from_row).collect())
 }
 
+/// Events of these aggregate types after `after` and up to `through`, in global order, at most
+/// `limit`.
+pub async fn read_types_between(
+    client: &impl GenericClient,
+    aggregate_types: &[&str],
+    after: i64,
+    through: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, InfraError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {STORED_COLUMNS} FROM events
+                 WHERE aggregate_type = ANY($1) AND position > $2 AND position <= $3
+                 ORDER BY position LIMIT $4"
+            ),
+            &[&aggregate_types, &after, &through, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(StoredEvent::from_row).collect())
+}
+
 /// The event at `position`, if there is one.
 pub async fn at(client: &impl GenericClient, position: i64) -> Result<Option<StoredEvent>, InfraError> {
     let row =

@@ -204,6 +204,10 @@ impl Projection for Alerts {
         &["alerts", "alert_transitions"]
     }
 
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[ALERT]
+    }
+
     async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent], _: &mut ()) -> anyhow::Result<()> {
         for t in alerts::transitions(&**tx, events).await? {
             let Some(info) = t.after.info.as_ref() else { continue };

@@ -38,6 +38,10 @@ impl Projection for Outages {
         &["outages", "outage_updates", "maintenance_windows"]
     }
 
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[outage::AGGREGATE_TYPE, maintenance::AGGREGATE_TYPE]
+    }
+
     async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent], _: &mut ()) -> anyhow::Result<()> {
         for e in events {
             match e.aggregate_type.as_str() {

@@ -42,6 +42,12 @@ pub trait Projection: Send + Sync + 'static {
     fn step_events(&self) -> i64 {
         BATCH
     }
+    /// The aggregate types whose events it applies; empty (the default) for all of them. A
+    /// projection that names its types reads only those, yet its checkpoint still follows the
+    /// head of the log.
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Applies events, in order, inside the runner's transaction. Must not read the clock.
     fn apply(
         &self,
@@ -120,7 +126,7 @@ pub async fn step_until<P: Projection>(
     use_schema(&tx, schema).await?;
     let position = lock_checkpoint(&tx, projection.name()).await?;
     let stepped = apply_step(&tx, projection, position, until).await?;
-    if stepped.applied == 0 {
+    if stepped.position == position {
         tx.rollback().await?;
     } else {
         move_checkpoint(&tx, projection.name(), stepped.position).await?;
@@ -142,18 +148,19 @@ async fn apply_step<P: Projection>(
     let mut step = P::Step::default();
     let mut applied = 0;
     let caught_up = loop {
-        let mut events = event_store::read_after(&**tx, position, BATCH).await?;
-        let read = events.len();
-        events.retain(|e| e.position <= until);
-        let more = read == BATCH as usize && events.len() == read;
-        let Some(last) = events.last().map(|e| e.position) else { break true };
-        projection
-            .apply(tx, &events, &mut step)
-            .await
-            .with_context(|| format!("projection {name} applying events after {position}"))?;
-        applied += events.len();
-        position = last;
-        if !more {
+        let read = read_batch(tx, projection.aggregate_types(), position, until).await?;
+        if read.through <= position {
+            break true;
+        }
+        if !read.events.is_empty() {
+            projection
+                .apply(tx, &read.events, &mut step)
+                .await
+                .with_context(|| format!("projection {name} applying events after {position}"))?;
+            applied += read.events.len();
+        }
+        position = read.through;
+        if !read.more {
             break true;
         }
         if applied as i64 >= projection.step_events() {
@@ -164,6 +171,35 @@ async fn apply_step<P: Projection>(
         projection.finish(tx, step).await.with_context(|| format!("projection {name} finishing a step"))?;
     }
     Ok(Stepped { applied, position, caught_up })
+}
+
+/// One read of the log for a step.
+struct Read {
+    /// The events to apply, in order.
+    events: Vec<StoredEvent>,
+    /// Every event up to here has been read (those of other types skipped).
+    through: i64,
+    /// Whether more events may follow before `until`.
+    more: bool,
+}
+
+/// Reads up to [`BATCH`] events after `position` and up to `until`, of `types` (all if empty).
+async fn read_batch(tx: &Transaction<'_>, types: &[&str], position: i64, until: i64) -> anyhow::Result<Read> {
+    if types.is_empty() {
+        let mut events = event_store::read_after(&**tx, position, BATCH).await?;
+        let read = events.len();
+        events.retain(|e| e.position <= until);
+        let more = read == BATCH as usize && events.len() == read;
+        let through = events.last().map_or(position, |e| e.position);
+        return Ok(Read { events, through, more });
+    }
+    // One writer at a time commits in position order (see event_store), so every event up to
+    // the head read here is visible to the read after it: a short read has seen all of them.
+    let head = event_store::head(&**tx).await?.min(until);
+    let events = event_store::read_types_between(&**tx, types, position, head, BATCH).await?;
+    let more = events.len() == BATCH as usize;
+    let through = if more { events.last().map_or(position, |e| e.position) } else { head.max(position) };
+    Ok(Read { events, through, more })
 }
 
 /// Inside the caller's transaction (and its `search_path`): locks the checkpoint and applies

@@ -49,3 +49,34 @@ async fn deleting_the_latest_status_rows_and_checkpoint_and_projecting_again_giv
     assert_eq!(latest_rows(&app).await, before);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_projection_that_reads_only_its_own_events_applies_them_all_and_its_checkpoint_follows_the_head() {
+    use sitrep_domain::wire::MessageKind;
+    use sitrep_projections::runner::step;
+    use sitrep_projections::Outages;
+    // Arrange: component reports around an outage, stored by ingest with no projection running.
+    let app = spawn_app_without_projections().await;
+    let report = |n: u32| format!(r#"{{"system":"derecho","component":"node/n{n}","status":"ok"}}"#);
+    app.publish("derecho", report(1)).await;
+    let declare = serde_json::json!({"system": "derecho", "action": "declare", "id": "glade-1", "severity": "major",
+                                     "title": "Glade is unavailable"});
+    app.publish_to(&app.settings.subject(MessageKind::Outage, "derecho"), declare.to_string(), Some("o1")).await;
+    app.publish("derecho", report(2)).await;
+    wait_for_events(&app, 5).await;
+    let head = app.scalar("SELECT max(position) FROM events").await;
+
+    // Act / Assert: one step reads the outage's event alone, and the checkpoint moves to the head.
+    let stepped = step(&app.pool, &Outages).await.unwrap();
+    assert_eq!((stepped.applied, stepped.position, stepped.caught_up), (1, head, true));
+    assert_eq!(app.scalar("SELECT count(*) FROM outages WHERE id = 'glade-1'").await, 1);
+
+    // Only other events since: nothing to apply, yet the checkpoint follows the head.
+    app.publish("derecho", report(3)).await;
+    wait_for_events(&app, 7).await;
+    let head = app.scalar("SELECT max(position) FROM events").await;
+    let stepped = step(&app.pool, &Outages).await.unwrap();
+    assert_eq!((stepped.applied, stepped.position), (0, head));
+    assert_eq!(app.scalar("SELECT position FROM projection_checkpoints WHERE name = 'outages'").await, head);
+    app.cleanup().await;
+}
