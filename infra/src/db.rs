@@ -84,11 +84,33 @@ pub async fn migrate(config: &Config) -> anyhow::Result<usize> {
     Ok(report.applied_migrations().len())
 }
 
+/// How long a pooled connection is used before it is closed and replaced. A connection keeps
+/// its buffers as large as the largest statement or result it has carried (a projection step of
+/// thousands of rows, say), so over time every pooled connection would hold the largest; closing
+/// connections after a while gives that memory back.
+pub const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Builds the connection pool. Connections are opened lazily; call [`check`] to fail early.
+/// A connection older than [`CONNECTION_LIFETIME`] is closed when it comes back to be reused.
 pub fn pool(config: &Config, max_size: usize) -> anyhow::Result<Pool> {
+    pool_with_lifetime(config, max_size, CONNECTION_LIFETIME)
+}
+
+/// [`pool`], with connections replaced after `lifetime`.
+pub fn pool_with_lifetime(config: &Config, max_size: usize, lifetime: std::time::Duration) -> anyhow::Result<Pool> {
     let manager =
         Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    Pool::builder(manager).max_size(max_size).build().context("building the Postgres pool")
+    Pool::builder(manager)
+        .max_size(max_size)
+        .post_recycle(deadpool_postgres::Hook::sync_fn(move |_, metrics| {
+            if metrics.age() < lifetime {
+                Ok(())
+            } else {
+                Err(deadpool_postgres::HookError::message("replaced after its lifetime"))
+            }
+        }))
+        .build()
+        .context("building the Postgres pool")
 }
 
 /// Checks that the pool can reach the database.

@@ -130,3 +130,30 @@ async fn a_command_through_the_cqrs_es_framework_lands_in_the_same_store_and_rea
     assert!(matches!(err, sitrep_infra::InfraError::Conflict(_)), "{err}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn pooled_connections_are_replaced_after_their_lifetime_and_reused_before_it() {
+    let (settings, db_name) = isolated_settings().await;
+    let pg = db::parse_url(settings.database_url.expose()).unwrap();
+    db::migrate(&pg).await.unwrap();
+    let backend = |pool: deadpool_postgres::Pool| async move {
+        let client = pool.get().await.unwrap();
+        client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get::<_, i32>(0)
+    };
+
+    let lasting = db::pool_with_lifetime(&pg, 1, std::time::Duration::from_secs(3600)).unwrap();
+    assert_eq!(backend(lasting.clone()).await, backend(lasting.clone()).await, "reused within its lifetime");
+    let brief = db::pool_with_lifetime(&pg, 1, std::time::Duration::ZERO).unwrap();
+    assert_ne!(backend(brief.clone()).await, backend(brief.clone()).await, "replaced once past its lifetime");
+
+    lasting.close();
+    brief.close();
+    let mut admin = pg.clone();
+    admin.dbname("postgres");
+    db::connect(&admin)
+        .await
+        .unwrap()
+        .batch_execute(&format!("DROP DATABASE \"{db_name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+}
