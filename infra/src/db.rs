@@ -88,7 +88,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<usize> {
 /// its buffers as large as the largest statement or result it has carried (a projection step of
 /// thousands of rows, say), so over time every pooled connection would hold the largest; closing
 /// connections after a while gives that memory back.
-pub const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+pub const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Builds the connection pool. Connections are opened lazily; call [`check`] to fail early.
 /// A connection older than [`CONNECTION_LIFETIME`] is closed when it comes back to be reused.

@@ -65,7 +65,7 @@ pub enum Command {
     ///
     /// Runs a real `sitrep run` end to end, then latency, the dashboard under `wrk` (which must be
     /// installed), replay, and the COPY and cqrs-es baselines, all in one run. At the defaults
-    /// it takes about 4.5 minutes here; `--reports 100000` about 1.5. Build with --release for
+    /// it takes 4.5 to 6.5 minutes here; `--reports 100000` about 1.5. Build with --release for
     /// meaningful figures (`scripts/bench` and `just bench` do). See docs/performance.md.
     Bench(BenchArgs),
     /// Hold a real `sitrep run` under steady load for a bounded time and show it holds up.
