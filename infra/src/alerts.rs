@@ -166,7 +166,7 @@ pub async fn events_after(
     position: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, InfraError> {
-    event_store::read_type_after(client, Alert::TYPE, position, limit).await
+    event_store::read_types_between(client, &[Alert::TYPE], position, i64::MAX, limit).await
 }
 
 /// The alert events among `events` as transitions (the alert before and after each).

@@ -172,25 +172,6 @@ pub async fn read_after(
     Ok(rows.iter().map(StoredEvent::from_row).collect())
 }
 
-/// Events of one aggregate type after `position`, in global order, at most `limit`.
-pub async fn read_type_after(
-    client: &impl GenericClient,
-    aggregate_type: &str,
-    position: i64,
-    limit: i64,
-) -> Result<Vec<StoredEvent>, InfraError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {STORED_COLUMNS} FROM events WHERE aggregate_type = $1 AND position > $2
-                 ORDER BY position LIMIT $3"
-            ),
-            &[&aggregate_type, &position, &limit],
-        )
-        .await?;
-    Ok(rows.iter().map(StoredEvent::from_row).collect())
-}
-
 /// Events of these aggregate types after `after` and up to `through`, in global order, at most
 /// `limit`.
 pub async fn read_types_between(

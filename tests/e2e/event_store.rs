@@ -73,14 +73,7 @@ async fn append_is_serialised_so_readers_never_skip_a_late_commit() {
 
     drop((reader, first));
     pool.close();
-    let mut admin = pg.clone();
-    admin.dbname("postgres");
-    db::connect(&admin)
-        .await
-        .unwrap()
-        .batch_execute(&format!("DROP DATABASE \"{db_name}\" WITH (FORCE)"))
-        .await
-        .unwrap();
+    db::drop_database(settings.database_url.expose(), &db_name).await.unwrap();
 }
 
 #[tokio::test]
@@ -148,12 +141,5 @@ async fn pooled_connections_are_replaced_after_their_lifetime_and_reused_before_
 
     lasting.close();
     brief.close();
-    let mut admin = pg.clone();
-    admin.dbname("postgres");
-    db::connect(&admin)
-        .await
-        .unwrap()
-        .batch_execute(&format!("DROP DATABASE \"{db_name}\" WITH (FORCE)"))
-        .await
-        .unwrap();
+    db::drop_database(settings.database_url.expose(), &db_name).await.unwrap();
 }

@@ -92,12 +92,12 @@ impl Components {
     /// Loads the states of the components in `ids` that are not kept: each from its snapshot
     /// and the events after it.
     pub async fn load(&mut self, tx: &impl GenericClient, ids: &[&str]) -> anyhow::Result<()> {
+        if self.states.len() + ids.len() > MOST_KEPT {
+            self.states.clear();
+        }
         let missing: Vec<&str> = ids.iter().copied().filter(|id| !self.states.contains_key(*id)).collect();
         if missing.is_empty() {
             return Ok(());
-        }
-        if self.states.len() + missing.len() > MOST_KEPT {
-            self.states.clear();
         }
         for (id, s) in event_store::load_snapshots(tx, AGGREGATE_TYPE, &missing).await? {
             let kept = Kept {
@@ -121,7 +121,10 @@ impl Components {
 
     /// The kept state of a component that [`load`](Self::load) was called for.
     pub fn get_mut(&mut self, id: &str) -> &mut Kept {
-        self.states.entry(id.to_owned()).or_default()
+        if !self.states.contains_key(id) {
+            self.states.insert(id.to_owned(), Kept::default());
+        }
+        self.states.get_mut(id).expect("inserted above")
     }
 
     /// Records that the log is stored through `position` (the batch's last event), all of it
