@@ -4,6 +4,7 @@ use clap::Parser;
 
 // sitrep allocates and frees many small buffers per message (JSON values, strings); with glibc's
 // allocator that was nearly half of the process's CPU time under load (docs/performance.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -293,3 +293,37 @@ async fn history_built_in_large_steps_equals_history_built_a_few_events_at_a_tim
     rebuild::discard(&app.pool, &history).await.unwrap();
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_live_sparkline_takes_the_current_hour_from_its_rollup_and_a_past_one_only_what_came_before() {
+    // Arrange: two reports in the hour that holds now, and one in the hour before.
+    let app = spawn_app().await;
+    if OffsetDateTime::now_utc() - Resolution::Hour.bucket(OffsetDateTime::now_utc()) < Duration::seconds(5) {
+        // Leave room for two distinct instants in this hour before now.
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+    let now = OffsetDateTime::now_utc();
+    let hour = Resolution::Hour.bucket(now);
+    let before = hour - Duration::minutes(30);
+    // The two in this hour: one at its start, one between it and now.
+    let (first, second) = (hour, hour + (now - hour) / 2);
+    publish(&app, "spark", "fs/home", "ok", before, 10.0, 7200).await;
+    publish(&app, "spark", "fs/home", "ok", first, 40.0, 7200).await;
+    publish(&app, "spark", "fs/home", "ok", second, 80.0, 7200).await;
+    // Three reports and the first status.
+    history_caught_up(&app, 4).await;
+    let from = now - Duration::hours(24);
+    let key = ("fs/home".to_owned(), "used_pct".to_owned());
+
+    // Act: now, live (the rollups alone) and as a page of the past would ask (raw reports for
+    // this hour); then at an instant between the two reports of this hour.
+    let live = sitrep_web::history::sparklines(&app.pool, "spark", &["used_pct"], from, now, true).await.unwrap();
+    let past = sitrep_web::history::sparklines(&app.pool, "spark", &["used_pct"], from, now, false).await.unwrap();
+    let between = second - Duration::seconds(1);
+    let earlier = sitrep_web::history::sparklines(&app.pool, "spark", &["used_pct"], from, between, false).await.unwrap();
+
+    // Assert: the same points both ways up to now; before the second report only the first counts.
+    assert_eq!(live[&key], [(hour - Duration::hours(1), 10.0), (hour, 60.0)]);
+    assert_eq!(past[&key], live[&key]);
+    assert_eq!(earlier[&key], [(hour - Duration::hours(1), 10.0), (hour, 40.0)]);
+}

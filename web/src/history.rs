@@ -443,30 +443,45 @@ pub async fn state_at(
 }
 
 /// Hourly averages of the given metrics for a system's components over `[from, to)`, keyed by
-/// `(component, metric)`, oldest first. Whole hours come from the rollups and the hour holding
-/// `to` from raw reports, so a page in the past shows nothing that came after it.
+/// `(component, metric)`, oldest first. Whole hours come from the rollups. The hour holding `to`
+/// does too when `to` is now (`live`): its rollup holds nothing later. For an instant in the past
+/// that hour comes from the raw reports before `to`, so the page shows nothing that came after
+/// it. (Averaging the raw reports of the current hour on every render of a live page cost more
+/// with every minute of the hour: 500 components reporting every few seconds.)
 pub async fn sparklines(
     pool: &Pool,
     system: &str,
     metrics: &[&str],
     from: OffsetDateTime,
     to: OffsetDateTime,
+    live: bool,
 ) -> anyhow::Result<HashMap<(String, String), Vec<(OffsetDateTime, f64)>>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let tail = Resolution::Hour.bucket(to);
-    let rows = client
-        .query(
-            "SELECT component, metric, bucket, (sum / count)::float8 FROM metric_rollups
-             WHERE system = $1 AND resolution = 'hour' AND metric = ANY($2) AND bucket >= $3 AND bucket < $4
-             UNION ALL
-             SELECT h.component, m.key, $4, avg(m.value::float8) FROM history_reports h, jsonb_each(h.metrics) m
-             WHERE h.system = $1 AND m.key = ANY($2) AND h.observed_at >= $4 AND h.observed_at < $5
-             GROUP BY 1, 2
-             ORDER BY 1, 2, 3",
-            &[&system, &metrics, &Resolution::Hour.bucket(from), &tail, &to],
-        )
-        .await
-        .context("reading metric_rollups")?;
+    let rows = if live {
+        client
+            .query(
+                "SELECT component, metric, bucket, (sum / count)::float8 FROM metric_rollups
+                 WHERE system = $1 AND resolution = 'hour' AND metric = ANY($2) AND bucket >= $3 AND bucket <= $4
+                 ORDER BY 1, 2, 3",
+                &[&system, &metrics, &Resolution::Hour.bucket(from), &tail],
+            )
+            .await
+    } else {
+        client
+            .query(
+                "SELECT component, metric, bucket, (sum / count)::float8 FROM metric_rollups
+                 WHERE system = $1 AND resolution = 'hour' AND metric = ANY($2) AND bucket >= $3 AND bucket < $4
+                 UNION ALL
+                 SELECT h.component, m.key, $4, avg(m.value::float8) FROM history_reports h, jsonb_each(h.metrics) m
+                 WHERE h.system = $1 AND m.key = ANY($2) AND h.observed_at >= $4 AND h.observed_at < $5
+                 GROUP BY 1, 2
+                 ORDER BY 1, 2, 3",
+                &[&system, &metrics, &Resolution::Hour.bucket(from), &tail, &to],
+            )
+            .await
+    }
+    .context("reading metric_rollups")?;
     let mut out: HashMap<(String, String), Vec<(OffsetDateTime, f64)>> = HashMap::new();
     for r in rows {
         out.entry((r.get(0), r.get(1))).or_default().push((r.get(2), r.get(3)));

@@ -302,15 +302,20 @@ pub async fn home_view(
 
 #[tracing::instrument(skip_all)]
 pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Result<Html<Bytes>, WebError> {
-    let now = state.now();
-    let at = q.resolve(Format::Html, now)?;
-    let make = crate::auth::with_outage_banners(&state, async {
-        render_aside("home", home_view(&state, now, at).await?).await
-    });
+    let at = q.resolve(Format::Html, state.now())?;
+    let make = render_home(state.clone(), at);
     match at {
         None => crate::pagecache::page(&state, "home".into(), make).await,
         Some(_) => make.await.map(|Html(html)| Html(Bytes::from(html))),
     }
+}
+
+/// The home page, rendered with the outage banner (owning what it needs, so that the page cache
+/// can render it again in the background).
+async fn render_home(state: AppState, at: Option<OffsetDateTime>) -> Result<Html<String>, WebError> {
+    let now = state.now();
+    crate::auth::with_outage_banners(&state, async { render_aside("home", home_view(&state, now, at).await?).await })
+        .await
 }
 
 // -------------------------------------------------------------------------------------- system
@@ -458,7 +463,7 @@ pub async fn system_view(
             .map_err(WebError::page)?,
     };
     let clock = at.unwrap_or(now);
-    let sparks = history::sparklines(&state.pool, system, &HEADLINE_METRICS, clock - SPARK_WINDOW, clock)
+    let sparks = history::sparklines(&state.pool, system, &HEADLINE_METRICS, clock - SPARK_WINDOW, clock, at.is_none())
         .await
         .map_err(WebError::page)?;
     let open = open_alerts(state, at, Some(system)).await?;
@@ -472,15 +477,22 @@ pub async fn system(
     Path(system): Path<String>,
     Query(q): Query<AtQuery>,
 ) -> Result<Html<Bytes>, WebError> {
-    let now = state.now();
-    let at = q.resolve(Format::Html, now)?;
-    let make = crate::auth::with_outage_banners(&state, async {
-        render_aside("system", system_view(&state, now, at, &system).await?).await
-    });
+    let at = q.resolve(Format::Html, state.now())?;
+    let key = format!("system/{system}");
+    let make = render_system(state.clone(), at, system);
     match at {
-        None => crate::pagecache::page(&state, format!("system/{system}"), make).await,
+        None => crate::pagecache::page(&state, key, make).await,
         Some(_) => make.await.map(|Html(html)| Html(Bytes::from(html))),
     }
+}
+
+/// A system page, rendered with the outage banner (see [`render_home`]).
+async fn render_system(state: AppState, at: Option<OffsetDateTime>, system: String) -> Result<Html<String>, WebError> {
+    let now = state.now();
+    crate::auth::with_outage_banners(&state, async {
+        render_aside("system", system_view(&state, now, at, &system).await?).await
+    })
+    .await
 }
 
 /// The window a sparkline covers.
