@@ -538,3 +538,28 @@ async fn saved_evaluator_state(app: &TestApp) -> Value {
     let client = app.pool.get().await.unwrap();
     serde_json::to_value(sitrep_projections::alerts::evaluator_state(&**client).await.unwrap()).unwrap()
 }
+
+#[tokio::test]
+async fn the_home_page_tile_shows_a_systems_worst_few_alerts_and_counts_the_rest() {
+    // Arrange: seven filesystems of derecho fail, so seven critical alerts are open.
+    let app = spawn_app_with_rules(FS_FAILED).await;
+    for n in 0..7 {
+        report(&app, &format!("fs/scratch{n}"), "failed", 600).await;
+    }
+    eventually("seven open alerts", || async {
+        let open = app.scalar("SELECT count(*) FROM alerts WHERE state <> 'resolved'").await;
+        (open == 7).then_some(()).ok_or(format!("{open} open"))
+    })
+    .await;
+
+    // Act
+    let (status, html) = app.get("/").await;
+
+    // Assert: five on the tile (the most it shows), the other two counted, seven in all.
+    assert_eq!(status, 200);
+    let tile = &html[html.find("tile-alerts").expect("the tile lists alerts")..];
+    let tile = &tile[..tile.find("tile-foot").expect("the tile's foot")];
+    assert_eq!(tile.matches("class=\"firing sev-critical").count(), 5, "{tile}");
+    assert!(tile.contains("and 2 more"), "{tile}");
+    assert!(html.contains(">7 open alerts</a>"), "the total over every system");
+}

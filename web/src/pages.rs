@@ -213,7 +213,7 @@ pub fn home_page(
     now: OffsetDateTime,
     at: Option<OffsetDateTime>,
     components: &[ComponentState],
-    open: &OpenAlerts,
+    open: &TileAlerts,
     notices: &Notices,
 ) -> HomePage {
     let clock = at.unwrap_or(now);
@@ -239,10 +239,10 @@ pub fn home_page(
             let problems: Vec<&&Seen> =
                 items.iter().filter(|s| s.shown != Shown::Ok && s.shown != Shown::Stopped).collect();
             let mut alerts: Vec<Firing> =
-                open.iter().filter(|((s, _), _)| s == name).flat_map(|(_, a)| a.iter().cloned()).collect();
+                open.worst.iter().filter(|((s, _), _)| s == name).flat_map(|(_, a)| a.iter().cloned()).collect();
             alerts.sort_by_key(|a| (a.impacted, crate::alerts::severity_rank(a.severity)));
-            let more_alerts = alerts.len().saturating_sub(TILE_PROBLEMS);
             alerts.truncate(TILE_PROBLEMS);
+            let more_alerts = open.open.get(name).map_or(0, |n| n.saturating_sub(alerts.len()));
             let tile = SystemTile {
                 alerts,
                 more_alerts,
@@ -276,7 +276,7 @@ pub fn home_page(
     tiles.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     HomePage {
         layout: Layout::travelling("Systems", "systems", now, at, "/".into(), vec![]).live("/live?page=home".into()),
-        open_alerts: open.values().flatten().count(),
+        open_alerts: open.open.values().sum(),
         totals: counts(all.iter()),
         component_count: all.len(),
         systems: tiles.into_iter().map(|(_, t)| t).collect(),
@@ -295,7 +295,14 @@ pub async fn home_view(
         Some(at) => history::state_at(&state.pool, Scope::All, at, now - state.kept.raw).await,
     }
     .map_err(WebError::page)?;
-    let open = open_alerts(state, at, None).await?;
+    let open = match at {
+        // A page of the past shows no alerts (they are not read back in time).
+        Some(_) => TileAlerts::default(),
+        None => crate::alerts::worst_open_by_system(&state.pool, TILE_PROBLEMS as i64)
+            .await
+            .map(|(worst, open)| TileAlerts { worst, open })
+            .map_err(WebError::page)?,
+    };
     let notices = Notices::at(state, at.unwrap_or(now), None).await.map_err(WebError::page)?;
     Ok(home_page(state, now, at, &components, &open, &notices))
 }
@@ -502,6 +509,14 @@ const SPARK_WINDOW: time::Duration = time::Duration::hours(24);
 /// read back in time).
 pub type OpenAlerts = HashMap<(String, String), Vec<Firing>>;
 
+/// Open alerts for the home page's tiles: each system's worst few by component, and how many
+/// each system has open in all.
+#[derive(Debug, Default)]
+pub struct TileAlerts {
+    pub worst: OpenAlerts,
+    pub open: HashMap<String, usize>,
+}
+
 async fn open_alerts(
     state: &AppState,
     at: Option<OffsetDateTime>,
@@ -596,6 +611,15 @@ pub(crate) mod tests {
 
     pub(crate) const NOW: OffsetDateTime = datetime!(2026-11-22 10:00:00 UTC);
 
+    /// All of `open` as the tiles' worst, counted per system.
+    fn tiles(open: OpenAlerts) -> TileAlerts {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for ((system, _), alerts) in &open {
+            *counts.entry(system.clone()).or_default() += alerts.len();
+        }
+        TileAlerts { worst: open, open: counts }
+    }
+
     pub(crate) fn state() -> AppState {
         let pg = "postgres://nobody@127.0.0.1:1/none".parse().unwrap();
         let pool = sitrep_infra::db::pool(&pg, 1).unwrap();
@@ -652,9 +676,11 @@ pub(crate) mod tests {
 
     #[test]
     fn the_home_page_renders_worst_system_first_with_counts_and_ages() {
-        let html =
-            templates::render("home", &home_page(&state(), NOW, None, &realistic(), &firing(), &Notices::default()))
-                .unwrap();
+        let html = templates::render(
+            "home",
+            &home_page(&state(), NOW, None, &realistic(), &tiles(firing()), &Notices::default()),
+        )
+        .unwrap();
         let casper = html.find("href=\"/systems/casper\"").unwrap();
         let derecho = html.find("href=\"/systems/derecho\"").unwrap();
         let hub = html.find("href=\"/systems/jupyterhub\"").unwrap();
@@ -673,9 +699,11 @@ pub(crate) mod tests {
 
     #[test]
     fn the_home_page_renders_empty_with_what_to_do() {
-        let html =
-            templates::render("home", &home_page(&state(), NOW, None, &[], &OpenAlerts::new(), &Notices::default()))
-                .unwrap();
+        let html = templates::render(
+            "home",
+            &home_page(&state(), NOW, None, &[], &TileAlerts::default(), &Notices::default()),
+        )
+        .unwrap();
         assert!(html.contains("No reports yet."));
         assert!(html.contains("sitrep.report.&lt;system&gt;"));
         assert!(html.contains("docs/collectors.md"));
@@ -711,7 +739,7 @@ pub(crate) mod tests {
         let at = NOW - time::Duration::hours(8);
         let html = templates::render(
             "home",
-            &home_page(&state(), NOW, Some(at), &realistic(), &OpenAlerts::new(), &Notices::default()),
+            &home_page(&state(), NOW, Some(at), &realistic(), &TileAlerts::default(), &Notices::default()),
         )
         .unwrap();
         assert!(html
