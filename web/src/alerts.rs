@@ -220,17 +220,17 @@ fn firing(r: &tokio_postgres::Row) -> Firing {
     }
 }
 
-/// Open alerts by `(system, component)`, for one system or all.
+/// A system's open alerts by `(system, component)`.
 pub async fn open_by_component(
     pool: &deadpool_postgres::Pool,
-    system: Option<&str>,
+    system: &str,
 ) -> anyhow::Result<HashMap<(String, String), Vec<Firing>>> {
     let client = pool.get().await?;
     let rows = client
         .query(
             &format!(
                 "SELECT {FIRING_COLUMNS} FROM alerts
-                 WHERE state <> 'resolved' AND ($1::text IS NULL OR system = $1)
+                 WHERE state <> 'resolved' AND system = $1
                  ORDER BY array_position(ARRAY['critical','warning','info'], severity), raised_at"
             ),
             &[&system],

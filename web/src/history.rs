@@ -458,30 +458,22 @@ pub async fn sparklines(
 ) -> anyhow::Result<HashMap<(String, String), Vec<(OffsetDateTime, f64)>>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let tail = Resolution::Hour.bucket(to);
-    let rows = if live {
-        client
-            .query(
-                "SELECT component, metric, bucket, (sum / count)::float8 FROM metric_rollups
-                 WHERE system = $1 AND resolution = 'hour' AND metric = ANY($2) AND bucket >= $3 AND bucket <= $4
-                 ORDER BY 1, 2, 3",
-                &[&system, &metrics, &Resolution::Hour.bucket(from), &tail],
-            )
-            .await
-    } else {
-        client
-            .query(
-                "SELECT component, metric, bucket, (sum / count)::float8 FROM metric_rollups
-                 WHERE system = $1 AND resolution = 'hour' AND metric = ANY($2) AND bucket >= $3 AND bucket < $4
-                 UNION ALL
-                 SELECT h.component, m.key, $4, avg(m.value::float8) FROM history_reports h, jsonb_each(h.metrics) m
-                 WHERE h.system = $1 AND m.key = ANY($2) AND h.observed_at >= $4 AND h.observed_at < $5
-                 GROUP BY 1, 2
-                 ORDER BY 1, 2, 3",
-                &[&system, &metrics, &Resolution::Hour.bucket(from), &tail, &to],
-            )
-            .await
-    }
-    .context("reading metric_rollups")?;
+    // With `live`, the rollups' bucket for `to` is read too, and the raw part is skipped
+    // (a condition on a parameter alone, which Postgres checks once, before any scan).
+    let rows = client
+        .query(
+            "SELECT component, metric, bucket, (sum / count)::float8 FROM metric_rollups
+             WHERE system = $1 AND resolution = 'hour' AND metric = ANY($2) AND bucket >= $3
+               AND (bucket < $4 OR ($6 AND bucket = $4))
+             UNION ALL
+             SELECT h.component, m.key, $4, avg(m.value::float8) FROM history_reports h, jsonb_each(h.metrics) m
+             WHERE NOT $6 AND h.system = $1 AND m.key = ANY($2) AND h.observed_at >= $4 AND h.observed_at < $5
+             GROUP BY 1, 2
+             ORDER BY 1, 2, 3",
+            &[&system, &metrics, &Resolution::Hour.bucket(from), &tail, &to, &live],
+        )
+        .await
+        .context("reading metric_rollups")?;
     let mut out: HashMap<(String, String), Vec<(OffsetDateTime, f64)>> = HashMap::new();
     for r in rows {
         out.entry((r.get(0), r.get(1))).or_default().push((r.get(2), r.get(3)));

@@ -473,7 +473,7 @@ pub async fn system_view(
     let sparks = history::sparklines(&state.pool, system, &HEADLINE_METRICS, clock - SPARK_WINDOW, clock, at.is_none())
         .await
         .map_err(WebError::page)?;
-    let open = open_alerts(state, at, Some(system)).await?;
+    let open = open_alerts(state, at, system).await?;
     let notices = Notices::at(state, clock, Some(system)).await.map_err(WebError::page)?;
     Ok(system_page(state, now, at, system, &components, &sparks, &open, &notices))
 }
@@ -517,11 +517,8 @@ pub struct TileAlerts {
     pub open: HashMap<String, usize>,
 }
 
-async fn open_alerts(
-    state: &AppState,
-    at: Option<OffsetDateTime>,
-    system: Option<&str>,
-) -> Result<OpenAlerts, WebError> {
+/// A system's open alerts, for its live page.
+async fn open_alerts(state: &AppState, at: Option<OffsetDateTime>, system: &str) -> Result<OpenAlerts, WebError> {
     if at.is_some() {
         return Ok(OpenAlerts::new());
     }
