@@ -98,11 +98,11 @@ async fn fragment(state: &AppState, page: &Page) -> Result<(&'static str, String
     match page {
         Page::Home => {
             let view = pages::home_view(state, now, None).await?;
-            Ok(("home", templates::render("live_home", &view).map_err(WebError::page)?))
+            Ok(("home", templates::render("home_live", &view).map_err(WebError::page)?))
         }
         Page::System(system) => {
             let view = pages::system_view(state, now, None, system).await?;
-            Ok(("system", templates::render("live_system", &view).map_err(WebError::page)?))
+            Ok(("system", templates::render("system_live", &view).map_err(WebError::page)?))
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::outages::{Notices, OutageView, WindowView};
 use crate::params::AtQuery;
 use crate::queries::{self, ComponentState};
 use crate::state::AppState;
-use crate::templates;
+use crate::templates::{self, LivePage};
 use crate::view::{self, Age, Badge, MetricView, Shown};
 use crate::{chart, history, params};
 use axum::extract::{Path, Query, State};
@@ -176,6 +176,12 @@ pub struct HomePage {
     pub subject_example: String,
 }
 
+impl LivePage for HomePage {
+    const PAGE: &'static str = "home";
+    const LIVE: &'static str = "home_live";
+    const FRAME: &'static [&'static str] = &["layout"];
+}
+
 #[derive(Debug, Serialize)]
 pub struct SystemTile {
     pub name: String,
@@ -321,8 +327,7 @@ pub async fn home(State(state): State<AppState>, Query(q): Query<AtQuery>) -> Re
 /// can render it again in the background).
 async fn render_home(state: AppState, at: Option<OffsetDateTime>) -> Result<Html<String>, WebError> {
     let now = state.now();
-    crate::auth::with_outage_banners(&state, async { render_aside("home", home_view(&state, now, at).await?).await })
-        .await
+    crate::auth::with_outage_banners(&state, async { render_aside(home_view(&state, now, at).await?).await }).await
 }
 
 // -------------------------------------------------------------------------------------- system
@@ -343,6 +348,12 @@ pub struct SystemPage {
     pub outages: Vec<OutageView>,
     /// Maintenance windows and reservations on or coming, soonest first.
     pub windows: Vec<WindowView>,
+}
+
+impl LivePage for SystemPage {
+    const PAGE: &'static str = "system";
+    const LIVE: &'static str = "system_live";
+    const FRAME: &'static [&'static str] = &["layout", "system", "home_url"];
 }
 
 /// Components of one kind: the `kind` label, else the path prefix (`login/`, `queue/`, `fs/`).
@@ -496,10 +507,8 @@ pub async fn system(
 /// A system page, rendered with the outage banner (see [`render_home`]).
 async fn render_system(state: AppState, at: Option<OffsetDateTime>, system: String) -> Result<Html<String>, WebError> {
     let now = state.now();
-    crate::auth::with_outage_banners(&state, async {
-        render_aside("system", system_view(&state, now, at, &system).await?).await
-    })
-    .await
+    crate::auth::with_outage_banners(&state, async { render_aside(system_view(&state, now, at, &system).await?).await })
+        .await
 }
 
 /// The window a sparkline covers.
@@ -590,11 +599,13 @@ pub(crate) fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>,
     templates::render(name, page).map(Html).map_err(WebError::page)
 }
 
-/// [`render`] on a blocking thread, for the large pages (a system page with hundreds of
-/// components takes tens of milliseconds): the requests waiting on the same async worker are
-/// not held up behind it.
-async fn render_aside<T: Serialize + Send + 'static>(name: &'static str, page: T) -> Result<Html<String>, WebError> {
-    tokio::task::spawn_blocking(move || render(name, &page)).await.map_err(WebError::page)?
+/// [`templates::render_live`] on a blocking thread, for the large pages (a system page with
+/// hundreds of components takes tens of milliseconds): the requests waiting on the same async
+/// worker are not held up behind it.
+async fn render_aside<P: LivePage + Send + 'static>(page: P) -> Result<Html<String>, WebError> {
+    tokio::task::spawn_blocking(move || templates::render_live(&page).map(Html).map_err(WebError::page))
+        .await
+        .map_err(WebError::page)?
 }
 
 /// Every template renders with realistic data and with empty data. Strict mode is on, so a
@@ -673,10 +684,14 @@ pub(crate) mod tests {
 
     #[test]
     fn the_home_page_renders_worst_system_first_with_counts_and_ages() {
-        let html = templates::render(
-            "home",
-            &home_page(&state(), NOW, None, &realistic(), &tiles(firing()), &Notices::default()),
-        )
+        let html = templates::render_live(&home_page(
+            &state(),
+            NOW,
+            None,
+            &realistic(),
+            &tiles(firing()),
+            &Notices::default(),
+        ))
         .unwrap();
         let casper = html.find("href=\"/systems/casper\"").unwrap();
         let derecho = html.find("href=\"/systems/derecho\"").unwrap();
@@ -696,11 +711,9 @@ pub(crate) mod tests {
 
     #[test]
     fn the_home_page_renders_empty_with_what_to_do() {
-        let html = templates::render(
-            "home",
-            &home_page(&state(), NOW, None, &[], &TileAlerts::default(), &Notices::default()),
-        )
-        .unwrap();
+        let html =
+            templates::render_live(&home_page(&state(), NOW, None, &[], &TileAlerts::default(), &Notices::default()))
+                .unwrap();
         assert!(html.contains("No reports yet."));
         assert!(html.contains("sitrep.report.&lt;system&gt;"));
         assert!(html.contains("docs/collectors.md"));
@@ -712,10 +725,16 @@ pub(crate) mod tests {
         let hourly = |v: f64, h: i64| (NOW - time::Duration::hours(h), v);
         let sparks: Sparks =
             [(("fs/glade".to_owned(), "used_pct".to_owned()), vec![hourly(80.0, 3), hourly(93.5, 1)])].into();
-        let html = templates::render(
-            "system",
-            &system_page(&state(), NOW, None, "derecho", &components, &sparks, &firing(), &Notices::default()),
-        )
+        let html = templates::render_live(&system_page(
+            &state(),
+            NOW,
+            None,
+            "derecho",
+            &components,
+            &sparks,
+            &firing(),
+            &Notices::default(),
+        ))
         .unwrap();
         for needle in
             ["<h2>fs", "<h2>login", "<h2>queue", "1,203", "93.5", "<meter", "20,000&#8239;TB", "/api/v1/status/derecho"]
@@ -734,10 +753,14 @@ pub(crate) mod tests {
     #[test]
     fn a_page_in_the_past_says_so_links_back_to_now_and_keeps_the_instant_in_its_links() {
         let at = NOW - time::Duration::hours(8);
-        let html = templates::render(
-            "home",
-            &home_page(&state(), NOW, Some(at), &realistic(), &TileAlerts::default(), &Notices::default()),
-        )
+        let html = templates::render_live(&home_page(
+            &state(),
+            NOW,
+            Some(at),
+            &realistic(),
+            &TileAlerts::default(),
+            &Notices::default(),
+        ))
         .unwrap();
         assert!(html
             .contains("Showing the state at <time datetime=\"2026-11-22T02:00:00Z\">2026-11-22 02:00:00 UTC</time>"));
@@ -746,19 +769,16 @@ pub(crate) mod tests {
         assert!(html.contains("value=\"2026-11-22T02:00:00\""), "the form starts at the instant shown");
         assert!(!html.contains("http-equiv=\"refresh\""), "the past does not reload itself");
         let components: Vec<_> = realistic().into_iter().filter(|c| c.system == "derecho").collect();
-        let html = templates::render(
-            "system",
-            &system_page(
-                &state(),
-                NOW,
-                Some(at),
-                "derecho",
-                &components,
-                &Sparks::new(),
-                &OpenAlerts::new(),
-                &Notices::default(),
-            ),
-        )
+        let html = templates::render_live(&system_page(
+            &state(),
+            NOW,
+            Some(at),
+            "derecho",
+            &components,
+            &Sparks::new(),
+            &OpenAlerts::new(),
+            &Notices::default(),
+        ))
         .unwrap();
         assert!(html.contains("href=\"/systems/derecho/components/fs/glade?at&#x3D;2026-11-22T02:00:00Z\""));
     }
@@ -767,10 +787,16 @@ pub(crate) mod tests {
     fn the_system_page_renders_with_no_metrics_or_messages() {
         let mut c = component("derecho", "svc", Status::Unknown, 1, json!({}));
         c.message = None;
-        let html = templates::render(
-            "system",
-            &system_page(&state(), NOW, None, "derecho", &[c], &Sparks::new(), &OpenAlerts::new(), &Notices::default()),
-        )
+        let html = templates::render_live(&system_page(
+            &state(),
+            NOW,
+            None,
+            "derecho",
+            &[c],
+            &Sparks::new(),
+            &OpenAlerts::new(),
+            &Notices::default(),
+        ))
         .unwrap();
         assert!(html.contains("<h2>other") && html.contains("UNKNOWN"));
     }

@@ -2,8 +2,9 @@
 //! networks are often closed, and the binary must serve everything it needs). Strict mode is on,
 //! so a template that names a missing field fails loudly in the tests instead of rendering blank.
 
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars, RenderError, RenderErrorReason};
 use serde::Serialize;
+use serde_json::Value;
 use std::sync::LazyLock;
 
 /// `(name, source)` of every page template.
@@ -16,8 +17,6 @@ pub const PAGES: &[(&str, &str)] = &[
     ("alert", include_str!("../templates/alert.hbs")),
     ("alert_rules", include_str!("../templates/alert_rules.hbs")),
     ("events", include_str!("../templates/events.hbs")),
-    ("live_home", include_str!("../templates/live_home.hbs")),
-    ("live_system", include_str!("../templates/live_system.hbs")),
     ("ops", include_str!("../templates/ops.hbs")),
     ("event", include_str!("../templates/event.hbs")),
     ("error", include_str!("../templates/error.hbs")),
@@ -60,6 +59,34 @@ static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
 /// Renders a page template with its view model.
 pub fn render<T: Serialize>(name: &str, data: &T) -> Result<String, handlebars::RenderError> {
     REGISTRY.render(name, data)
+}
+
+/// A page with a part that live updates replace (`/` and the system pages).
+pub trait LivePage: Serialize {
+    /// The page's template. It shows the live part, already rendered, as `{{{live}}}`.
+    const PAGE: &'static str;
+    /// The partial of the live part: what live updates send (`crate::live`).
+    const LIVE: &'static str;
+    /// The fields of the model the page's template shows outside the live part.
+    const FRAME: &'static [&'static str];
+}
+
+/// Renders a live page: its live part first, on its own, then the page around it, which gets
+/// that HTML as `live` and only the [`LivePage::FRAME`] fields of the model. Handlebars starts
+/// every partial from a copy of its context, so rendering the live part as a partial inside the
+/// page would copy the whole model twice more (at `{{#> layout}}` and at the partial): most of
+/// the render of a system page with 500 components. The HTML is safe to include unescaped: it
+/// comes from our own templates, which escape what they show.
+pub fn render_live<P: LivePage>(page: &P) -> Result<String, RenderError> {
+    let mut model = Context::wraps(page)?;
+    let live = REGISTRY.render_with_context(P::LIVE, &model)?;
+    let Value::Object(all) = model.data_mut() else {
+        return Err(RenderErrorReason::Other(format!("the {} page is not an object", P::PAGE)).into());
+    };
+    let mut frame: serde_json::Map<String, Value> =
+        P::FRAME.iter().filter_map(|k| all.remove(*k).map(|v| ((*k).to_owned(), v))).collect();
+    frame.insert("live".into(), Value::String(live));
+    REGISTRY.render_with_context(P::PAGE, &Context::from(Value::Object(frame)))
 }
 
 /// htmx and its SSE extension, vendored (see `web/static/vendor/README.md`).
