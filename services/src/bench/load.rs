@@ -28,24 +28,49 @@ pub struct Plan {
     pub components: u32,
     /// Systems are named this and their number: `sys00`, `sys01`, ...
     pub system_prefix: &'static str,
+    /// Which reports say `degraded`.
+    pub degraded: Degraded,
+}
+
+/// Which components are degraded when. Each `degraded` report is followed by an `ok` one, so
+/// status changes, segments and alerts all have work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Degraded {
+    /// About 1% of reports, a different set of components each round (the benchmark). Over many
+    /// rounds every component changes status now and then, so alert state keeps growing: after
+    /// 5 to 12 minutes every component has flapped (`flapping` rule: 4 changes in 30 minutes).
+    Scattered,
+    /// Every `n`-th component alternates `degraded` and `ok` from the first round; the rest are
+    /// always `ok` (the soak). As many status changes per round as `Scattered` when `n` is 50,
+    /// but the same components every time, so alert state is steady after a few rounds and
+    /// memory that keeps growing means a leak, not more open alerts.
+    EveryNth(u32),
 }
 
 impl Plan {
     pub fn new(args: &BenchArgs) -> Self {
-        Self { systems: args.systems.max(1), components: args.components.max(1), system_prefix: "sys" }
+        Self {
+            systems: args.systems.max(1),
+            components: args.components.max(1),
+            system_prefix: "sys",
+            degraded: Degraded::Scattered,
+        }
     }
 
     pub fn system(&self, c: u32) -> String {
         format!("{}{:02}", self.system_prefix, c % self.systems)
     }
 
-    /// Report `i` as wire-format JSON, with its system. About 1% of reports say `degraded`; the
-    /// next round says `ok` again, so status changes, segments and alerts all have work.
+    /// Report `i` as wire-format JSON, with its system; [`Degraded`] says which say `degraded`.
     pub fn report(&self, i: u64) -> (String, String) {
         let c = (i % u64::from(self.components)) as u32;
         let round = i / u64::from(self.components);
         let system = self.system(c);
-        let status = if (u64::from(c) * 7919 + round * 104_729) % 97 == 0 { "degraded" } else { "ok" };
+        let degraded = match self.degraded {
+            Degraded::Scattered => (u64::from(c) * 7919 + round * 104_729) % 97 == 0,
+            Degraded::EveryNth(n) => c % n.max(1) == 0 && round % 2 == 0,
+        };
+        let status = if degraded { "degraded" } else { "ok" };
         let load = (c % 64) as f64 / 8.0 + (round % 10) as f64 / 10.0;
         let mem = 20 + (c + round as u32) % 70;
         let payload = format!(
@@ -219,7 +244,7 @@ mod tests {
 
     #[test]
     fn the_plan_spreads_reports_over_every_component_and_system_and_decodes() {
-        let plan = Plan { systems: 20, components: 10_000, system_prefix: "sys" };
+        let plan = Plan { systems: 20, components: 10_000, system_prefix: "sys", degraded: Degraded::Scattered };
         let (system, payload) = plan.report(10_007);
         assert_eq!(system, "sys07");
         let now = time::OffsetDateTime::now_utc();
@@ -227,6 +252,23 @@ mod tests {
         assert_eq!(decoded.reports[0].component.as_str(), "node/c00007");
         let degraded = (0..100_000).filter(|&i| plan.report(i).1.contains("degraded")).count();
         assert!((500..2000).contains(&degraded), "about 1% degraded, got {degraded}");
+        assert_ne!(degraded_in(plan, 2), degraded_in(plan, 4), "a different set each round");
+    }
+
+    #[test]
+    fn every_nth_degrades_the_same_components_every_other_round_and_nothing_else() {
+        let plan = Plan { systems: 20, components: 10_000, system_prefix: "sys", degraded: Degraded::EveryNth(50) };
+        let first = degraded_in(plan, 0);
+        assert_eq!(first.len(), 200);
+        assert!(first.iter().all(|c| c % 50 == 0));
+        assert!(degraded_in(plan, 1).is_empty(), "the next round says ok again");
+        assert_eq!(degraded_in(plan, 6), first, "the same components every time");
+    }
+
+    /// The components that say `degraded` in `round`.
+    fn degraded_in(plan: Plan, round: u64) -> Vec<u64> {
+        let n = u64::from(plan.components);
+        (0..n).filter(|c| plan.report(round * n + c).1.contains("degraded")).collect()
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! HTTP requests, reports not stored, and ERROR lines in sitrep's log. It also reports the
 //! largest lag, and whether RSS stayed flat; it fails on errors or on RSS that kept growing.
 
-use super::load::Plan;
+use super::load::{Degraded, Plan};
 use super::{caught_up, Child};
 use anyhow::Context;
 use async_nats::jetstream::{self, context::PublishAckFuture};
@@ -67,7 +67,14 @@ async fn soak_in(soak: &Settings, args: &SoakArgs) -> anyhow::Result<()> {
     let pool = db::pool(&pg, 2)?;
     let js = jetstream::new(bus::connect(&soak.nats_url).await?);
     bus::ensure_reports_stream(&js, soak).await?;
-    let plan = Plan { systems: args.systems.max(1), components: args.components.max(1), system_prefix: "sys" };
+    // A steady set of flapping components (as many status changes as the benchmark's load), so
+    // that alert state stops growing within seconds and RSS that grows after that is a leak.
+    let plan = Plan {
+        systems: args.systems.max(1),
+        components: args.components.max(1),
+        system_prefix: "sys",
+        degraded: Degraded::EveryNth(50),
+    };
     let log = args.dir.join(".sitrep").join("soak-run.log");
     let mut child = Child::start(soak, &args.dir, &log).await?;
 
