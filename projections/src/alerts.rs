@@ -15,38 +15,89 @@ use serde::Deserialize;
 use sitrep_domain::alert::{AlertEvent, Decision, Evaluator, EvaluatorEvent, Input, Tracked, AGGREGATE_TYPE as ALERT};
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
 use sitrep_infra::alerts;
-use sitrep_infra::event_store::StoredEvent;
+use sitrep_infra::event_store::{self, StoredEvent};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
-/// The alert evaluator, run as a projection named `alert_evaluator`. It keeps its state in
-/// memory between steps as well as in `alert_evaluator_state`, and reads it back from the
-/// table only when the checkpoint is not where it left it (at start, after a failed commit, or
-/// after another process ran it).
-#[derive(Default, Clone)]
+/// The alert evaluator, run as a projection named `alert_evaluator`.
+///
+/// It keeps its state in memory between steps. It saves the whole of it only now and then: a
+/// snapshot as of an event position, every [`SNAPSHOT_EVENTS`] events (the document in
+/// `alert_evaluator_state`, and a row in `alert_evaluator_components` for each component
+/// touched since the last snapshot). At every other step it records only when it is next due,
+/// for the alert clock. Under load a step touches nearly every component, so saving them at every
+/// step cost a row write per report.
+///
+/// When its kept state is not where the checkpoint is (at start, after a failed commit, or after
+/// another process ran it), it reads the snapshot and applies the events after it again, up to
+/// the checkpoint, dropping what it decides on the way: those decisions are in the log already,
+/// and the evaluator is a function of the log.
+#[derive(Clone)]
 pub struct AlertEvaluator {
-    kept: Arc<Mutex<Option<(i64, Evaluator)>>>,
+    kept: Arc<Mutex<Option<Kept>>>,
+    snapshot_events: i64,
+}
+
+/// Events between snapshots of the evaluator's state: at most this many are applied again after
+/// a restart (seconds of work), and under load a snapshot writes each component once instead of
+/// once per report.
+pub const SNAPSHOT_EVENTS: i64 = 100_000;
+
+impl Default for AlertEvaluator {
+    fn default() -> Self {
+        Self::snapshot_every(SNAPSHOT_EVENTS)
+    }
 }
 
 impl AlertEvaluator {
     pub const NAME: &'static str = "alert_evaluator";
+
+    /// An evaluator that saves a snapshot every `events` events (tests use a few).
+    pub fn snapshot_every(events: i64) -> Self {
+        Self { kept: Arc::default(), snapshot_events: events.max(1) }
+    }
 }
 
-/// Reads the evaluator's saved state (a fresh one before its first batch): its core document,
-/// then its components, one row each.
+/// The aggregate types the evaluator reads.
+const INPUTS: [&str; 3] = [COMPONENT, EvaluatorEvent::AGGREGATE_TYPE, ALERT];
+
+/// The evaluator's state as of an event position, with what its snapshot lacks.
+struct Kept {
+    /// The position of the last event applied.
+    at: i64,
+    evaluator: Evaluator,
+    /// The position the saved snapshot is as of (`None` before the first).
+    saved_at: Option<i64>,
+    /// Components that reports touched since the snapshot.
+    unsaved: BTreeSet<String>,
+}
+
+/// The evaluator's state as of the checkpoint: its snapshot, and the events after it applied
+/// again.
 pub async fn evaluator_state(client: &impl tokio_postgres::GenericClient) -> anyhow::Result<Evaluator> {
-    Ok(saved_state(client).await?.0)
+    let checkpoint: Option<i64> = client
+        .query_opt("SELECT position FROM projection_checkpoints WHERE name = $1", &[&AlertEvaluator::NAME])
+        .await?
+        .map(|r| r.get(0));
+    Ok(restore(client, checkpoint.unwrap_or(0)).await?.0.evaluator)
 }
 
-/// The saved state, and whether it is in the format of before components had rows of their own
-/// (all of them in the document): then the next save writes every component.
-async fn saved_state(client: &impl tokio_postgres::GenericClient) -> anyhow::Result<(Evaluator, bool)> {
-    let row =
-        client.query_opt("SELECT state FROM alert_evaluator_state WHERE name = $1", &[&AlertEvaluator::NAME]).await?;
-    let mut evaluator: Evaluator = match row {
-        Some(r) => serde_json::from_value(r.get(0)).context("reading the alert evaluator's saved state")?,
-        None => Evaluator::default(),
+/// The state as of `through` (the checkpoint): the snapshot, then the events after it up to
+/// `through`. Also whether the snapshot is in the format of before components had rows of their
+/// own (all of them in the document): then the next save writes every component.
+async fn restore(client: &impl tokio_postgres::GenericClient, through: i64) -> anyhow::Result<(Kept, bool)> {
+    let row = client
+        .query_opt("SELECT state, position FROM alert_evaluator_state WHERE name = $1", &[&AlertEvaluator::NAME])
+        .await?;
+    // A snapshot without a position was saved at every step by an earlier sitrep: as of the
+    // checkpoint.
+    let (mut evaluator, saved_at): (Evaluator, Option<i64>) = match row {
+        Some(r) => (
+            serde_json::from_value(r.get(0)).context("reading the alert evaluator's saved state")?,
+            Some(r.get::<_, Option<i64>>(1).unwrap_or(through)),
+        ),
+        None => (Evaluator::default(), None),
     };
     let legacy = evaluator.components().next().is_some();
     let rows = client
@@ -57,16 +108,55 @@ async fn saved_state(client: &impl tokio_postgres::GenericClient) -> anyhow::Res
             serde_json::from_value(r.get(1)).context("reading a component of the alert evaluator")?;
         evaluator.restore_component(r.get(0), tracked);
     }
-    Ok((evaluator, legacy))
+    let mut kept = Kept { at: through, evaluator, saved_at, unsaved: BTreeSet::new() };
+    let mut after = saved_at.unwrap_or(0);
+    loop {
+        let events = event_store::read_types_between(client, &INPUTS, after, through, crate::runner::BATCH).await?;
+        let Some(last) = events.last() else { break };
+        after = last.position;
+        let mut decided = Vec::new();
+        for e in &events {
+            kept.feed(e, &mut decided)?;
+        }
+        if events.len() < crate::runner::BATCH as usize {
+            break;
+        }
+    }
+    Ok((kept, legacy))
 }
 
-/// What one step of the evaluator carries: its state, the last position applied, the
-/// components it touched, and the decisions to append when the step finishes.
+impl Kept {
+    /// Applies one event of the log, adding what the evaluator decides to `decisions`.
+    fn feed(&mut self, e: &StoredEvent, decisions: &mut Vec<Decision>) -> anyhow::Result<()> {
+        let position = e.position;
+        match e.aggregate_type.as_str() {
+            COMPONENT if e.event_type == ComponentEvent::STATUS_REPORTED => {
+                if let ComponentEvent::StatusReported(r) = ComponentEvent::deserialize(&e.payload)? {
+                    self.unsaved.extend(Evaluator::touched_by(&r));
+                    decisions.extend(self.evaluator.handle(position, Input::Reported(&r)));
+                }
+            }
+            EvaluatorEvent::AGGREGATE_TYPE => {
+                let event = EvaluatorEvent::deserialize(&e.payload)?;
+                decisions.extend(self.evaluator.handle(position, Input::Evaluator(&event)));
+            }
+            ALERT => {
+                let event = AlertEvent::deserialize(&e.payload)?;
+                let id = Uuid::parse_str(&e.aggregate_id).with_context(|| format!("alert id {}", e.aggregate_id))?;
+                decisions.extend(self.evaluator.handle(position, Input::Alert(id, &event)));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// What one step of the evaluator carries: its state, and the decisions to append when the step
+/// finishes.
 #[derive(Default)]
 pub struct EvaluatorStep {
-    evaluator: Option<(i64, Evaluator)>,
+    kept: Option<Kept>,
     decisions: Vec<Decision>,
-    touched: BTreeSet<String>,
     /// Save every component, not only the touched ones (the state was loaded in the old format).
     save_all: bool,
 }
@@ -82,7 +172,8 @@ impl Projection for AlertEvaluator {
         &["alert_evaluator_state", "alert_evaluator_components"]
     }
 
-    /// Its state is one document, written once per step: a step covers up to ten batches.
+    /// Each step writes a row or more, and takes the log's writer lock to append what it decided:
+    /// a step covers up to ten batches.
     fn step_events(&self) -> i64 {
         10 * crate::runner::BATCH
     }
@@ -94,71 +185,62 @@ impl Projection for AlertEvaluator {
         step: &mut EvaluatorStep,
     ) -> anyhow::Result<()> {
         let Some(last) = events.last().map(|e| e.position) else { return Ok(()) };
-        let mut evaluator = match step.evaluator.take() {
-            Some((_, current)) => current,
+        let mut kept = match step.kept.take() {
+            Some(current) => current,
             None => {
                 // The kept state serves if it has applied exactly the events before this step.
-                let kept = self.kept.lock().expect("the evaluator's kept state").take();
-                match kept {
-                    Some((at, evaluator)) if at == Self::last_before(tx, events[0].position).await? => evaluator,
+                let held = self.kept.lock().expect("the evaluator's kept state").take();
+                let before = Self::last_before(tx, events[0].position).await?;
+                match held {
+                    Some(held) if held.at == before => held,
                     _ => {
-                        let (evaluator, legacy) = saved_state(&**tx).await?;
+                        let (restored, legacy) = restore(&**tx, before).await?;
                         step.save_all = legacy;
-                        evaluator
+                        restored
                     }
                 }
             }
         };
         for e in events {
-            let position = e.position;
-            match e.aggregate_type.as_str() {
-                COMPONENT if e.event_type == ComponentEvent::STATUS_REPORTED => {
-                    if let ComponentEvent::StatusReported(r) = ComponentEvent::deserialize(&e.payload)? {
-                        step.touched.extend(Evaluator::touched_by(&r));
-                        step.decisions.extend(evaluator.handle(position, Input::Reported(&r)));
-                    }
-                }
-                EvaluatorEvent::AGGREGATE_TYPE => {
-                    let event = EvaluatorEvent::deserialize(&e.payload)?;
-                    step.decisions.extend(evaluator.handle(position, Input::Evaluator(&event)));
-                }
-                ALERT => {
-                    let event = AlertEvent::deserialize(&e.payload)?;
-                    let id =
-                        Uuid::parse_str(&e.aggregate_id).with_context(|| format!("alert id {}", e.aggregate_id))?;
-                    step.decisions.extend(evaluator.handle(position, Input::Alert(id, &event)));
-                }
-                _ => {}
-            }
+            kept.feed(e, &mut step.decisions)?;
         }
-        step.evaluator = Some((last, evaluator));
+        kept.at = last;
+        step.kept = Some(kept);
         Ok(())
     }
 
-    /// Appends the step's decisions (taking the log's writer lock only now, briefly) and saves
-    /// the state.
+    /// Appends the step's decisions (taking the log's writer lock only now, briefly), then saves
+    /// a snapshot if one is due, or else when the evaluator is next due.
     async fn finish(&self, tx: &Transaction<'_>, step: EvaluatorStep) -> anyhow::Result<()> {
-        let Some((last, evaluator)) = step.evaluator else { return Ok(()) };
+        let Some(mut kept) = step.kept else { return Ok(()) };
         let appended = alerts::execute(&**tx, step.decisions).await?;
         if appended > 0 {
             tracing::info!(events = appended, "alert evaluator decided");
         }
+        let due = serde_json::to_value(kept.evaluator.due())?;
+        let snapshot = step.save_all || kept.saved_at.is_none_or(|s| kept.at - s >= self.snapshot_events);
+        if !snapshot {
+            tx.execute("UPDATE alert_evaluator_state SET due = $2 WHERE name = $1", &[&Self::NAME, &due]).await?;
+            *self.kept.lock().expect("the evaluator's kept state") = Some(kept);
+            return Ok(());
+        }
         tx.execute(
-            "INSERT INTO alert_evaluator_state (name, state) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET state = excluded.state",
-            &[&Self::NAME, &serde_json::to_value(evaluator.core())?],
+            "INSERT INTO alert_evaluator_state (name, state, position, due) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE
+             SET state = excluded.state, position = excluded.position, due = excluded.due",
+            &[&Self::NAME, &serde_json::to_value(kept.evaluator.core())?, &kept.at, &due],
         )
         .await?;
-        // Only the components this step touched (every one after loading the old format).
+        // The components touched since the last snapshot (every one after loading the old format).
         let (keys, states): (Vec<&str>, Vec<serde_json::Value>) = if step.save_all {
-            evaluator
+            kept.evaluator
                 .components()
                 .map(|(k, t)| Ok((k.as_str(), serde_json::to_value(t)?)))
                 .collect::<Result<Vec<_>, serde_json::Error>>()?
         } else {
-            step.touched
+            kept.unsaved
                 .iter()
-                .filter_map(|k| evaluator.component(k).map(|t| (k.as_str(), t)))
+                .filter_map(|k| kept.evaluator.component(k).map(|t| (k.as_str(), t)))
                 .map(|(k, t)| Ok((k, serde_json::to_value(t)?)))
                 .collect::<Result<Vec<_>, serde_json::Error>>()?
         }
@@ -173,8 +255,10 @@ impl Projection for AlertEvaluator {
             )
             .await?;
         }
-        // Kept as of `last`: used again only if the checkpoint gets there, i.e. this commits.
-        *self.kept.lock().expect("the evaluator's kept state") = Some((last, evaluator));
+        kept.unsaved.clear();
+        kept.saved_at = Some(kept.at);
+        // Kept as of `kept.at`: used again only if the checkpoint gets there, i.e. this commits.
+        *self.kept.lock().expect("the evaluator's kept state") = Some(kept);
         Ok(())
     }
 }

@@ -80,7 +80,7 @@ pub async fn tick_if_due(pool: &Pool, now: OffsetDateTime) -> anyhow::Result<Opt
         .query_one(
             "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1),
                     (SELECT max(position) FROM events),
-                    (SELECT state -> 'due' FROM alert_evaluator_state WHERE name = $1)",
+                    (SELECT coalesce(due, state -> 'due') FROM alert_evaluator_state WHERE name = $1)",
             &[&AlertEvaluator::NAME],
         )
         .await?;

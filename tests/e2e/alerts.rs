@@ -443,7 +443,7 @@ async fn starting_without_a_rules_file_keeps_the_rules_in_force() {
 
 #[tokio::test]
 async fn an_evaluator_whose_kept_state_is_behind_the_log_reads_the_saved_state_instead() {
-    let app = evaluator_without_runners().await;
+    let app = evaluator_without_runners(FS_FAILED).await;
     let reports_stored = |n: i64| reports_stored(&app, n);
     let saved = || saved_evaluator_state(&app);
 
@@ -462,7 +462,11 @@ async fn an_evaluator_whose_kept_state_is_behind_the_log_reads_the_saved_state_i
     reports_stored(3).await;
     sitrep_projections::catch_up(&app.pool, &kept).await.unwrap();
 
-    // then it started from the saved state, not its own: it knows the alert the other raised.
+    // then it started from the saved snapshot and the events after it, not from its own state:
+    // it knows the alert the other raised, though no snapshot since has it.
+    let snapshot_at = app.scalar("SELECT position FROM alert_evaluator_state").await;
+    let checkpoint = app.scalar("SELECT position FROM projection_checkpoints WHERE name = 'alert_evaluator'").await;
+    assert!(snapshot_at < checkpoint, "the snapshot ({snapshot_at}) is older than the checkpoint ({checkpoint})");
     let state = saved().await;
     assert!(state["open"].get("fs-failed|derecho:fs/scratch").is_some(), "the open alert is in {state}");
     // And its state is what a fresh evaluator makes of the same log from the start.
@@ -474,7 +478,7 @@ async fn an_evaluator_whose_kept_state_is_behind_the_log_reads_the_saved_state_i
 
 #[tokio::test]
 async fn an_evaluator_state_saved_whole_by_an_earlier_sitrep_is_split_into_component_rows_losing_nothing() {
-    let app = evaluator_without_runners().await;
+    let app = evaluator_without_runners(FS_FAILED).await;
     let client = app.pool.get().await.unwrap();
     let stored = |n: i64| reports_stored(&app, n);
     let saved = || saved_evaluator_state(&app);
@@ -507,12 +511,69 @@ async fn an_evaluator_state_saved_whole_by_an_earlier_sitrep_is_split_into_compo
     app.cleanup().await;
 }
 
-/// An app whose projections do not run (the test steps the evaluator itself), with FS_FAILED's
-/// rules recorded in the log.
-async fn evaluator_without_runners() -> TestApp {
+#[tokio::test]
+async fn the_evaluator_saves_its_state_every_so_many_events_and_a_restart_in_between_goes_on_exactly() {
+    // A failed filesystem raises an alert at once, and another if it stays failed for an hour.
+    let rules = format!("{FS_FAILED}\n[[rule]]\nname = \"fs-failed-long\"\nmatch = \"*:fs/*\"\nkind = \"status\"\nstatus = [\"failed\"]\nfor = \"1h\"\nseverity = \"warning\"\n");
+    let app = evaluator_without_runners(&rules).await;
+    let snapshot_at = || app.scalar("SELECT position FROM alert_evaluator_state");
+    let checkpoint = || app.scalar("SELECT position FROM projection_checkpoints WHERE name = 'alert_evaluator'");
+    let rows = || app.scalar("SELECT count(*) FROM alert_evaluator_components");
+    let raised = || app.scalar("SELECT count(*) FROM events WHERE event_type = 'AlertRaised'");
+    let rarely = || AlertEvaluator::snapshot_every(1_000_000);
+
+    // Given an evaluator that saved a snapshot at its first step...
+    let running = rarely();
+    report(&app, "fs/glade", "ok", 600).await;
+    reports_stored(&app, 1).await;
+    sitrep_projections::catch_up(&app.pool, &running).await.unwrap();
+    let first = snapshot_at().await;
+    assert_eq!(first, checkpoint().await, "the first step saves a snapshot");
+    assert_eq!(sitrep_services::alerting::tick_if_due(&app.pool, time::OffsetDateTime::now_utc()).await.unwrap(), None);
+    // ...when a filesystem fails,
+    report(&app, "fs/scratch", "failed", 600).await;
+    reports_stored(&app, 2).await;
+    sitrep_projections::catch_up(&app.pool, &running).await.unwrap();
+    // (and takes in the alert it raised, so that it has seen the whole log)
+    sitrep_projections::catch_up(&app.pool, &running).await.unwrap();
+    // then it raises the alert but saves no snapshot: only when it is next due, for the clock.
+    assert_eq!(raised().await, 1);
+    assert_eq!(snapshot_at().await, first);
+    assert!(checkpoint().await > first);
+    assert_eq!(rows().await, 1, "only the first step's component has a row");
+    let now = time::OffsetDateTime::now_utc();
+    let due = sitrep_services::alerting::tick_if_due(&app.pool, now).await.unwrap().expect("due in an hour");
+    assert!((due - now - time::Duration::HOUR).abs() < time::Duration::minutes(1), "due {due}, now {now}");
+
+    // When it restarts (a new process) between snapshots and goes on,
+    report(&app, "fs/campaign", "ok", 600).await;
+    reports_stored(&app, 3).await;
+    sitrep_projections::catch_up(&app.pool, &rarely()).await.unwrap();
+    // then it applied the events after the snapshot again without deciding anything twice.
+    assert_eq!(raised().await, 1, "no alert raised twice");
+    assert_eq!(snapshot_at().await, first);
+    // And when a snapshot is due, it saves every component touched since the last one,
+    report(&app, "fs/other", "ok", 600).await;
+    reports_stored(&app, 4).await;
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::snapshot_every(1)).await.unwrap();
+    assert_eq!(snapshot_at().await, checkpoint().await);
+    assert_eq!(rows().await, 4);
+    // and the state is what a fresh evaluator makes of the same log from the start.
+    let state = saved_evaluator_state(&app).await;
+    assert!(state["open"].get("fs-failed|derecho:fs/scratch").is_some(), "the open alert is in {state}");
+    reset(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    assert_eq!(saved_evaluator_state(&app).await, state);
+    assert_eq!(raised().await, 1);
+    app.cleanup().await;
+}
+
+/// An app whose projections do not run (the test steps the evaluator itself), with `rules`
+/// recorded in the log.
+async fn evaluator_without_runners(rules: &str) -> TestApp {
     use sitrep_domain::alert::{EvaluatorEvent, RuleSet};
-    let app = crate::helpers::spawn_app_with_rules_without_projections(FS_FAILED).await;
-    let rules = RuleSet::parse_toml(FS_FAILED, 600).unwrap();
+    let app = crate::helpers::spawn_app_with_rules_without_projections(rules).await;
+    let rules = RuleSet::parse_toml(rules, 600).unwrap();
     let mut client = app.pool.get().await.unwrap();
     sitrep_infra::alerts::record(&mut client, &EvaluatorEvent::RulesLoaded { rules, source: "test".into() })
         .await

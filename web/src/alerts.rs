@@ -266,7 +266,8 @@ pub async fn worst_open_by_system(
             &[&most],
         )
         .await?;
-    let (mut worst, mut open): (HashMap<(String, String), Vec<Firing>>, HashMap<String, usize>) = Default::default();
+    let mut worst: HashMap<(String, String), Vec<Firing>> = HashMap::new();
+    let mut open: HashMap<String, usize> = HashMap::new();
     for r in &rows {
         worst.entry((r.get(1), r.get(2))).or_default().push(firing(r));
         open.insert(r.get(1), usize::try_from(r.get::<_, i64>(9)).unwrap_or(0));
