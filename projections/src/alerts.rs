@@ -188,11 +188,13 @@ impl Projection for AlertEvaluator {
         let mut kept = match step.kept.take() {
             Some(current) => current,
             None => {
-                // The kept state serves if it has applied exactly the events before this step.
+                // The kept state serves if it has applied exactly the events before this step,
+                // and the snapshot it knows is the one saved (not one another process saved
+                // after a reset).
                 let held = self.kept.lock().expect("the evaluator's kept state").take();
-                let before = Self::last_before(tx, events[0].position).await?;
+                let (before, saved_at) = Self::last_before(tx, events[0].position).await?;
                 match held {
-                    Some(held) if held.at == before => held,
+                    Some(held) if held.at == before && held.saved_at == saved_at => held,
                     _ => {
                         let (restored, legacy) = restore(&**tx, before).await?;
                         step.save_all = legacy;
@@ -220,10 +222,16 @@ impl Projection for AlertEvaluator {
         let due = serde_json::to_value(kept.evaluator.due())?;
         let snapshot = step.save_all || kept.saved_at.is_none_or(|s| kept.at - s >= self.snapshot_events);
         if !snapshot {
-            tx.execute("UPDATE alert_evaluator_state SET due = $2 WHERE name = $1", &[&Self::NAME, &due]).await?;
-            *self.kept.lock().expect("the evaluator's kept state") = Some(kept);
-            return Ok(());
+            let updated =
+                tx.execute("UPDATE alert_evaluator_state SET due = $2 WHERE name = $1", &[&Self::NAME, &due]).await?;
+            if updated == 1 {
+                *self.kept.lock().expect("the evaluator's kept state") = Some(kept);
+                return Ok(());
+            }
         }
+        // With no saved row to update (it cannot go while the checkpoint is locked), save
+        // everything rather than trust what the kept state says is saved.
+        let save_all = step.save_all || !snapshot;
         tx.execute(
             "INSERT INTO alert_evaluator_state (name, state, position, due) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO UPDATE
@@ -232,7 +240,7 @@ impl Projection for AlertEvaluator {
         )
         .await?;
         // The components touched since the last snapshot (every one after loading the old format).
-        let (keys, states): (Vec<&str>, Vec<serde_json::Value>) = if step.save_all {
+        let (keys, states): (Vec<&str>, Vec<serde_json::Value>) = if save_all {
             kept.evaluator
                 .components()
                 .map(|(k, t)| Ok((k.as_str(), serde_json::to_value(t)?)))
@@ -264,12 +272,18 @@ impl Projection for AlertEvaluator {
 }
 
 impl AlertEvaluator {
-    /// The newest event in the log before position `first`: the state kept after applying it is
-    /// the state this batch starts from (the evaluator is a function of the log, in order).
-    async fn last_before(tx: &Transaction<'_>, first: i64) -> anyhow::Result<i64> {
-        let before: Option<i64> =
-            tx.query_one("SELECT max(position) FROM events WHERE position < $1", &[&first]).await?.get(0);
-        Ok(before.unwrap_or(0))
+    /// The newest event in the log before position `first` (the state kept after applying it is
+    /// the state this batch starts from: the evaluator is a function of the log, in order), and
+    /// the position of the saved snapshot (`None` if there is none).
+    async fn last_before(tx: &Transaction<'_>, first: i64) -> anyhow::Result<(i64, Option<i64>)> {
+        let row = tx
+            .query_one(
+                "SELECT (SELECT max(position) FROM events WHERE position < $1),
+                        (SELECT position FROM alert_evaluator_state WHERE name = $2)",
+                &[&first, &Self::NAME],
+            )
+            .await?;
+        Ok((row.get::<_, Option<i64>>(0).unwrap_or(0), row.get(1)))
     }
 }
 

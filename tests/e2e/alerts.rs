@@ -493,7 +493,15 @@ async fn an_evaluator_state_saved_whole_by_an_earlier_sitrep_is_split_into_compo
     assert_eq!(doc, 0, "the saved document holds everything but the components");
 
     // Given the state as an earlier sitrep saved it: one document with every component, no rows...
-    client.execute("UPDATE alert_evaluator_state SET state = $1", &[&whole]).await.unwrap();
+    // (as of its checkpoint, which is what migration V6 records for a state saved at every step)
+    client
+        .execute(
+            "UPDATE alert_evaluator_state SET state = $1,
+             position = (SELECT position FROM projection_checkpoints WHERE name = 'alert_evaluator')",
+            &[&whole],
+        )
+        .await
+        .unwrap();
     client.execute("DELETE FROM alert_evaluator_components", &[]).await.unwrap();
     // ...when a fresh evaluator goes on from it,
     report(&app, "fs/campaign", "ok", 600).await;

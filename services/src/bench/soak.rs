@@ -24,7 +24,7 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 10)]
     pub minutes: u32,
     /// Reports per second offered: by default half the end-to-end rate in docs/performance.md.
-    #[arg(long, default_value_t = 3_300)]
+    #[arg(long, default_value_t = 3_550)]
     pub rate: u32,
     /// Components the reports are spread over (each reports once per round).
     #[arg(long, default_value_t = 10_000)]
