@@ -11,7 +11,7 @@
 use crate::error::{Format, WebError};
 use crate::pages;
 use crate::state::AppState;
-use crate::templates;
+use crate::templates::{self, LivePage};
 use crate::view;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -98,11 +98,11 @@ async fn fragment(state: &AppState, page: &Page) -> Result<(&'static str, String
     match page {
         Page::Home => {
             let view = pages::home_view(state, now, None).await?;
-            Ok(("home", templates::render("home_live", &view).map_err(WebError::page)?))
+            Ok(("home", templates::render(pages::HomePage::LIVE, &view).map_err(WebError::page)?))
         }
         Page::System(system) => {
             let view = pages::system_view(state, now, None, system).await?;
-            Ok(("system", templates::render("system_live", &view).map_err(WebError::page)?))
+            Ok(("system", templates::render(pages::SystemPage::LIVE, &view).map_err(WebError::page)?))
         }
     }
 }
