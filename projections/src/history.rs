@@ -6,6 +6,7 @@
 //! a rebuild from the log gives identical tables. Retention ([`prune`]) is separate: it deletes
 //! old raw rows and hourly rollups on a schedule, never events.
 
+use crate::exact::ExactSum;
 use crate::runner::Projection;
 use crate::timeline::{self, Resolution, Segment};
 use anyhow::Context;
@@ -41,12 +42,14 @@ struct Report {
 }
 
 /// What one step of history carries from batch to batch, written once by `finish`: metric
-/// values to fold into their rollups, each component's open segment as the step has moved it,
+/// values folded into their rollup rows, each component's open segment as the step has moved it,
 /// the segments it touched, and the seconds to add to the status rollups. Under a backlog a step
 /// sees a component many times, and its rollup and segment rows are written once.
 #[derive(Default)]
 pub struct HistoryStep {
-    metrics: MetricValues,
+    /// Per component and metric, the rollup rows (an hour and a day, or more where the step
+    /// crosses a bucket) that the step's values fold into.
+    metrics: HashMap<Key, HashMap<String, Vec<Rollup>>>,
     /// Open segments, loaded once per component per step (`None`: it has none).
     open: HashMap<Key, Option<Segment>>,
     touched: HashMap<(Key, OffsetDateTime), Segment>,
@@ -54,15 +57,41 @@ pub struct HistoryStep {
     seconds: HashMap<(Key, Resolution, OffsetDateTime, String), i64>,
 }
 
-/// Metric values as the columns of one `unnest`.
-#[derive(Default)]
-struct MetricValues {
-    systems: Vec<String>,
-    components: Vec<String>,
-    names: Vec<String>,
-    values: Vec<f64>,
-    times: Vec<OffsetDateTime>,
-    positions: Vec<i64>,
+/// A step's values of one metric of one component in one rollup bucket, folded as the stored
+/// row merges them: min, max, an exact sum, count, and the last value by `observed_at` (the
+/// later report on a tie, as reports come in log order).
+struct Rollup {
+    resolution: Resolution,
+    bucket: OffsetDateTime,
+    min: f64,
+    max: f64,
+    sum: ExactSum,
+    count: i64,
+    last: f64,
+    last_at: OffsetDateTime,
+}
+
+impl Rollup {
+    fn new(resolution: Resolution, bucket: OffsetDateTime, value: f64, at: OffsetDateTime) -> Self {
+        let mut sum = ExactSum::default();
+        sum.add(value);
+        Rollup { resolution, bucket, min: value, max: value, sum, count: 1, last: value, last_at: at }
+    }
+
+    fn add(&mut self, value: f64, at: OffsetDateTime) {
+        if value < self.min {
+            self.min = value;
+        }
+        if value > self.max {
+            self.max = value;
+        }
+        self.sum.add(value);
+        self.count += 1;
+        if at >= self.last_at {
+            self.last = value;
+            self.last_at = at;
+        }
+    }
 }
 
 impl Projection for History {
@@ -106,17 +135,7 @@ impl Projection for History {
             return Ok(());
         }
         insert_reports(tx, &reports).await.context("history_reports")?;
-        for r in &reports {
-            for (name, value) in &r.metrics {
-                let m = &mut step.metrics;
-                m.systems.push(r.key.0.clone());
-                m.components.push(r.key.1.clone());
-                m.names.push(name.clone());
-                m.values.push(*value);
-                m.times.push(r.observed_at);
-                m.positions.push(r.position);
-            }
-        }
+        fold_metrics(&reports, &mut step.metrics);
         self.advance_timelines(tx, &reports, step).await.context("status_segments")
     }
 
@@ -154,26 +173,68 @@ async fn insert_reports(tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Res
     Ok(())
 }
 
-/// Folds every metric value into its hour and day buckets. Postgres groups the values and
-/// merges them into the stored rows (sums in `numeric`, exactly), so the result is the same
-/// however the events were batched.
-async fn merge_metric_rollups(tx: &Transaction<'_>, m: &MetricValues) -> anyhow::Result<()> {
-    if m.values.is_empty() {
+/// Folds each report's metric values into the step's rollup rows, in log order.
+fn fold_metrics(reports: &[Report], metrics: &mut HashMap<Key, HashMap<String, Vec<Rollup>>>) {
+    for r in reports.iter().filter(|r| !r.metrics.is_empty()) {
+        if !metrics.contains_key(&r.key) {
+            metrics.insert(r.key.clone(), HashMap::new());
+        }
+        let by_metric = metrics.get_mut(&r.key).expect("inserted above");
+        for (name, &value) in &r.metrics {
+            if !by_metric.contains_key(name.as_str()) {
+                by_metric.insert(name.clone(), Vec::new());
+            }
+            let rows = by_metric.get_mut(name.as_str()).expect("inserted above");
+            for resolution in Resolution::ALL {
+                let bucket = resolution.bucket(r.observed_at);
+                match rows.iter_mut().find(|row| row.resolution == resolution && row.bucket == bucket) {
+                    Some(row) => row.add(value, r.observed_at),
+                    None => rows.push(Rollup::new(resolution, bucket, value, r.observed_at)),
+                }
+            }
+        }
+    }
+}
+
+/// Merges the step's rollup rows into the stored ones: sums add exactly (the same digits and
+/// scale as Postgres's own `numeric` sum of the values), so the result is the same however the
+/// events were batched.
+async fn merge_metric_rollups(
+    tx: &Transaction<'_>,
+    metrics: &HashMap<Key, HashMap<String, Vec<Rollup>>>,
+) -> anyhow::Result<()> {
+    let rows: Vec<(&Key, &str, &Rollup)> = metrics
+        .iter()
+        .flat_map(|(key, by_metric)| {
+            by_metric.iter().flat_map(move |(name, rows)| rows.iter().map(move |row| (key, name.as_str(), row)))
+        })
+        .collect();
+    if rows.is_empty() {
         return Ok(());
     }
     tx.execute(
         "INSERT INTO metric_rollups AS r (system, component, resolution, metric, bucket, min, max, sum, count, last, last_at)
-         SELECT s, c, res.name, m, date_bin(res.width, o, timestamptz 'epoch'),
-                min(v), max(v), sum(v::numeric), count(*), (array_agg(v ORDER BY o DESC, p DESC))[1], max(o)
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::timestamptz[], $6::int8[]) AS u(s, c, m, v, o, p)
-         CROSS JOIN (VALUES ('hour', interval '1 hour'), ('day', interval '1 day')) AS res(name, width)
-         GROUP BY 1, 2, 3, 4, 5
+         SELECT s, c, res, m, b, mn, mx, sm::numeric, n, l, la
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::float8[], $7::float8[],
+                     $8::text[], $9::int8[], $10::float8[], $11::timestamptz[]) AS u(s, c, res, m, b, mn, mx, sm, n, l, la)
          ON CONFLICT (system, component, resolution, metric, bucket) DO UPDATE SET
             min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
             sum = r.sum + excluded.sum, count = r.count + excluded.count,
             last = CASE WHEN excluded.last_at >= r.last_at THEN excluded.last ELSE r.last END,
             last_at = greatest(r.last_at, excluded.last_at)",
-        &[&m.systems, &m.components, &m.names, &m.values, &m.times, &m.positions],
+        &[
+            &rows.iter().map(|(k, _, _)| k.0.as_str()).collect::<Vec<_>>(),
+            &rows.iter().map(|(k, _, _)| k.1.as_str()).collect::<Vec<_>>(),
+            &rows.iter().map(|(_, _, row)| row.resolution.as_str()).collect::<Vec<_>>(),
+            &rows.iter().map(|(_, name, _)| *name).collect::<Vec<_>>(),
+            &rows.iter().map(|(_, _, row)| row.bucket).collect::<Vec<_>>(),
+            &rows.iter().map(|(_, _, row)| row.min).collect::<Vec<_>>(),
+            &rows.iter().map(|(_, _, row)| row.max).collect::<Vec<_>>(),
+            &rows.iter().map(|(_, _, row)| row.sum.to_numeric()).collect::<Vec<_>>(),
+            &rows.iter().map(|(_, _, row)| row.count).collect::<Vec<_>>(),
+            &rows.iter().map(|(_, _, row)| row.last).collect::<Vec<_>>(),
+            &rows.iter().map(|(_, _, row)| row.last_at).collect::<Vec<_>>(),
+        ],
     )
     .await?;
     Ok(())

@@ -6,6 +6,7 @@
 //!   in order, committing its tables and its checkpoint in one transaction.
 //! - [`latest_status`]: the latest state of every component (the dashboard's main read model).
 //! - [`history`]: every report, status segments, hourly and daily rollups, and their retention.
+//!   [`exact`] adds metric values as Postgres sums `numeric`, so history can fold them first.
 //! - [`alerts`]: the alert evaluator (a process manager run like a projection) and the alerts
 //!   read model.
 //! - [`outages`]: outages with their timelines, and maintenance windows.
@@ -14,6 +15,7 @@
 //! - [`timeline`]: the pure time arithmetic behind history (segments, stale gaps, buckets).
 
 pub mod alerts;
+pub mod exact;
 pub mod history;
 pub mod latest_status;
 pub mod outages;

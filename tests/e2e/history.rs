@@ -288,6 +288,13 @@ async fn history_built_in_large_steps_equals_history_built_a_few_events_at_a_tim
     let (differences, position) = rebuild::compare(&app.pool, &history, None).await.unwrap();
     assert_eq!(position, head);
     assert!(differences.is_empty(), "{differences:#?}");
+    // Equal numerics can differ in scale (1.5 and 1.50), which shows in averages: the sums'
+    // text is the same too.
+    let order = "system, component, resolution, metric, bucket";
+    let sums = |schema: &str| format!("(SELECT {order}, sum FROM {schema}.metric_rollups)");
+    let live = table(&app, &sums("public"), order).await;
+    assert!(!live.is_empty());
+    assert_eq!(live, table(&app, &sums(SHADOW), order).await);
     assert_eq!(app.scalar("SELECT count(*) FROM history_reports").await, want);
     assert!(app.scalar("SELECT count(*) FROM status_rollups WHERE status = 'stale'").await > 0);
     rebuild::discard(&app.pool, &history).await.unwrap();
@@ -327,4 +334,96 @@ async fn a_live_sparkline_takes_the_current_hour_from_its_rollup_and_a_past_one_
     assert_eq!(live[&key], [(hour - Duration::hours(1), 10.0), (hour, 60.0)]);
     assert_eq!(past[&key], live[&key]);
     assert_eq!(earlier[&key], [(hour - Duration::hours(1), 10.0), (hour, 40.0)]);
+}
+
+#[tokio::test]
+async fn history_folds_metric_sums_as_postgres_sums_numeric_digit_for_digit_and_scale_for_scale() {
+    use sitrep_projections::exact::ExactSum;
+    // Arrange: awkward values (ties at the 15th digit, thirds, huge and tiny, signs) and random
+    // ones, plain and from random bits, in groups of 1 to 40.
+    let app = crate::helpers::spawn_app_without_projections().await;
+    let mut values = vec![
+        0.1,
+        0.2,
+        1.0 / 3.0,
+        2.0 / 3.0,
+        -0.0,
+        0.0,
+        123456789012345.5,
+        123456789012344.5,
+        1234567890123455.0,
+        1234567890123445.0,
+        1e-20,
+        1.5e20,
+        1e300,
+        1e-300,
+        -1e300,
+        5e-324,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        99.995,
+        0.125,
+        -7.25,
+        1e15,
+        1e16,
+        123456789012345678.0,
+    ];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..20_000 {
+        let r = next();
+        let v = match i % 4 {
+            0 => f64::from_bits(r),
+            1 => (r % 100_000) as f64 / 100.0,
+            2 => (r % 1_000_000) as f64 / ((r >> 40) % 997 + 1) as f64,
+            _ => -((r % 10_000_000_000) as f64) * 10f64.powi((r >> 50) as i32 % 40 - 20),
+        };
+        if v.is_finite() {
+            values.push(v);
+        }
+    }
+    let mut groups = Vec::with_capacity(values.len());
+    let (mut group, mut left) = (0i32, 1u64);
+    for _ in &values {
+        if left == 0 {
+            group += 1;
+            left = next() % 40 + 1;
+        }
+        groups.push(group);
+        left -= 1;
+    }
+
+    // Act: Postgres sums each group; so does ExactSum.
+    let client = app.pool.get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT g, sum(v::numeric)::text FROM unnest($1::int4[], $2::float8[]) AS u(g, v) GROUP BY g ORDER BY g",
+            &[&groups, &values],
+        )
+        .await
+        .unwrap();
+    let mut ours = vec![ExactSum::default(); group as usize + 1];
+    for (g, v) in groups.iter().zip(&values) {
+        ours[*g as usize].add(*v);
+    }
+
+    // Assert: the same text, so the same digits and the same scale.
+    assert_eq!(rows.len(), ours.len());
+    let mismatches: Vec<String> = rows
+        .iter()
+        .zip(&ours)
+        .filter(|(row, sum)| row.get::<_, String>(1) != sum.to_numeric())
+        .map(|(row, sum)| {
+            format!("group {}: postgres {} ours {}", row.get::<_, i32>(0), row.get::<_, String>(1), sum.to_numeric())
+        })
+        .take(5)
+        .collect();
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+    drop(client);
+    app.cleanup().await;
 }
