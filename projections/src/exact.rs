@@ -14,34 +14,65 @@ const LIMB: u64 = 1_000_000_000;
 /// A running exact sum; see the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct ExactSum {
-    positive: Magnitude,
-    negative: Magnitude,
-    /// The sum is `(positive - negative) * 10^exponent`; never above 0, and as low as the
-    /// lowest exponent of any term, so `-exponent` is the sum's display scale.
+    /// The sum is `small * 10^exponent` while that fits (nearly always: metric values of one
+    /// bucket are of similar size).
+    small: i128,
+    /// Never above 0, and as low as the lowest exponent of any term, so `-exponent` is the
+    /// sum's display scale.
     exponent: i32,
+    /// Once `small` would overflow: the sum is `(positive - negative) * 10^exponent`.
+    big: Option<Box<(Magnitude, Magnitude)>>,
 }
 
 impl ExactSum {
-    /// Adds a finite value as Postgres would after `::numeric`.
-    pub fn add(&mut self, value: f64) {
-        let Some(term) = Term::of(value) else { return };
+    /// Adds a value.
+    pub fn add(&mut self, term: &Numeric) {
+        if self.big.is_none() {
+            if let Some((small, exponent)) = self.plus_small(term) {
+                (self.small, self.exponent) = (small, exponent);
+                return;
+            }
+            let magnitude = Magnitude::of(self.small.unsigned_abs());
+            self.big = Some(Box::new(if self.small < 0 {
+                (Magnitude::default(), magnitude)
+            } else {
+                (magnitude, Magnitude::default())
+            }));
+        }
+        let (positive, negative) = &mut **self.big.as_mut().expect("set above");
         if term.exponent < self.exponent {
             let by = (self.exponent - term.exponent) as u32;
-            self.positive.scale_up(by);
-            self.negative.scale_up(by);
+            positive.scale_up(by);
+            negative.scale_up(by);
             self.exponent = term.exponent;
         }
-        let side = if term.negative { &mut self.negative } else { &mut self.positive };
+        let side = if term.negative { negative } else { positive };
         side.add_shifted(term.digits, (term.exponent - self.exponent) as u32);
+    }
+
+    /// `small + term` and its exponent, if it fits in an `i128`.
+    fn plus_small(&self, term: &Numeric) -> Option<(i128, i32)> {
+        let pow10 = |k: i32| 10i128.checked_pow(u32::try_from(k).ok()?);
+        let (mut small, mut exponent) = (self.small, self.exponent);
+        if term.exponent < exponent {
+            small = small.checked_mul(pow10(exponent - term.exponent)?)?;
+            exponent = term.exponent;
+        }
+        let value = (term.digits as i128).checked_mul(pow10(term.exponent - exponent)?)?;
+        let small = if term.negative { small.checked_sub(value)? } else { small.checked_add(value)? };
+        Some((small, exponent))
     }
 
     /// The sum as `numeric` input text, with the scale Postgres's sum would have.
     pub fn to_numeric(&self) -> String {
-        let (negative, magnitude) = match self.positive.cmp(&self.negative) {
-            Ordering::Less => (true, self.negative.minus(&self.positive)),
-            _ => (false, self.positive.minus(&self.negative)),
+        let (negative, digits) = match &self.big {
+            None => (self.small < 0, self.small.unsigned_abs().to_string()),
+            Some(big) => match big.0.cmp(&big.1) {
+                Ordering::Less => (true, big.1.minus(&big.0).to_digits()),
+                _ => (false, big.0.minus(&big.1).to_digits()),
+            },
         };
-        let digits = magnitude.to_digits();
+        let negative = negative && digits.bytes().any(|b| b != b'0');
         let scale = (-self.exponent) as usize;
         let digits = format!("{digits:0>width$}", width = scale + 1);
         let (int, frac) = digits.split_at(digits.len() - scale);
@@ -54,35 +85,42 @@ impl ExactSum {
     }
 }
 
-/// A value as Postgres reads it: `digits * 10^exponent`, trailing zeros removed from `digits`.
-/// Its scale is `-exponent`, or 0 if that is negative.
-struct Term {
+/// A finite value as Postgres reads it after `::numeric`: `digits * 10^exponent`, trailing
+/// zeros removed from `digits`. Its scale is `-exponent`, or 0 if that is negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Numeric {
     negative: bool,
     digits: u64,
     exponent: i32,
 }
 
-impl Term {
-    /// `None` for values Postgres would not sum as numbers (NaN and infinities, which ingest
-    /// refuses anyway).
-    fn of(value: f64) -> Option<Term> {
+impl Numeric {
+    /// `None` for NaN and infinities (which JSON cannot carry, so no report has them).
+    pub fn of(value: f64) -> Option<Numeric> {
         if !value.is_finite() {
             return None;
         }
         // `%.15g`: rounded to 15 significant digits (ties to even, as C's printf).
         let text = format!("{:.14e}", value.abs());
         let (mantissa, exp) = text.split_once('e')?;
-        let mut digits: u64 = mantissa.replace('.', "").parse().ok()?;
-        let mut exponent: i32 = exp.parse::<i32>().ok()? - 14;
+        let digits = mantissa.bytes().filter(u8::is_ascii_digit).fold(0u64, |n, b| n * 10 + (b - b'0') as u64);
+        let exponent: i32 = exp.parse::<i32>().ok()? - 14;
         if digits == 0 {
-            return Some(Term { negative: false, digits: 0, exponent: 0 });
+            return Some(Numeric { negative: false, digits: 0, exponent: 0 });
         }
-        while digits % 10 == 0 {
-            digits /= 10;
-            exponent += 1;
-        }
-        Some(Term { negative: value < 0.0, digits, exponent })
+        let zeros = decimal_trailing_zeros(digits);
+        Some(Numeric { negative: value < 0.0, digits: digits / 10u64.pow(zeros), exponent: exponent + zeros as i32 })
     }
+}
+
+/// Trailing decimal zeros of a non-zero integer.
+fn decimal_trailing_zeros(mut n: u64) -> u32 {
+    let mut zeros = 0;
+    while n % 10 == 0 {
+        n /= 10;
+        zeros += 1;
+    }
+    zeros
 }
 
 /// An unsigned integer, little-endian limbs base 10^9.
@@ -90,6 +128,15 @@ impl Term {
 struct Magnitude(Vec<u32>);
 
 impl Magnitude {
+    fn of(mut value: u128) -> Magnitude {
+        let mut limbs = Vec::new();
+        while value > 0 {
+            limbs.push((value % LIMB as u128) as u32);
+            value /= LIMB as u128;
+        }
+        Magnitude(limbs)
+    }
+
     /// Multiplies by 10^by.
     fn scale_up(&mut self, by: u32) {
         if self.0.iter().all(|&l| l == 0) {
@@ -177,7 +224,7 @@ mod tests {
     fn sum(values: &[f64]) -> String {
         let mut s = ExactSum::default();
         for v in values {
-            s.add(*v);
+            s.add(&Numeric::of(*v).unwrap());
         }
         s.to_numeric()
     }
@@ -216,6 +263,9 @@ mod tests {
     fn terms_far_apart_in_scale_carry_across_limbs() {
         assert_eq!(sum(&[1e30, 1e-30]), format!("1{}.{}1", "0".repeat(30), "0".repeat(29)));
         assert_eq!(sum(&[999_999_999.0, 1.0]), "1000000000");
+        // Past an i128 and back: the small sum moves to limbs and stays exact.
+        assert_eq!(sum(&[1e30, 1e-30, -1e30]), format!("0.{}1", "0".repeat(29)));
+        assert_eq!(sum(&[-1e30, 1e-30]), format!("-{}.{}9", "9".repeat(30), "9".repeat(29)));
         let many = vec![0.7; 100_000];
         assert_eq!(sum(&many), "70000.0");
     }
@@ -227,8 +277,8 @@ mod tests {
         let mut backward = values;
         backward.reverse();
         assert_eq!(sum(&backward), forward);
-        let mut halves = ExactSum::default();
-        values.iter().for_each(|v| halves.add(*v));
-        assert_eq!(halves.to_numeric(), forward);
+        let (mut first, mut second) = (values[..3].to_vec(), values[3..].to_vec());
+        second.append(&mut first);
+        assert_eq!(sum(&second), forward);
     }
 }

@@ -6,7 +6,7 @@
 //! a rebuild from the log gives identical tables. Retention ([`prune`]) is separate: it deletes
 //! old raw rows and hourly rollups on a schedule, never events.
 
-use crate::exact::ExactSum;
+use crate::exact::{ExactSum, Numeric};
 use crate::runner::Projection;
 use crate::timeline::{self, Resolution, Segment};
 use anyhow::Context;
@@ -26,6 +26,11 @@ pub struct History {
 }
 
 type Key = (String, String);
+
+/// Rows per statement when a step writes its merged rows: a step that caught up on a backlog has
+/// tens of thousands, and a statement's parameters are encoded twice in memory (and a pooled
+/// connection keeps buffers the size of the largest message it sent), so they go in slices.
+const WRITE_ROWS: usize = 5_000;
 
 /// One StatusReported event, as the history tables need it.
 struct Report {
@@ -72,20 +77,20 @@ struct Rollup {
 }
 
 impl Rollup {
-    fn new(resolution: Resolution, bucket: OffsetDateTime, value: f64, at: OffsetDateTime) -> Self {
+    fn new(resolution: Resolution, bucket: OffsetDateTime, value: f64, numeric: &Numeric, at: OffsetDateTime) -> Self {
         let mut sum = ExactSum::default();
-        sum.add(value);
+        sum.add(numeric);
         Rollup { resolution, bucket, min: value, max: value, sum, count: 1, last: value, last_at: at }
     }
 
-    fn add(&mut self, value: f64, at: OffsetDateTime) {
+    fn add(&mut self, value: f64, numeric: &Numeric, at: OffsetDateTime) {
         if value < self.min {
             self.min = value;
         }
         if value > self.max {
             self.max = value;
         }
-        self.sum.add(value);
+        self.sum.add(numeric);
         self.count += 1;
         if at >= self.last_at {
             self.last = value;
@@ -181,15 +186,17 @@ fn fold_metrics(reports: &[Report], metrics: &mut HashMap<Key, HashMap<String, V
         }
         let by_metric = metrics.get_mut(&r.key).expect("inserted above");
         for (name, &value) in &r.metrics {
+            // JSON has no NaN or infinity, so every value in a report is finite.
+            let Some(numeric) = Numeric::of(value) else { continue };
             if !by_metric.contains_key(name.as_str()) {
-                by_metric.insert(name.clone(), Vec::new());
+                by_metric.insert(name.clone(), Vec::with_capacity(Resolution::ALL.len()));
             }
             let rows = by_metric.get_mut(name.as_str()).expect("inserted above");
             for resolution in Resolution::ALL {
                 let bucket = resolution.bucket(r.observed_at);
                 match rows.iter_mut().find(|row| row.resolution == resolution && row.bucket == bucket) {
-                    Some(row) => row.add(value, r.observed_at),
-                    None => rows.push(Rollup::new(resolution, bucket, value, r.observed_at)),
+                    Some(row) => row.add(value, &numeric, r.observed_at),
+                    None => rows.push(Rollup::new(resolution, bucket, value, &numeric, r.observed_at)),
                 }
             }
         }
@@ -209,10 +216,8 @@ async fn merge_metric_rollups(
             by_metric.iter().flat_map(move |(name, rows)| rows.iter().map(move |row| (key, name.as_str(), row)))
         })
         .collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    tx.execute(
+    for rows in rows.chunks(WRITE_ROWS) {
+        tx.execute(
         "INSERT INTO metric_rollups AS r (system, component, resolution, metric, bucket, min, max, sum, count, last, last_at)
          SELECT s, c, res, m, b, mn, mx, sm::numeric, n, l, la
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::float8[], $7::float8[],
@@ -237,6 +242,7 @@ async fn merge_metric_rollups(
         ],
     )
     .await?;
+    }
     Ok(())
 }
 
@@ -313,11 +319,9 @@ async fn write_segments(
     order: &[(Key, OffsetDateTime)],
     touched: &HashMap<(Key, OffsetDateTime), Segment>,
 ) -> anyhow::Result<()> {
-    if order.is_empty() {
-        return Ok(());
-    }
     let segments: Vec<(&Key, &Segment)> = order.iter().map(|id| (&id.0, &touched[id])).collect();
-    tx.execute(
+    for segments in segments.chunks(WRITE_ROWS) {
+        tx.execute(
         "INSERT INTO status_segments AS g (system, component, started_at, ended_at, status, last_report_at, ttl_seconds)
          SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
                               $6::timestamptz[], $7::int4[])
@@ -335,6 +339,7 @@ async fn write_segments(
         ],
     )
     .await?;
+    }
     Ok(())
 }
 
@@ -342,11 +347,9 @@ async fn add_status_seconds(
     tx: &Transaction<'_>,
     seconds: &HashMap<(Key, Resolution, OffsetDateTime, String), i64>,
 ) -> anyhow::Result<()> {
-    if seconds.is_empty() {
-        return Ok(());
-    }
     let rows: Vec<_> = seconds.iter().collect();
-    tx.execute(
+    for rows in rows.chunks(WRITE_ROWS) {
+        tx.execute(
         "INSERT INTO status_rollups AS r (system, component, resolution, bucket, status, seconds)
          SELECT s, c, res, b, st, us::numeric / 1000000
          FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::int8[]) AS u(s, c, res, b, st, us)
@@ -361,6 +364,7 @@ async fn add_status_seconds(
         ],
     )
     .await?;
+    }
     Ok(())
 }
 

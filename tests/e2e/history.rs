@@ -338,7 +338,7 @@ async fn a_live_sparkline_takes_the_current_hour_from_its_rollup_and_a_past_one_
 
 #[tokio::test]
 async fn history_folds_metric_sums_as_postgres_sums_numeric_digit_for_digit_and_scale_for_scale() {
-    use sitrep_projections::exact::ExactSum;
+    use sitrep_projections::exact::{ExactSum, Numeric};
     // Arrange: awkward values (ties at the 15th digit, thirds, huge and tiny, signs) and random
     // ones, plain and from random bits, in groups of 1 to 40.
     let app = crate::helpers::spawn_app_without_projections().await;
@@ -409,7 +409,7 @@ async fn history_folds_metric_sums_as_postgres_sums_numeric_digit_for_digit_and_
         .unwrap();
     let mut ours = vec![ExactSum::default(); group as usize + 1];
     for (g, v) in groups.iter().zip(&values) {
-        ours[*g as usize].add(*v);
+        ours[*g as usize].add(&Numeric::of(*v).unwrap());
     }
 
     // Assert: the same text, so the same digits and the same scale.
