@@ -120,6 +120,15 @@ pub async fn check(pool: &Pool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the server runs autovacuum. sitrep's read models are upserted at every step, and
+/// without vacuum their tables and indexes keep every row version that leaves.
+pub async fn autovacuum(pool: &Pool) -> anyhow::Result<bool> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let row =
+        client.query_one("SELECT current_setting('autovacuum')::bool", &[]).await.context("reading autovacuum")?;
+    Ok(row.get(0))
+}
+
 /// The URL of database `name` on the same server, as the same user, as `url` (for tests and
 /// benchmarks that each work in a database of their own).
 pub fn url_of_database(url: &str, name: &str) -> anyhow::Result<String> {
