@@ -123,8 +123,8 @@ fn decimal_trailing_zeros(mut n: u64) -> u32 {
     zeros
 }
 
-/// An unsigned integer, little-endian limbs base 10^9.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// An unsigned integer, little-endian limbs base 10^9 (high limbs may be zero).
+#[derive(Debug, Clone, Default)]
 struct Magnitude(Vec<u32>);
 
 impl Magnitude {
@@ -203,6 +203,14 @@ impl Magnitude {
         &self.0[..len]
     }
 }
+
+impl PartialEq for Magnitude {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Magnitude {}
 
 impl PartialOrd for Magnitude {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {

@@ -83,6 +83,8 @@ impl Rollup {
         Rollup { resolution, bucket, min: value, max: value, sum, count: 1, last: value, last_at: at }
     }
 
+    /// Of equal values (0.0 and -0.0), min and max keep the one seen first, here and in the
+    /// upsert's `least`/`greatest`.
     fn add(&mut self, value: f64, numeric: &Numeric, at: OffsetDateTime) {
         if value < self.min {
             self.min = value;
@@ -194,7 +196,8 @@ fn fold_metrics(reports: &[Report], metrics: &mut HashMap<Key, HashMap<String, V
             let rows = by_metric.get_mut(name.as_str()).expect("inserted above");
             for resolution in Resolution::ALL {
                 let bucket = resolution.bucket(r.observed_at);
-                match rows.iter_mut().find(|row| row.resolution == resolution && row.bucket == bucket) {
+                // Reports come nearly in time order: the bucket is most often the newest row.
+                match rows.iter_mut().rev().find(|row| row.resolution == resolution && row.bucket == bucket) {
                     Some(row) => row.add(value, &numeric, r.observed_at),
                     None => rows.push(Rollup::new(resolution, bucket, value, &numeric, r.observed_at)),
                 }
@@ -218,30 +221,30 @@ async fn merge_metric_rollups(
         .collect();
     for rows in rows.chunks(WRITE_ROWS) {
         tx.execute(
-        "INSERT INTO metric_rollups AS r (system, component, resolution, metric, bucket, min, max, sum, count, last, last_at)
-         SELECT s, c, res, m, b, mn, mx, sm::numeric, n, l, la
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::float8[], $7::float8[],
-                     $8::text[], $9::int8[], $10::float8[], $11::timestamptz[]) AS u(s, c, res, m, b, mn, mx, sm, n, l, la)
-         ON CONFLICT (system, component, resolution, metric, bucket) DO UPDATE SET
-            min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
-            sum = r.sum + excluded.sum, count = r.count + excluded.count,
-            last = CASE WHEN excluded.last_at >= r.last_at THEN excluded.last ELSE r.last END,
-            last_at = greatest(r.last_at, excluded.last_at)",
-        &[
-            &rows.iter().map(|(k, _, _)| k.0.as_str()).collect::<Vec<_>>(),
-            &rows.iter().map(|(k, _, _)| k.1.as_str()).collect::<Vec<_>>(),
-            &rows.iter().map(|(_, _, row)| row.resolution.as_str()).collect::<Vec<_>>(),
-            &rows.iter().map(|(_, name, _)| *name).collect::<Vec<_>>(),
-            &rows.iter().map(|(_, _, row)| row.bucket).collect::<Vec<_>>(),
-            &rows.iter().map(|(_, _, row)| row.min).collect::<Vec<_>>(),
-            &rows.iter().map(|(_, _, row)| row.max).collect::<Vec<_>>(),
-            &rows.iter().map(|(_, _, row)| row.sum.to_numeric()).collect::<Vec<_>>(),
-            &rows.iter().map(|(_, _, row)| row.count).collect::<Vec<_>>(),
-            &rows.iter().map(|(_, _, row)| row.last).collect::<Vec<_>>(),
-            &rows.iter().map(|(_, _, row)| row.last_at).collect::<Vec<_>>(),
-        ],
-    )
-    .await?;
+            "INSERT INTO metric_rollups AS r (system, component, resolution, metric, bucket, min, max, sum, count, last, last_at)
+             SELECT s, c, res, m, b, mn, mx, sm::numeric, n, l, la
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::float8[], $7::float8[],
+                         $8::text[], $9::int8[], $10::float8[], $11::timestamptz[]) AS u(s, c, res, m, b, mn, mx, sm, n, l, la)
+             ON CONFLICT (system, component, resolution, metric, bucket) DO UPDATE SET
+                min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
+                sum = r.sum + excluded.sum, count = r.count + excluded.count,
+                last = CASE WHEN excluded.last_at >= r.last_at THEN excluded.last ELSE r.last END,
+                last_at = greatest(r.last_at, excluded.last_at)",
+            &[
+                &rows.iter().map(|(k, _, _)| k.0.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|(k, _, _)| k.1.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, _, row)| row.resolution.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, name, _)| *name).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, _, row)| row.bucket).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, _, row)| row.min).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, _, row)| row.max).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, _, row)| row.sum.to_numeric()).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, _, row)| row.count).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, _, row)| row.last).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, _, row)| row.last_at).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -322,23 +325,23 @@ async fn write_segments(
     let segments: Vec<(&Key, &Segment)> = order.iter().map(|id| (&id.0, &touched[id])).collect();
     for segments in segments.chunks(WRITE_ROWS) {
         tx.execute(
-        "INSERT INTO status_segments AS g (system, component, started_at, ended_at, status, last_report_at, ttl_seconds)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
-                              $6::timestamptz[], $7::int4[])
-         ON CONFLICT (system, component, started_at) DO UPDATE SET
-            ended_at = excluded.ended_at, status = excluded.status,
-            last_report_at = excluded.last_report_at, ttl_seconds = excluded.ttl_seconds",
-        &[
-            &segments.iter().map(|(k, _)| k.0.as_str()).collect::<Vec<_>>(),
-            &segments.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>(),
-            &segments.iter().map(|(_, s)| s.started_at).collect::<Vec<_>>(),
-            &segments.iter().map(|(_, s)| s.ended_at).collect::<Vec<_>>(),
-            &segments.iter().map(|(_, s)| s.status.as_str()).collect::<Vec<_>>(),
-            &segments.iter().map(|(_, s)| s.last_report_at).collect::<Vec<_>>(),
-            &segments.iter().map(|(_, s)| s.ttl_seconds).collect::<Vec<_>>(),
-        ],
-    )
-    .await?;
+            "INSERT INTO status_segments AS g (system, component, started_at, ended_at, status, last_report_at, ttl_seconds)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
+                                  $6::timestamptz[], $7::int4[])
+             ON CONFLICT (system, component, started_at) DO UPDATE SET
+                ended_at = excluded.ended_at, status = excluded.status,
+                last_report_at = excluded.last_report_at, ttl_seconds = excluded.ttl_seconds",
+            &[
+                &segments.iter().map(|(k, _)| k.0.as_str()).collect::<Vec<_>>(),
+                &segments.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>(),
+                &segments.iter().map(|(_, s)| s.started_at).collect::<Vec<_>>(),
+                &segments.iter().map(|(_, s)| s.ended_at).collect::<Vec<_>>(),
+                &segments.iter().map(|(_, s)| s.status.as_str()).collect::<Vec<_>>(),
+                &segments.iter().map(|(_, s)| s.last_report_at).collect::<Vec<_>>(),
+                &segments.iter().map(|(_, s)| s.ttl_seconds).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -350,20 +353,20 @@ async fn add_status_seconds(
     let rows: Vec<_> = seconds.iter().collect();
     for rows in rows.chunks(WRITE_ROWS) {
         tx.execute(
-        "INSERT INTO status_rollups AS r (system, component, resolution, bucket, status, seconds)
-         SELECT s, c, res, b, st, us::numeric / 1000000
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::int8[]) AS u(s, c, res, b, st, us)
-         ON CONFLICT (system, component, resolution, bucket, status) DO UPDATE SET seconds = r.seconds + excluded.seconds",
-        &[
-            &rows.iter().map(|(k, _)| k.0 .0.as_str()).collect::<Vec<_>>(),
-            &rows.iter().map(|(k, _)| k.0 .1.as_str()).collect::<Vec<_>>(),
-            &rows.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>(),
-            &rows.iter().map(|(k, _)| k.2).collect::<Vec<_>>(),
-            &rows.iter().map(|(k, _)| k.3.as_str()).collect::<Vec<_>>(),
-            &rows.iter().map(|(_, us)| **us).collect::<Vec<_>>(),
-        ],
-    )
-    .await?;
+            "INSERT INTO status_rollups AS r (system, component, resolution, bucket, status, seconds)
+             SELECT s, c, res, b, st, us::numeric / 1000000
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::int8[]) AS u(s, c, res, b, st, us)
+             ON CONFLICT (system, component, resolution, bucket, status) DO UPDATE SET seconds = r.seconds + excluded.seconds",
+            &[
+                &rows.iter().map(|(k, _)| k.0 .0.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|(k, _)| k.0 .1.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|(k, _)| k.2).collect::<Vec<_>>(),
+                &rows.iter().map(|(k, _)| k.3.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, us)| **us).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
     }
     Ok(())
 }

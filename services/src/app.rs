@@ -49,12 +49,14 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
         tasks.spawn(async move { crate::ingest::run(pool, source, settings, cancel).await.context("ingest") });
     }
     if parts.project {
-        if !db::autovacuum(&pool).await? {
-            tracing::warn!(
+        match db::autovacuum(&pool).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
                 "Postgres runs with autovacuum off: the read models' tables keep every row version their \
                  updates leave, and projections slow down as they grow. Turn autovacuum on, or VACUUM \
                  them often (docs/operations.md, \"Postgres\")"
-            );
+            ),
+            Err(e) => tracing::warn!("could not tell whether Postgres runs autovacuum: {e:#}"),
         }
         let wakeups = wakeup::listen(pg.clone(), cancel.clone());
         let history = History { default_ttl_seconds: settings.default_ttl_seconds };

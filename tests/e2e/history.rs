@@ -262,7 +262,18 @@ async fn history_built_in_large_steps_equals_history_built_a_few_events_at_a_tim
         let batch = json!({"system": "derecho", "ttl_seconds": 1800, "reports": reports});
         app.publish("derecho", batch.to_string().into_bytes()).await;
     }
-    let want = rounds * components;
+    // Two reports of one component at the same instant, the latest of their hour: `last` is
+    // the later one's.
+    let tied = base + Duration::minutes(7 * rounds) + Duration::hours(8);
+    let twins: Vec<Value> = [2.5, -1.75]
+        .iter()
+        .map(
+            |load| json!({"component": "node/n0", "observed_at": rfc(tied), "status": "ok", "metrics": {"load": load}}),
+        )
+        .collect();
+    let batch = json!({"system": "derecho", "ttl_seconds": 1800, "reports": twins});
+    app.publish("derecho", batch.to_string().into_bytes()).await;
+    let want = rounds * components + 2;
     eventually("every report stored", || async {
         let n = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
         (n == want).then_some(()).ok_or(format!("{n} of {want}"))
@@ -295,6 +306,25 @@ async fn history_built_in_large_steps_equals_history_built_a_few_events_at_a_tim
     let live = table(&app, &sums("public"), order).await;
     assert!(!live.is_empty());
     assert_eq!(live, table(&app, &sums(SHADOW), order).await);
+    // And the rollups are what Postgres makes of the raw reports by itself: the statement
+    // history ran before it folded values in memory.
+    let reference = "(SELECT h.system, h.component, res.name AS resolution, m.key AS metric,
+                             date_bin(res.width, h.observed_at, timestamptz 'epoch') AS bucket,
+                             min(m.value::float8) AS min, max(m.value::float8) AS max,
+                             sum(m.value::float8::numeric)::text AS sum, count(*) AS count,
+                             (array_agg(m.value::float8 ORDER BY h.observed_at DESC, h.position DESC))[1] AS last,
+                             max(h.observed_at) AS last_at
+                      FROM history_reports h CROSS JOIN jsonb_each_text(h.metrics) AS m
+                      CROSS JOIN (VALUES ('hour', interval '1 hour'), ('day', interval '1 day')) AS res(name, width)
+                      GROUP BY 1, 2, 3, 4, 5)";
+    let folded =
+        "(SELECT system, component, resolution, metric, bucket, min, max, sum::text AS sum, count, last, last_at
+                   FROM metric_rollups)";
+    assert_eq!(table(&app, folded, order).await, table(&app, reference, order).await);
+    let last = "SELECT last::text FROM metric_rollups WHERE component = 'node/n0' AND resolution = 'hour' ORDER BY bucket DESC LIMIT 1";
+    let client = app.pool.get().await.unwrap();
+    assert_eq!(client.query_one(last, &[]).await.unwrap().get::<_, String>(0), "-1.75");
+    drop(client);
     assert_eq!(app.scalar("SELECT count(*) FROM history_reports").await, want);
     assert!(app.scalar("SELECT count(*) FROM status_rollups WHERE status = 'stale'").await > 0);
     rebuild::discard(&app.pool, &history).await.unwrap();
