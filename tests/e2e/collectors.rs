@@ -118,9 +118,12 @@ async fn http_ingest_stores_what_a_key_may_send_and_refuses_the_rest_with_reason
     app.cleanup().await;
 }
 
-/// The home page's tile for `system`.
+/// The home page's tile for `system` (now, or at `?at=`).
 fn tile<'a>(home: &'a str, system: &str) -> &'a str {
-    let href = home.find(&format!("href=\"/systems/{system}\"")).expect("a tile for the system");
+    let href = ["\"", "?at"]
+        .iter()
+        .find_map(|end| home.find(&format!("href=\"/systems/{system}{end}")))
+        .expect("a tile for the system");
     let start = home[..href].rfind("<a ").expect("the tile's opening tag");
     let end = home[start..].find("</a>\n").map_or(home.len(), |e| start + e);
     &home[start..end]
@@ -180,6 +183,51 @@ async fn an_outage_declared_over_nats_colours_its_tile_and_shows_a_banner_until_
     assert_eq!(status, 200);
     for needle in ["declared", "Vendor on site", "(critical)", "resolved", "Fixed"] {
         assert!(page.contains(needle), "the timeline keeps {needle}");
+    }
+    app.cleanup().await;
+}
+
+/// A page of the past shows an outage with the severity it had then, not the one it has now.
+#[tokio::test]
+async fn an_outage_in_the_past_shows_the_severity_it_had_then() {
+    let app = spawn_app().await;
+    let t0 = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - time::Duration::hours(2);
+    let at = |minutes: i64| rfc3339(t0 + time::Duration::minutes(minutes));
+    let report = json!({"system": "derecho", "component": "fs/glade", "status": "ok", "observed_at": at(-10)});
+    app.publish("derecho", report.to_string()).await;
+    wait_for_components(&app, 1).await;
+    // Declared at minute 5 as having started at minute 0, critical from minute 30, resolved at 60.
+    let outage = app.settings.subject(MessageKind::Outage, "derecho");
+    let messages = [
+        json!({"system": "derecho", "action": "declare", "id": "glade-1", "severity": "major", "title": "Glade is down",
+               "components": ["fs/glade"], "started_at": at(0), "observed_at": at(5)}),
+        json!({"system": "derecho", "action": "update", "id": "glade-1", "message": "Worse", "severity": "critical",
+               "observed_at": at(30)}),
+        json!({"system": "derecho", "action": "update", "id": "glade-1", "message": "Vendor on site",
+               "observed_at": at(40)}),
+        json!({"system": "derecho", "action": "resolve", "id": "glade-1", "observed_at": at(60)}),
+    ];
+    for (i, m) in messages.iter().enumerate() {
+        app.publish_to(&outage, m.to_string(), Some(&format!("past-{i}"))).await;
+    }
+    eventually("every outage message, and the report in history", || async {
+        let n = app.scalar("SELECT count(*) FROM outage_updates").await;
+        let reports = app.scalar("SELECT count(*) FROM history_reports").await;
+        (n == messages.len() as i64 && reports == 1)
+            .then_some(())
+            .ok_or(format!("{n} of {}, {reports} report", messages.len()))
+    })
+    .await;
+    for (minute, want) in
+        [(2, Some("major")), (10, Some("major")), (35, Some("critical")), (45, Some("critical")), (65, None)]
+    {
+        let (status, home) = app.get(&format!("/?at={}", at(minute))).await;
+        assert_eq!(status, 200);
+        let t = tile(&home, "derecho");
+        match want {
+            Some(severity) => assert!(t.contains(&format!("t-outage-{severity}")), "minute {minute}: {t}"),
+            None => assert!(!t.contains("t-outage"), "minute {minute}: {t}"),
+        }
     }
     app.cleanup().await;
 }

@@ -164,16 +164,28 @@ impl Notices {
     }
 }
 
-/// The outages in force at `at`, for one system or all, worst first.
+/// The outages in force at `at`, for one system or all, worst first, each with the severity it
+/// had then: the last one given at or before `at` (an update can change it), or the declared
+/// one for the time between `started_at` and the declaration.
 async fn outages_at(
     client: &deadpool_postgres::Client,
     at: OffsetDateTime,
     system: Option<&str>,
 ) -> anyhow::Result<Vec<OutageRow>> {
+    let columns = OUTAGE_COLUMNS.replacen(
+        "severity",
+        "coalesce((SELECT u.severity FROM outage_updates u
+                   WHERE u.system = o.system AND u.id = o.id AND u.severity IS NOT NULL AND u.at <= $1
+                   ORDER BY u.at DESC, u.position DESC LIMIT 1),
+                  (SELECT u.severity FROM outage_updates u
+                   WHERE u.system = o.system AND u.id = o.id AND u.kind = 'declared'),
+                  o.severity)",
+        1,
+    );
     let rows = client
         .query(
             &format!(
-                "SELECT {OUTAGE_COLUMNS} FROM outages
+                "SELECT {columns} FROM outages o
                  WHERE started_at <= $1 AND (resolved_at IS NULL OR resolved_at > $1)
                    AND ($2::text IS NULL OR system = $2)
                  ORDER BY started_at DESC"
