@@ -187,7 +187,8 @@ async fn an_outage_declared_over_nats_colours_its_tile_and_shows_a_banner_until_
     app.cleanup().await;
 }
 
-/// A page of the past shows an outage with the severity it had then, not the one it has now.
+/// A page of the past shows an outage with the severity it had then, not the one it has now; an
+/// update stamped earlier than the one before it counts from that one's time.
 #[tokio::test]
 async fn an_outage_in_the_past_shows_the_severity_it_had_then() {
     let app = spawn_app().await;
@@ -196,15 +197,19 @@ async fn an_outage_in_the_past_shows_the_severity_it_had_then() {
     let report = json!({"system": "derecho", "component": "fs/glade", "status": "ok", "observed_at": at(-10)});
     app.publish("derecho", report.to_string()).await;
     wait_for_components(&app, 1).await;
-    // Declared at minute 5 as having started at minute 0, critical from minute 30, resolved at 60.
+    // Declared at minute 5 as having started at minute 0; critical at 15; a note without
+    // severity at 40; then minor, stamped 20 but sent after the note, so it counts from 40;
+    // resolved at 60.
     let outage = app.settings.subject(MessageKind::Outage, "derecho");
     let messages = [
         json!({"system": "derecho", "action": "declare", "id": "glade-1", "severity": "major", "title": "Glade is down",
                "components": ["fs/glade"], "started_at": at(0), "observed_at": at(5)}),
         json!({"system": "derecho", "action": "update", "id": "glade-1", "message": "Worse", "severity": "critical",
-               "observed_at": at(30)}),
+               "observed_at": at(15)}),
         json!({"system": "derecho", "action": "update", "id": "glade-1", "message": "Vendor on site",
                "observed_at": at(40)}),
+        json!({"system": "derecho", "action": "update", "id": "glade-1", "message": "Better", "severity": "minor",
+               "observed_at": at(20)}),
         json!({"system": "derecho", "action": "resolve", "id": "glade-1", "observed_at": at(60)}),
     ];
     for (i, m) in messages.iter().enumerate() {
@@ -218,15 +223,17 @@ async fn an_outage_in_the_past_shows_the_severity_it_had_then() {
             .ok_or(format!("{n} of {}, {reports} report", messages.len()))
     })
     .await;
-    for (minute, want) in
-        [(2, Some("major")), (10, Some("major")), (35, Some("critical")), (45, Some("critical")), (65, None)]
-    {
+    let expected = [(2, "major"), (10, "major"), (25, "critical"), (35, "critical"), (45, "minor"), (65, "")];
+    for (minute, severity) in expected {
         let (status, home) = app.get(&format!("/?at={}", at(minute))).await;
         assert_eq!(status, 200);
         let t = tile(&home, "derecho");
-        match want {
-            Some(severity) => assert!(t.contains(&format!("t-outage-{severity}")), "minute {minute}: {t}"),
-            None => assert!(!t.contains("t-outage"), "minute {minute}: {t}"),
+        let (_, system) = app.get(&format!("/systems/derecho?at={}", at(minute))).await;
+        if severity.is_empty() {
+            assert!(!t.contains("t-outage") && !system.contains("class=\"outage "), "minute {minute}: {t}");
+        } else {
+            assert!(t.contains(&format!("t-outage-{severity}")), "minute {minute}: {t}");
+            assert!(system.contains(&format!("class=\"outage o-{severity}\"")), "minute {minute}: the system page");
         }
     }
     app.cleanup().await;

@@ -134,7 +134,12 @@ pub struct Notices {
 }
 
 impl Notices {
-    pub async fn at(state: &AppState, at: OffsetDateTime, system: Option<&str>) -> anyhow::Result<Self> {
+    /// Now (`at` is `None`), or as they were at a past instant.
+    pub async fn at(state: &AppState, at: Option<OffsetDateTime>, system: Option<&str>) -> anyhow::Result<Self> {
+        let when = match at {
+            Some(at) => When::Then(at),
+            None => When::Now(state.now()),
+        };
         let client = state.pool.get().await?;
         let windows = client
             .query(
@@ -144,11 +149,11 @@ impl Notices {
                        AND ($2::text IS NULL OR system = $2)
                      ORDER BY starts_at, system, id LIMIT 500"
                 ),
-                &[&at, &system],
+                &[&when.instant(), &system],
             )
             .await?;
         Ok(Self {
-            outages: outages_at(&client, at, system).await?,
+            outages: outages_at(&client, when, system).await?,
             windows: windows.iter().map(WindowRow::from_row).collect(),
         })
     }
@@ -164,24 +169,44 @@ impl Notices {
     }
 }
 
-/// The outages in force at `at`, for one system or all, worst first, each with the severity it
-/// had then: the last one given at or before `at` (an update can change it), or the declared
-/// one for the time between `started_at` and the declaration.
+/// Now, or a past instant: a page of the past shows outages as they were then.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    Now(OffsetDateTime),
+    Then(OffsetDateTime),
+}
+
+impl When {
+    fn instant(self) -> OffsetDateTime {
+        match self {
+            When::Now(t) | When::Then(t) => t,
+        }
+    }
+}
+
+/// An outage's severity at the instant `$1`, from its updates in log order: each update counts
+/// from the latest time said so far (so one stamped earlier than the one before it counts from
+/// that one's time, as out-of-order reports do), and the last that counts by `$1` gives the
+/// severity. Before any counts (between `started_at` and the declaration), the declared one.
+const SEVERITY_THEN: &str = "coalesce(
+    (SELECT e.severity FROM (SELECT u.severity, u.position, max(u.at) OVER (ORDER BY u.position) AS counts_from
+                             FROM outage_updates u WHERE u.system = o.system AND u.id = o.id) e
+     WHERE e.severity IS NOT NULL AND e.counts_from <= $1 ORDER BY e.position DESC LIMIT 1),
+    (SELECT u.severity FROM outage_updates u WHERE u.system = o.system AND u.id = o.id AND u.kind = 'declared'),
+    o.severity)";
+
+/// The outages in force at `when`, for one system or all, worst first. Now, each has its
+/// current severity (the outage's own page shows the same); at a past instant, the one it had
+/// then ([`SEVERITY_THEN`]). Title, components and estimate are always the current ones.
 async fn outages_at(
     client: &deadpool_postgres::Client,
-    at: OffsetDateTime,
+    when: When,
     system: Option<&str>,
 ) -> anyhow::Result<Vec<OutageRow>> {
-    let columns = OUTAGE_COLUMNS.replacen(
-        "severity",
-        "coalesce((SELECT u.severity FROM outage_updates u
-                   WHERE u.system = o.system AND u.id = o.id AND u.severity IS NOT NULL AND u.at <= $1
-                   ORDER BY u.at DESC, u.position DESC LIMIT 1),
-                  (SELECT u.severity FROM outage_updates u
-                   WHERE u.system = o.system AND u.id = o.id AND u.kind = 'declared'),
-                  o.severity)",
-        1,
-    );
+    let columns = match when {
+        When::Now(_) => OUTAGE_COLUMNS.to_owned(),
+        When::Then(_) => OUTAGE_COLUMNS.replacen("severity", SEVERITY_THEN, 1),
+    };
     let rows = client
         .query(
             &format!(
@@ -190,7 +215,7 @@ async fn outages_at(
                    AND ($2::text IS NULL OR system = $2)
                  ORDER BY started_at DESC"
             ),
-            &[&at, &system],
+            &[&when.instant(), &system],
         )
         .await?;
     let mut outages: Vec<OutageRow> = rows.iter().map(OutageRow::from_row).collect();
@@ -216,7 +241,7 @@ pub struct Banner {
 pub async fn banners(state: &AppState) -> anyhow::Result<Vec<Banner>> {
     let now = state.now();
     let client = state.pool.get().await?;
-    Ok(outages_at(&client, now, None).await?.iter().map(|o| banner(o, now)).collect())
+    Ok(outages_at(&client, When::Now(now), None).await?.iter().map(|o| banner(o, now)).collect())
 }
 
 fn banner(o: &OutageRow, now: OffsetDateTime) -> Banner {
@@ -335,7 +360,7 @@ async fn known_systems(state: &AppState) -> anyhow::Result<Vec<String>> {
 
 pub async fn list_page(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let now = state.now();
-    let notices = Notices::at(&state, now, None).await.map_err(WebError::page)?;
+    let notices = Notices::at(&state, None, None).await.map_err(WebError::page)?;
     let client = state.pool.get().await.map_err(WebError::page)?;
     let resolved = client
         .query(
@@ -478,7 +503,7 @@ pub struct ApiFilter {
 
 /// `GET /api/v1/outages`: outages in force and the windows not over, now.
 pub async fn api(State(state): State<AppState>, Query(f): Query<ApiFilter>) -> Result<Json<Value>, WebError> {
-    let notices = Notices::at(&state, state.now(), f.system.as_deref()).await.map_err(WebError::api)?;
+    let notices = Notices::at(&state, None, f.system.as_deref()).await.map_err(WebError::api)?;
     Ok(Json(json!({"outages": notices.outages, "maintenance": notices.windows})))
 }
 

@@ -309,7 +309,7 @@ pub async fn home_view(
             .map(|(worst, open)| TileAlerts { worst, open })
             .map_err(WebError::page)?,
     };
-    let notices = Notices::at(state, at.unwrap_or(now), None).await.map_err(WebError::page)?;
+    let notices = Notices::at(state, at, None).await.map_err(WebError::page)?;
     Ok(home_page(state, now, at, &components, &open, &notices))
 }
 
@@ -485,7 +485,7 @@ pub async fn system_view(
         .await
         .map_err(WebError::page)?;
     let open = open_alerts(state, at, system).await?;
-    let notices = Notices::at(state, clock, Some(system)).await.map_err(WebError::page)?;
+    let notices = Notices::at(state, at, Some(system)).await.map_err(WebError::page)?;
     Ok(system_page(state, now, at, system, &components, &sparks, &open, &notices))
 }
 
