@@ -406,6 +406,31 @@ async fn an_open_home_page_changes_a_tile_without_reload_within_two_seconds_of_a
     let status = driver.run("return document.getElementById('live-status').innerText").await;
     assert!(status.as_str().unwrap().contains("Live: last changed"), "{status}");
     eprintln!("the tile changed {} ms after the report was published", took.as_millis());
+
+    // An outage declared while the page is open shows its banner without a reload, and the
+    // banner goes when the outage is resolved.
+    let outage = app.settings.subject(sitrep_domain::wire::MessageKind::Outage, "derecho");
+    let banners = "return document.getElementById('outage-banners').innerText";
+    let declare =
+        r#"{"system":"derecho","action":"declare","id":"glade-9","severity":"major","title":"Glade is down"}"#;
+    app.publish_to(&outage, declare, Some("live-declare")).await;
+    crate::helpers::eventually("the banner on the open page", || async {
+        let text = driver.run(banners).await;
+        let shown = text.as_str().unwrap_or("").contains("MAJOR OUTAGE");
+        shown.then_some(()).ok_or(text.to_string())
+    })
+    .await;
+    let banner_text = driver.run(banners).await;
+    assert!(banner_text.as_str().unwrap().contains("Glade is down"), "{banner_text}");
+    let resolve = r#"{"system":"derecho","action":"resolve","id":"glade-9"}"#;
+    app.publish_to(&outage, resolve, Some("live-resolve")).await;
+    crate::helpers::eventually("the banner to go", || async {
+        let text = driver.run(banners).await;
+        let gone = !text.as_str().unwrap_or("OUTAGE").contains("OUTAGE");
+        gone.then_some(()).ok_or(text.to_string())
+    })
+    .await;
+    assert_eq!(driver.run("return window.sitrepTestMark").await, "same page", "the page was not reloaded");
     driver.stop().await;
     let pages: [(&str, &str, &[&str]); 4] = [
         ("live-home", "/", &["derecho", "id=\"live-status\""]),

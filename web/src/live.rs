@@ -1,7 +1,8 @@
 //! Live pages: `/live?page=home` and `/live?page=system&system=…` are server-sent event
 //! streams. An open page connects with htmx's SSE extension (vendored) and swaps in the
 //! fragments it is sent, rendered by the same partials as the page (`home_live`,
-//! `system_live`). Without JavaScript the page reloads itself instead (`<noscript>` refresh).
+//! `system_live`, and `outage_banners` for the banners above every page). Without JavaScript
+//! the page reloads itself instead (`<noscript>` refresh).
 //!
 //! One task per process looks twice a second, while any live page is open, at what the pages
 //! depend on (the latest-status, alerts and outages checkpoints, the open-alert count) and shares
@@ -107,6 +108,19 @@ async fn fragment(state: &AppState, page: &Page) -> Result<(&'static str, String
     }
 }
 
+/// The outage banners every page carries (`outage_banners`), for a live page to swap in: a new
+/// outage shows on an open page, and a resolved one goes. Never empty, so the event is always
+/// delivered (browsers drop an event without data).
+async fn banners(state: &AppState) -> Option<String> {
+    let outages = crate::outages::banners(state)
+        .await
+        .map_err(|e| tracing::debug!(error = format!("{e:#}"), "live pages could not read the outage banners"))
+        .ok()?;
+    templates::render("outage_banners", &serde_json::json!({ "outages": outages }))
+        .map_err(|e| tracing::warn!(error = %e, "rendering the outage banners failed"))
+        .ok()
+}
+
 struct Watch {
     state: AppState,
     page: Page,
@@ -170,7 +184,12 @@ pub async fn live(
                 w.changed = w.state.now();
             }
             w.sent = Instant::now();
-            return Some((vec![Event::default().event(name).data(html), status(&w)], w));
+            let mut events = vec![Event::default().event(name).data(html)];
+            if let Some(banners) = banners(&w.state).await {
+                events.push(Event::default().event("banners").data(banners));
+            }
+            events.push(status(&w));
+            return Some((events, w));
         }
     });
     let shutdown = shutdown.cancelled_owned();

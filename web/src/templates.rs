@@ -42,6 +42,7 @@ pub const PARTIALS: &[(&str, &str)] = &[
     ("chart", include_str!("../templates/partials/chart.hbs")),
     ("timeline", include_str!("../templates/partials/timeline.hbs")),
     ("sparkline", include_str!("../templates/partials/sparkline.hbs")),
+    ("outage_banners", include_str!("../templates/partials/outage_banners.hbs")),
 ];
 
 static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
