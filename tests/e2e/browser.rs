@@ -257,7 +257,7 @@ async fn alert_pages_render_in_headless_chromium_with_a_screenshot() {
         (
             "system-with-outage",
             "/systems/derecho".into(),
-            vec!["outage-banner", "Maintenance and reservations", "Training class"],
+            vec!["class=\"outage-banner", "Maintenance and reservations", "Training class"],
         ),
         ("sign-in", "/sign-in".into(), vec!["Password", "sitrep users add"]),
         (

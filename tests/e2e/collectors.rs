@@ -135,7 +135,7 @@ async fn an_outage_declared_over_nats_colours_its_tile_and_shows_a_banner_until_
     app.publish("derecho", r#"{"system":"derecho","component":"fs/glade","status":"ok"}"#).await;
     wait_for_components(&app, 1).await;
     let (_, home) = app.get("/").await;
-    assert!(tile(&home, "derecho").contains("OK") && !home.contains("outage-banner"));
+    assert!(tile(&home, "derecho").contains("OK") && !home.contains("class=\"outage-banner"));
 
     let outage = app.settings.subject(MessageKind::Outage, "derecho");
     let declare = json!({"system": "derecho", "action": "declare", "id": "glade-1", "severity": "major",
@@ -156,7 +156,10 @@ async fn an_outage_declared_over_nats_colours_its_tile_and_shows_a_banner_until_
     for page in ["/systems/derecho", "/alerts", "/events", "/systems/derecho/components/fs/glade"] {
         let (status, body) = app.get(page).await;
         assert_eq!(status, 200, "{page}");
-        assert!(body.contains("outage-banner") && body.contains("Glade is unavailable"), "{page} has the banner");
+        assert!(
+            body.contains("class=\"outage-banner o-major\"") && body.contains("Glade is unavailable"),
+            "{page} has the banner"
+        );
     }
 
     let update = json!({"system": "derecho", "action": "update", "id": "glade-1", "message": "Vendor on site",
