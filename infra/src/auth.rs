@@ -286,6 +286,57 @@ pub async fn start_session(
     Ok((token, Session { user: user.name.clone(), role: user.role, csrf, expires_at }))
 }
 
+/// Failed sign-ins one name may have within [`SIGN_IN_WINDOW`]; the next attempt is refused,
+/// right password or not, until the oldest of them is that old.
+pub const SIGN_IN_FAILURES: i64 = 5;
+/// See [`SIGN_IN_FAILURES`].
+pub const SIGN_IN_WINDOW: time::Duration = time::Duration::minutes(15);
+
+/// The longest name kept for counting failures (valid names are at most 64 characters).
+const FAILURE_NAME_CHARS: usize = 100;
+
+fn failure_key(name: &str) -> String {
+    name.chars().take(FAILURE_NAME_CHARS).collect()
+}
+
+/// When `name` may try to sign in again, if it has had [`SIGN_IN_FAILURES`] failed sign-ins
+/// within the last [`SIGN_IN_WINDOW`]; `None` if it may try now. Names that are no user's count
+/// too, so the answer says nothing about which names exist.
+pub async fn sign_in_refused_until(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Option<OffsetDateTime>, InfraError> {
+    let rows = client
+        .query(
+            "SELECT at FROM sign_in_failures WHERE name = $1 AND at > now() - make_interval(secs => $2::float8) ORDER BY at DESC LIMIT $3",
+            &[&failure_key(name), &SIGN_IN_WINDOW.as_seconds_f64(), &SIGN_IN_FAILURES],
+        )
+        .await?;
+    if (rows.len() as i64) < SIGN_IN_FAILURES {
+        return Ok(None);
+    }
+    let oldest: OffsetDateTime = rows.last().expect("at least one row").get(0);
+    Ok(Some(oldest + SIGN_IN_WINDOW))
+}
+
+/// Records a failed sign-in for `name`, and forgets every name's failures older than the window.
+pub async fn record_sign_in_failure(client: &impl GenericClient, name: &str) -> Result<(), InfraError> {
+    client
+        .execute(
+            "DELETE FROM sign_in_failures WHERE at <= now() - make_interval(secs => $1::float8)",
+            &[&SIGN_IN_WINDOW.as_seconds_f64()],
+        )
+        .await?;
+    client.execute("INSERT INTO sign_in_failures (name) VALUES ($1)", &[&failure_key(name)]).await?;
+    Ok(())
+}
+
+/// Forgets `name`'s failed sign-ins (it has just signed in).
+pub async fn forget_sign_in_failures(client: &impl GenericClient, name: &str) -> Result<(), InfraError> {
+    client.execute("DELETE FROM sign_in_failures WHERE name = $1", &[&failure_key(name)]).await?;
+    Ok(())
+}
+
 /// The session a cookie's token belongs to, if it has not expired and its user still exists.
 pub async fn session(
     client: &impl GenericClient,

@@ -408,6 +408,41 @@ async fn a_session_ends_when_it_expires_or_its_user_signs_out() {
     app.cleanup().await;
 }
 
+/// A name that failed to sign in too often lately is refused for a while, right password or
+/// not, and so is a name no user has; signing in again after the window forgets the failures.
+#[tokio::test]
+async fn a_name_that_fails_to_sign_in_too_often_is_refused_for_a_while() {
+    let app = spawn_app().await;
+    app.sign_in("ana", Role::Operator).await; // creates ana with the helper's password
+    let right = "a long test password";
+    for attempt in 1..=auth::SIGN_IN_FAILURES {
+        let resp = app.try_sign_in("ana", &format!("guess {attempt}")).await;
+        assert_eq!(resp.status(), 401, "attempt {attempt}");
+    }
+    let resp = app.try_sign_in("ana", right).await;
+    assert_eq!(resp.status(), 429, "refused even with the right password");
+    let retry: i64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= auth::SIGN_IN_WINDOW.whole_seconds(), "Retry-After {retry}");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Too many failed sign-ins for this name"), "{page}");
+    assert!(page.contains("value=\"ana\""), "the form keeps the name");
+    // Others are not held up, and a name no user has is counted the same way.
+    app.sign_in("bob", Role::Viewer).await;
+    for _ in 0..auth::SIGN_IN_FAILURES {
+        assert_eq!(app.try_sign_in("nobody", "guess").await.status(), 401);
+    }
+    assert_eq!(app.try_sign_in("nobody", "guess").await.status(), 429);
+    // Once the failures are older than the window, ana signs in, and her failures are forgotten.
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute("UPDATE sign_in_failures SET at = at - interval '16 minutes' WHERE name = 'ana'", &[])
+        .await
+        .unwrap();
+    assert_eq!(app.try_sign_in("ana", right).await.status(), 303);
+    assert_eq!(app.scalar("SELECT count(*) FROM sign_in_failures WHERE name = 'ana'").await, 0);
+    app.cleanup().await;
+}
+
 /// One case of the shared contract corpus (`docs/schema/corpus.json`).
 struct Case {
     name: String,

@@ -190,22 +190,27 @@ impl TestApp {
             password_hash: sitrep_infra::auth::hash_password(password).unwrap(),
         };
         sitrep_infra::auth::put_user(&**client, &user).await.unwrap();
+        let resp = self.try_sign_in(name, password).await;
+        assert_eq!(resp.status(), 303, "signing in redirects");
+        let session = cookie_of(&resp, "sitrep_session").expect("signing in sets the session cookie");
+        let csrf: String =
+            client.query_one("SELECT csrf FROM sessions WHERE user_name = $1", &[&name]).await.unwrap().get(0);
+        Browser { cookie: format!("sitrep_session={session}"), csrf }
+    }
+
+    /// Fills in and sends the sign-in form as a browser would; the answer is not followed.
+    pub async fn try_sign_in(&self, name: &str, password: &str) -> reqwest::Response {
         let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let page = no_redirects.get(self.url("/sign-in")).send().await.unwrap();
         let csrf = cookie_of(&page, "sitrep_csrf").expect("the sign-in page sets the CSRF cookie");
-        let resp = no_redirects
+        no_redirects
             .post(self.url("/sign-in"))
             .header("Origin", self.origin())
             .header("Cookie", format!("sitrep_csrf={csrf}"))
             .form(&[("name", name), ("password", password), ("csrf", &csrf), ("next", "/")])
             .send()
             .await
-            .unwrap();
-        assert_eq!(resp.status(), 303, "signing in redirects");
-        let session = cookie_of(&resp, "sitrep_session").expect("signing in sets the session cookie");
-        let csrf: String =
-            client.query_one("SELECT csrf FROM sessions WHERE user_name = $1", &[&name]).await.unwrap().get(0);
-        Browser { cookie: format!("sitrep_session={session}"), csrf }
+            .unwrap()
     }
 
     /// Gets a page as a signed-in browser.

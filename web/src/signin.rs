@@ -4,12 +4,14 @@ use crate::auth::{self as web_auth, Viewer, SESSION_COOKIE};
 use crate::error::WebError;
 use crate::pages::{render, Layout};
 use crate::state::AppState;
+use crate::view;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::{Deserialize, Serialize};
 use sitrep_infra::auth;
+use time::OffsetDateTime;
 
 /// The sign-in page; `error` after a failed attempt.
 #[derive(Debug, Serialize)]
@@ -65,7 +67,26 @@ pub async fn sign_in(
     viewer.check_token(&form.csrf)?;
     let next = safe_next(form.next.as_deref());
     let client = state.pool.get().await.map_err(WebError::page)?;
-    let user = auth::find_user(&**client, &state.auth.users_file, form.name.trim()).await.map_err(WebError::page)?;
+    let name = form.name.trim();
+    if let Some(until) = auth::sign_in_refused_until(&**client, name).await.map_err(WebError::page)? {
+        tracing::warn!("sign-in refused: too many failed sign-ins for this name");
+        let wait = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
+        let page = SignInPage {
+            layout: Layout::still("Sign in", "", state.now()),
+            next,
+            name: form.name.clone(),
+            error: Some(format!(
+                "Too many failed sign-ins for this name ({} in {} minutes). Try again after {} (in {} min).",
+                auth::SIGN_IN_FAILURES,
+                auth::SIGN_IN_WINDOW.whole_minutes(),
+                view::utc_text(until),
+                (wait + 59) / 60
+            )),
+        };
+        let retry = [(header::RETRY_AFTER, wait.to_string())];
+        return Ok((StatusCode::TOO_MANY_REQUESTS, retry, render("sign_in", &page)?).into_response());
+    }
+    let user = auth::find_user(&**client, &state.auth.users_file, name).await.map_err(WebError::page)?;
     // Hash even for an unknown name, so the answer takes as long either way.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let password = form.password.clone();
@@ -80,6 +101,7 @@ pub async fn sign_in(
     .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("sign-in refused");
+        auth::record_sign_in_failure(&**client, name).await.map_err(WebError::page)?;
         let page = SignInPage {
             layout: Layout::still("Sign in", "", state.now()),
             next,
@@ -88,6 +110,7 @@ pub async fn sign_in(
         };
         return Ok((StatusCode::UNAUTHORIZED, render("sign_in", &page)?).into_response());
     };
+    auth::forget_sign_in_failures(&**client, name).await.map_err(WebError::page)?;
     let (token, session) =
         auth::start_session(&**client, &user, state.auth.session_length).await.map_err(WebError::page)?;
     tracing::info!(role = session.role.as_str(), "signed in");
