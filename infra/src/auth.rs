@@ -299,36 +299,37 @@ fn failure_key(name: &str) -> String {
     name.chars().take(FAILURE_NAME_CHARS).collect()
 }
 
-/// When `name` may try to sign in again, if it has had [`SIGN_IN_FAILURES`] failed sign-ins
-/// within the last [`SIGN_IN_WINDOW`]; `None` if it may try now. Names that are no user's count
-/// too, so the answer says nothing about which names exist.
-pub async fn sign_in_refused_until(
-    client: &impl GenericClient,
-    name: &str,
-) -> Result<Option<OffsetDateTime>, InfraError> {
-    let rows = client
+/// Records an attempt to sign in as `name` before its password is checked, and returns when the
+/// name may try again if it is refused now (`None`: check the password). It counts the
+/// name's other attempts within the last [`SIGN_IN_WINDOW`]: with [`SIGN_IN_FAILURES`] or more,
+/// the attempt is refused (and withdrawn, so refused attempts do not push the wait back) until
+/// the oldest of the latest ones is that old. Recording first makes parallel guesses see each
+/// other: the attempt whose row is the k-th to commit counts at least k - 1 others, so at most
+/// [`SIGN_IN_FAILURES`] are checked however many arrive at once. A failed attempt's row stays
+/// as its failure; [`forget_sign_in_failures`] clears them after a success. Names that are no
+/// user's count too, so the answer says nothing about which names exist.
+pub async fn begin_sign_in(client: &impl GenericClient, name: &str) -> Result<Option<OffsetDateTime>, InfraError> {
+    let key = failure_key(name);
+    let window = SIGN_IN_WINDOW.as_seconds_f64();
+    client
+        .execute("DELETE FROM sign_in_failures WHERE at <= now() - make_interval(secs => $1::float8)", &[&window])
+        .await?;
+    let id: i64 =
+        client.query_one("INSERT INTO sign_in_failures (name) VALUES ($1) RETURNING id", &[&key]).await?.get(0);
+    let others = client
         .query(
-            "SELECT at FROM sign_in_failures WHERE name = $1 AND at > now() - make_interval(secs => $2::float8) ORDER BY at DESC LIMIT $3",
-            &[&failure_key(name), &SIGN_IN_WINDOW.as_seconds_f64(), &SIGN_IN_FAILURES],
+            "SELECT at FROM sign_in_failures
+             WHERE name = $1 AND id <> $2 AND at > now() - make_interval(secs => $3::float8)
+             ORDER BY at DESC LIMIT $4",
+            &[&key, &id, &window, &SIGN_IN_FAILURES],
         )
         .await?;
-    if (rows.len() as i64) < SIGN_IN_FAILURES {
+    if (others.len() as i64) < SIGN_IN_FAILURES {
         return Ok(None);
     }
-    let oldest: OffsetDateTime = rows.last().expect("at least one row").get(0);
+    client.execute("DELETE FROM sign_in_failures WHERE id = $1", &[&id]).await?;
+    let oldest: OffsetDateTime = others.last().expect("at least one row").get(0);
     Ok(Some(oldest + SIGN_IN_WINDOW))
-}
-
-/// Records a failed sign-in for `name`, and forgets every name's failures older than the window.
-pub async fn record_sign_in_failure(client: &impl GenericClient, name: &str) -> Result<(), InfraError> {
-    client
-        .execute(
-            "DELETE FROM sign_in_failures WHERE at <= now() - make_interval(secs => $1::float8)",
-            &[&SIGN_IN_WINDOW.as_seconds_f64()],
-        )
-        .await?;
-    client.execute("INSERT INTO sign_in_failures (name) VALUES ($1)", &[&failure_key(name)]).await?;
-    Ok(())
 }
 
 /// Forgets `name`'s failed sign-ins (it has just signed in).

@@ -432,6 +432,17 @@ async fn a_name_that_fails_to_sign_in_too_often_is_refused_for_a_while() {
         assert_eq!(app.try_sign_in("nobody", "guess").await.status(), 401);
     }
     assert_eq!(app.try_sign_in("nobody", "guess").await.status(), 429);
+    // Guesses sent all at once are counted as they arrive: no more than the limit are checked.
+    app.sign_in("cara", Role::Viewer).await;
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move { app.try_sign_in("cara", &format!("parallel guess {i}")).await.status().as_u16() }
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|s| **s == 401).count() as i64;
+    assert!(answers.iter().all(|s| *s == 401 || *s == 429), "{answers:?}");
+    assert!(checked <= auth::SIGN_IN_FAILURES, "{checked} of 20 parallel guesses were checked: {answers:?}");
+    assert_eq!(app.scalar("SELECT count(*) FROM sign_in_failures WHERE name = 'cara'").await, checked);
     // Once the failures are older than the window, ana signs in, and her failures are forgotten.
     let client = app.pool.get().await.unwrap();
     client

@@ -68,7 +68,7 @@ pub async fn sign_in(
     let next = safe_next(form.next.as_deref());
     let client = state.pool.get().await.map_err(WebError::page)?;
     let name = form.name.trim();
-    if let Some(until) = auth::sign_in_refused_until(&**client, name).await.map_err(WebError::page)? {
+    if let Some(until) = auth::begin_sign_in(&**client, name).await.map_err(WebError::page)? {
         tracing::warn!("sign-in refused: too many failed sign-ins for this name");
         let wait = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
         let page = SignInPage {
@@ -100,8 +100,8 @@ pub async fn sign_in(
     .await
     .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
+        // The attempt's row, recorded before the check, stays as the failure.
         tracing::info!("sign-in refused");
-        auth::record_sign_in_failure(&**client, name).await.map_err(WebError::page)?;
         let page = SignInPage {
             layout: Layout::still("Sign in", "", state.now()),
             next,
