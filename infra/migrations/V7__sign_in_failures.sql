@@ -10,3 +10,5 @@ CREATE TABLE sign_in_failures (
     at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX sign_in_failures_name_at ON sign_in_failures (name, at);
+-- For deleting the rows past the window without reading the whole table.
+CREATE INDEX sign_in_failures_at ON sign_in_failures (at);

@@ -299,6 +299,14 @@ fn failure_key(name: &str) -> String {
     name.chars().take(FAILURE_NAME_CHARS).collect()
 }
 
+/// A refused sign-in: when the name may try again, and how many seconds that is from now (by
+/// the database's clock, which timed the failures).
+#[derive(Debug, Clone, Copy)]
+pub struct Refused {
+    pub until: OffsetDateTime,
+    pub wait_seconds: i64,
+}
+
 /// Records an attempt to sign in as `name` before its password is checked, and returns when the
 /// name may try again if it is refused now (`None`: check the password). It counts the
 /// name's other attempts within the last [`SIGN_IN_WINDOW`]: with [`SIGN_IN_FAILURES`] or more,
@@ -308,7 +316,7 @@ fn failure_key(name: &str) -> String {
 /// [`SIGN_IN_FAILURES`] are checked however many arrive at once. A failed attempt's row stays
 /// as its failure; [`forget_sign_in_failures`] clears them after a success. Names that are no
 /// user's count too, so the answer says nothing about which names exist.
-pub async fn begin_sign_in(client: &impl GenericClient, name: &str) -> Result<Option<OffsetDateTime>, InfraError> {
+pub async fn begin_sign_in(client: &impl GenericClient, name: &str) -> Result<Option<Refused>, InfraError> {
     let key = failure_key(name);
     let window = SIGN_IN_WINDOW.as_seconds_f64();
     client
@@ -318,7 +326,9 @@ pub async fn begin_sign_in(client: &impl GenericClient, name: &str) -> Result<Op
         client.query_one("INSERT INTO sign_in_failures (name) VALUES ($1) RETURNING id", &[&key]).await?.get(0);
     let others = client
         .query(
-            "SELECT at FROM sign_in_failures
+            "SELECT at + make_interval(secs => $3::float8),
+                    ceil(extract(epoch FROM at + make_interval(secs => $3::float8) - now()))::int8
+             FROM sign_in_failures
              WHERE name = $1 AND id <> $2 AND at > now() - make_interval(secs => $3::float8)
              ORDER BY at DESC LIMIT $4",
             &[&key, &id, &window, &SIGN_IN_FAILURES],
@@ -328,14 +338,14 @@ pub async fn begin_sign_in(client: &impl GenericClient, name: &str) -> Result<Op
         return Ok(None);
     }
     client.execute("DELETE FROM sign_in_failures WHERE id = $1", &[&id]).await?;
-    let oldest: OffsetDateTime = others.last().expect("at least one row").get(0);
-    Ok(Some(oldest + SIGN_IN_WINDOW))
+    let oldest = others.last().expect("at least one row");
+    Ok(Some(Refused { until: oldest.get(0), wait_seconds: oldest.get::<_, i64>(1).max(1) }))
 }
 
-/// Forgets `name`'s failed sign-ins (it has just signed in).
-pub async fn forget_sign_in_failures(client: &impl GenericClient, name: &str) -> Result<(), InfraError> {
-    client.execute("DELETE FROM sign_in_failures WHERE name = $1", &[&failure_key(name)]).await?;
-    Ok(())
+/// Forgets `name`'s failed sign-ins (it has just signed in, or an admin lifts its refusal with
+/// `sitrep users unlock`); returns how many there were.
+pub async fn forget_sign_in_failures(client: &impl GenericClient, name: &str) -> Result<u64, InfraError> {
+    Ok(client.execute("DELETE FROM sign_in_failures WHERE name = $1", &[&failure_key(name)]).await?)
 }
 
 /// The session a cookie's token belongs to, if it has not expired and its user still exists.

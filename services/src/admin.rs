@@ -46,6 +46,12 @@ pub enum UsersCommand {
     },
     /// List the operators added with `users add` (not those in SITREP_USERS_FILE).
     List,
+    /// Let a name sign in again at once: forget its failed sign-ins (after 5 within 15 minutes
+    /// the dashboard refuses it for a while).
+    Unlock {
+        /// The name, as typed at the sign-in form.
+        name: String,
+    },
     /// Print the Argon2id hash of a password (read as for `add`), for SITREP_USERS_FILE.
     Hash,
 }
@@ -147,6 +153,10 @@ pub async fn users(settings: &Settings, command: UsersCommand, out: &mut dyn Wri
             for (name, role) in auth::list_users(&**client).await? {
                 writeln!(out, "{name:<32} {}", role.as_str())?;
             }
+        }
+        UsersCommand::Unlock { name } => {
+            let failures = auth::forget_sign_in_failures(&**client, &name).await?;
+            writeln!(out, "{name} may sign in again ({failures} failed sign-ins forgotten)")?;
         }
         UsersCommand::Hash => unreachable!("handled above"),
     }

@@ -432,6 +432,13 @@ async fn a_name_that_fails_to_sign_in_too_often_is_refused_for_a_while() {
         assert_eq!(app.try_sign_in("nobody", "guess").await.status(), 401);
     }
     assert_eq!(app.try_sign_in("nobody", "guess").await.status(), 429);
+    // `sitrep users unlock` lifts a refusal at once.
+    let mut out = Vec::new();
+    let unlock = sitrep_services::admin::UsersCommand::Unlock { name: "nobody".into() };
+    sitrep_services::admin::users(&app.settings, unlock, &mut out).await.unwrap();
+    let said = String::from_utf8(out).unwrap();
+    assert!(said.contains("nobody may sign in again (5 failed sign-ins forgotten)"), "{said}");
+    assert_eq!(app.try_sign_in("nobody", "guess").await.status(), 401);
     // Guesses sent all at once are counted as they arrive: no more than the limit are checked.
     app.sign_in("cara", Role::Viewer).await;
     let guesses = (0..20).map(|i| {

@@ -174,6 +174,9 @@ pub async fn live(
             if !changed && w.sent.elapsed() < REFRESH_EVERY {
                 continue;
             }
+            // The banners go out only when an outage changed, so a screen reader announces
+            // them (`role="alert"`) then and not at every update; their ages are as of that.
+            let outages_moved = changed && now_version.map(|v| v.3) != w.seen.map(|v| v.3);
             let Ok((name, html)) = fragment(&w.state, &w.page).await else {
                 // Not now (the system has no reports, the database is away): try again later.
                 w.sent = Instant::now();
@@ -185,8 +188,10 @@ pub async fn live(
             }
             w.sent = Instant::now();
             let mut events = vec![Event::default().event(name).data(html)];
-            if let Some(banners) = banners(&w.state).await {
-                events.push(Event::default().event("banners").data(banners));
+            if outages_moved {
+                if let Some(banners) = banners(&w.state).await {
+                    events.push(Event::default().event("banners").data(banners));
+                }
             }
             events.push(status(&w));
             return Some((events, w));

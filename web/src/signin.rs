@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::{Deserialize, Serialize};
 use sitrep_infra::auth;
-use time::OffsetDateTime;
 
 /// The sign-in page; `error` after a failed attempt.
 #[derive(Debug, Serialize)]
@@ -68,9 +67,9 @@ pub async fn sign_in(
     let next = safe_next(form.next.as_deref());
     let client = state.pool.get().await.map_err(WebError::page)?;
     let name = form.name.trim();
-    if let Some(until) = auth::begin_sign_in(&**client, name).await.map_err(WebError::page)? {
+    if let Some(refused) = auth::begin_sign_in(&**client, name).await.map_err(WebError::page)? {
         tracing::warn!("sign-in refused: too many failed sign-ins for this name");
-        let wait = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
+        let wait = refused.wait_seconds;
         let page = SignInPage {
             layout: Layout::still("Sign in", "", state.now()),
             next,
@@ -79,7 +78,7 @@ pub async fn sign_in(
                 "Too many failed sign-ins for this name ({} in {} minutes). Try again after {} (in {} min).",
                 auth::SIGN_IN_FAILURES,
                 auth::SIGN_IN_WINDOW.whole_minutes(),
-                view::utc_text(until),
+                view::utc_text(refused.until),
                 (wait + 59) / 60
             )),
         };
