@@ -34,13 +34,14 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+impl SignInPage {
+    fn new(state: &AppState, next: String, name: String, error: Option<String>) -> Self {
+        Self { layout: Layout::still("Sign in", "", state.now()), next, name, error }
+    }
+}
+
 pub async fn page(State(state): State<AppState>, Query(q): Query<Next>) -> Result<Response, WebError> {
-    let page = SignInPage {
-        layout: Layout::still("Sign in", "", state.now()),
-        next: safe_next(q.next.as_deref()),
-        name: String::new(),
-        error: None,
-    };
+    let page = SignInPage::new(&state, safe_next(q.next.as_deref()), String::new(), None);
     Ok(render("sign_in", &page)?.into_response())
 }
 
@@ -70,18 +71,14 @@ pub async fn sign_in(
     if let Some(refused) = auth::begin_sign_in(&**client, name).await.map_err(WebError::page)? {
         tracing::warn!("sign-in refused: too many failed sign-ins for this name");
         let wait = refused.wait_seconds;
-        let page = SignInPage {
-            layout: Layout::still("Sign in", "", state.now()),
-            next,
-            name: form.name.clone(),
-            error: Some(format!(
-                "Too many failed sign-ins for this name ({} in {} minutes). Try again after {} (in {} min).",
-                auth::SIGN_IN_FAILURES,
-                auth::SIGN_IN_WINDOW.whole_minutes(),
-                view::utc_text(refused.until),
-                (wait + 59) / 60
-            )),
-        };
+        let error = format!(
+            "Too many failed sign-ins for this name ({} in {} minutes). Try again after {} (in {} min).",
+            auth::SIGN_IN_FAILURES,
+            auth::SIGN_IN_WINDOW.whole_minutes(),
+            view::utc_text(refused.until),
+            (wait + 59) / 60
+        );
+        let page = SignInPage::new(&state, next, form.name.clone(), Some(error));
         let retry = [(header::RETRY_AFTER, wait.to_string())];
         return Ok((StatusCode::TOO_MANY_REQUESTS, retry, render("sign_in", &page)?).into_response());
     }
@@ -101,12 +98,7 @@ pub async fn sign_in(
     let Some(user) = user.filter(|_| ok) else {
         // The attempt's row, recorded before the check, stays as the failure.
         tracing::info!("sign-in refused");
-        let page = SignInPage {
-            layout: Layout::still("Sign in", "", state.now()),
-            next,
-            name: form.name,
-            error: Some("That name and password do not match.".into()),
-        };
+        let page = SignInPage::new(&state, next, form.name, Some("That name and password do not match.".into()));
         return Ok((StatusCode::UNAUTHORIZED, render("sign_in", &page)?).into_response());
     };
     auth::forget_sign_in_failures(&**client, name).await.map_err(WebError::page)?;
