@@ -1,7 +1,7 @@
 //! The latest state of every component: status, message, metrics, labels, when it was
 //! observed, and since when it has had that status.
 
-use crate::runner::Projection;
+use crate::runner::{Projection, REBUILD_STEP, WRITE_ROWS};
 use deadpool_postgres::Transaction;
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,8 +26,19 @@ struct Row {
     last_position: i64,
 }
 
+/// What one step folds from its batches before writing: the newest row of every component it
+/// saw (in first-seen order) and each component's latest status change. Under a backlog a step
+/// sees a component many times and writes its row once.
+#[derive(Default)]
+pub struct LatestStep {
+    rows: HashMap<(String, String), Row>,
+    order: Vec<(String, String)>,
+    /// Status changes, applied after the rows: a change may come in a later step than its report.
+    changes: HashMap<(String, String), OffsetDateTime>,
+}
+
 impl Projection for LatestStatus {
-    type Step = ();
+    type Step = LatestStep;
 
     fn name(&self) -> &'static str {
         "latest_status"
@@ -37,11 +48,12 @@ impl Projection for LatestStatus {
         &["latest_status"]
     }
 
-    async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent], _: &mut ()) -> anyhow::Result<()> {
-        let mut rows: HashMap<(String, String), Row> = HashMap::new();
-        let mut order: Vec<(String, String)> = Vec::new();
-        // Status changes, applied after the rows: a change may come in a later batch than its report.
-        let mut changes: HashMap<(String, String), OffsetDateTime> = HashMap::new();
+    /// Live steps stay one batch (the dashboard reads this table first); a rebuild folds many.
+    fn rebuild_step_events(&self) -> i64 {
+        REBUILD_STEP
+    }
+
+    async fn apply(&self, _: &Transaction<'_>, events: &[StoredEvent], step: &mut LatestStep) -> anyhow::Result<()> {
         for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
             match ComponentEvent::deserialize(&stored.payload)? {
                 ComponentEvent::StatusReported(r) => {
@@ -49,10 +61,10 @@ impl Projection for LatestStatus {
                         continue;
                     }
                     let key = (r.system.to_string(), r.component.to_string());
-                    if !rows.contains_key(&key) {
-                        order.push(key.clone());
+                    if !step.rows.contains_key(&key) {
+                        step.order.push(key.clone());
                     }
-                    rows.insert(
+                    step.rows.insert(
                         key,
                         Row {
                             status: r.status.as_str(),
@@ -67,12 +79,18 @@ impl Projection for LatestStatus {
                     );
                 }
                 ComponentEvent::StatusChanged { system, component, at, .. } => {
-                    changes.insert((system.to_string(), component.to_string()), at);
+                    step.changes.insert((system.to_string(), component.to_string()), at);
                 }
             }
         }
-        self.upsert(tx, &order, &rows).await?;
-        self.mark_changes(tx, &changes).await
+        Ok(())
+    }
+
+    async fn finish(&self, tx: &Transaction<'_>, step: LatestStep) -> anyhow::Result<()> {
+        for keys in step.order.chunks(WRITE_ROWS) {
+            self.upsert(tx, keys, &step.rows).await?;
+        }
+        self.mark_changes(tx, &step.changes).await
     }
 }
 

@@ -7,7 +7,9 @@
 //! - [`prepare`] drops any earlier shadow of the projection and creates empty tables. Starting
 //!   again after an interrupted rebuild is therefore safe, and the live tables are never touched
 //!   before the swap.
-//! - [`build`] catches the shadow up with the log, step by step, reporting progress.
+//!   Its [deferred indexes](Projection::deferred_indexes) are left out of the shadow tables.
+//! - [`build`] catches the shadow up with the log, step by step, reporting progress; then
+//!   [`index`] creates the deferred indexes, under their live names, in one pass per index.
 //! - [`swap`] locks the live checkpoint (the live runner waits), brings the shadow to the head
 //!   of the log, and replaces the live tables with the shadow ones in one transaction. Readers
 //!   wait for the moment of the swap and then read the new tables; none fails.
@@ -50,8 +52,44 @@ pub async fn prepare<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Resu
             "DROP TABLE IF EXISTS {SHADOW}.{table}; CREATE TABLE {SHADOW}.{table} (LIKE public.{table} INCLUDING ALL);"
         ))
         .await?;
+        // `LIKE` names the copies of indexes itself: find the deferred ones by their shape.
+        let live = index_names(&tx, "public", table).await?;
+        for (shape, shadow_name) in index_names(&tx, SHADOW, table).await? {
+            let deferred = live.iter().any(|(s, n)| *s == shape && projection.deferred_indexes().contains(&n.as_str()));
+            if deferred {
+                tx.batch_execute(&format!("DROP INDEX {SHADOW}.\"{shadow_name}\"")).await?;
+            }
+        }
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Creates the projection's deferred indexes on its filled shadow tables, as the live ones are
+/// defined and under their names (the live tables and their indexes are in another schema, so
+/// the names are free until the swap drops the live ones).
+pub async fn index<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<()> {
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    for name in projection.deferred_indexes() {
+        let tx = client.transaction().await?;
+        // More sort memory than the default 64 MB lets large indexes build in one pass.
+        tx.batch_execute("SET LOCAL maintenance_work_mem = '256MB'").await?;
+        let row = tx
+            .query_opt(
+                "SELECT pg_get_indexdef(i.oid) FROM pg_class i JOIN pg_namespace n ON n.oid = i.relnamespace
+                 WHERE n.nspname = 'public' AND i.relname = $1 AND i.relkind = 'i'",
+                &[name],
+            )
+            .await?
+            .with_context(|| format!("the live index {name} is missing; run `sitrep migrate`"))?;
+        let live: String = row.get(0);
+        let shadow = live
+            .split_once(" ON public.")
+            .map(|(head, rest)| format!("{head} ON {SHADOW}.{rest}"))
+            .with_context(|| format!("an unexpected definition of index {name}: {live}"))?;
+        tx.batch_execute(&shadow).await.with_context(|| format!("creating index {name} on the rebuilt table"))?;
+        tx.commit().await?;
+    }
     Ok(())
 }
 
@@ -90,6 +128,10 @@ pub async fn build<P: Projection>(
 /// The live projection's checkpoint (0 before its first batch).
 pub async fn live_position(pool: &Pool, name: &str) -> anyhow::Result<i64> {
     let client = pool.get().await.context("connecting to Postgres")?;
+    live_position_in(&**client, name).await
+}
+
+async fn live_position_in(client: &impl tokio_postgres::GenericClient, name: &str) -> anyhow::Result<i64> {
     let row = client.query_opt("SELECT position FROM public.projection_checkpoints WHERE name = $1", &[&name]).await?;
     Ok(row.map_or(0, |r| r.get(0)))
 }
@@ -116,6 +158,10 @@ pub async fn swap<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Result<
     use_schema(&tx, Some(SHADOW)).await?;
     let position = apply_until(&tx, projection, head).await?;
     use_schema(&tx, None).await?;
+    // The live checkpoint never passes the head, so a rebuild brought to the head is never
+    // behind it; refuse rather than swap in fewer events than the live tables hold.
+    let live = live_position_in(&*tx, name).await?;
+    anyhow::ensure!(position >= live, "the rebuild of {name} reached {position}, behind the live {live}");
     lock_live_tables(&tx, projection.tables()).await?;
     for table in projection.tables() {
         let names = index_names(&tx, "public", table).await?;
@@ -220,10 +266,7 @@ pub async fn compare<P: Projection>(
     let name = projection.name();
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).start().await?;
-    let live: i64 = tx
-        .query_opt("SELECT position FROM public.projection_checkpoints WHERE name = $1", &[&name])
-        .await?
-        .map_or(0, |r| r.get(0));
+    let live = live_position_in(&*tx, name).await?;
     use_schema(&tx, Some(SHADOW)).await?;
     let rebuilt = apply_until(&tx, projection, live).await?;
     anyhow::ensure!(rebuilt == live, "the rebuild reached {rebuilt} but the live {name} is at {live}");

@@ -16,8 +16,19 @@ use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Events read per step.
+/// Events read per batch.
 pub const BATCH: i64 = 1000;
+
+/// The most events one step of a rebuild applies, for projections that fold a step before
+/// writing it ([`Projection::rebuild_step_events`]). Nobody waits for a rebuild's commits, so
+/// its steps are as large as memory comfortably allows: a step of history holds its reports'
+/// rollup rows and segments, about 1 KB per component and a few hundred bytes per event.
+pub const REBUILD_STEP: i64 = 250 * BATCH;
+
+/// Rows per statement when a step writes what it merged: a step that caught up on a backlog
+/// has tens of thousands, and a statement's parameters are encoded twice in memory (and a pooled
+/// connection keeps buffers the size of the largest message it sent), so they go in slices.
+pub const WRITE_ROWS: usize = 5_000;
 
 /// Poll interval when no notification arrives (a safety net; notifications wake the runner
 /// as soon as events commit).
@@ -41,6 +52,20 @@ pub trait Projection: Send + Sync + 'static {
     /// later; projections the live pages read first keep one batch.
     fn step_events(&self) -> i64 {
         BATCH
+    }
+    /// The most events one step applies when it rebuilds shadow tables (see [`crate::rebuild`]):
+    /// nobody reads them until the swap, so a projection whose [`finish`](Projection::finish)
+    /// merges what its batches folded gains from larger steps. The default is
+    /// [`step_events`](Projection::step_events).
+    fn rebuild_step_events(&self) -> i64 {
+        self.step_events()
+    }
+    /// Indexes of its tables (by their migrations' names) that a rebuild creates once the shadow
+    /// tables are filled, rather than keeping them up to date row by row: building an index
+    /// at the end takes a fraction of the time. Only indexes no step reads (a step that looks
+    /// rows up needs its index all along) and no constraint relies on.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &[]
     }
     /// The aggregate types whose events it applies; empty (the default) for all of them. A
     /// projection that names its types reads only those, yet its checkpoint still follows the
@@ -114,7 +139,8 @@ pub async fn step_in<P: Projection>(pool: &Pool, projection: &P, schema: Option<
     step_until(pool, projection, schema, i64::MAX).await
 }
 
-/// [`step_in`], applying no event past position `until`.
+/// [`step_in`], applying no event past position `until`. In a shadow schema (a rebuild), a step
+/// applies up to [`Projection::rebuild_step_events`], otherwise [`Projection::step_events`].
 pub async fn step_until<P: Projection>(
     pool: &Pool,
     projection: &P,
@@ -125,7 +151,8 @@ pub async fn step_until<P: Projection>(
     let tx = client.transaction().await?;
     use_schema(&tx, schema).await?;
     let position = lock_checkpoint(&tx, projection.name()).await?;
-    let stepped = apply_step(&tx, projection, position, until).await?;
+    let limit = if schema.is_some() { projection.rebuild_step_events() } else { projection.step_events() };
+    let stepped = apply_step(&tx, projection, position, until, limit).await?;
     if stepped.position == position {
         tx.rollback().await?;
     } else {
@@ -136,13 +163,14 @@ pub async fn step_until<P: Projection>(
 }
 
 /// Applies the events after `position`, up to and including `until`, [`BATCH`] at a time, until
-/// the step has applied [`Projection::step_events`] or seen the last of them; then
-/// [`Projection::finish`]. The caller locked the checkpoint and moves it.
+/// the step has applied `limit` events or seen the last of them; then [`Projection::finish`].
+/// The caller locked the checkpoint and moves it.
 async fn apply_step<P: Projection>(
     tx: &Transaction<'_>,
     projection: &P,
     mut position: i64,
     until: i64,
+    limit: i64,
 ) -> anyhow::Result<Stepped> {
     let name = projection.name();
     let mut step = P::Step::default();
@@ -163,7 +191,7 @@ async fn apply_step<P: Projection>(
         if !read.more {
             break true;
         }
-        if applied as i64 >= projection.step_events() {
+        if applied as i64 >= limit {
             break false;
         }
     };
@@ -202,13 +230,14 @@ async fn read_batch(tx: &Transaction<'_>, types: &[&str], position: i64, until: 
     Ok(Read { events, through, more })
 }
 
-/// Inside the caller's transaction (and its `search_path`): locks the checkpoint and applies
-/// every event up to and including `head`, a step at a time; returns the new checkpoint.
+/// Inside the caller's transaction (and its `search_path`, a shadow schema): locks the checkpoint
+/// and applies every event up to and including `head`, in steps of
+/// [`Projection::rebuild_step_events`]; returns the new checkpoint.
 pub async fn apply_until<P: Projection>(tx: &Transaction<'_>, projection: &P, head: i64) -> anyhow::Result<i64> {
     let name = projection.name();
     let mut position = lock_checkpoint(tx, name).await?;
     while position < head {
-        let stepped = apply_step(tx, projection, position, head).await?;
+        let stepped = apply_step(tx, projection, position, head, projection.rebuild_step_events()).await?;
         position = stepped.position;
         if stepped.caught_up {
             break;

@@ -93,6 +93,14 @@ impl Progress {
         }
     }
 
+    /// Says what the rebuild does once the events are applied (building indexes, say).
+    fn stage(&self, what: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{} ({what})", self.name)),
+            None => eprintln!("{}: {what}", self.name),
+        }
+    }
+
     fn done(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
@@ -115,6 +123,10 @@ async fn replay_one<P: Projection>(
     let built = rebuild::build(pool, projection, i64::MAX, |p, h| progress.update(p, h))
         .await
         .with_context(|| format!("rebuilding {name}"))?;
+    if !projection.deferred_indexes().is_empty() {
+        progress.stage("indexing");
+        rebuild::index(pool, projection).await.with_context(|| format!("indexing the rebuilt {name}"))?;
+    }
     if let Some(retention) = prune {
         // The live history is pruned; the rebuilt one must not bring old rows back.
         rebuild::prune_shadow(pool, time::OffsetDateTime::now_utc(), retention).await?;
