@@ -306,6 +306,13 @@ async fn history_built_in_large_steps_equals_history_built_a_few_events_at_a_tim
     let live = table(&app, &sums("public"), order).await;
     assert!(!live.is_empty());
     assert_eq!(live, table(&app, &sums(SHADOW), order).await);
+    // So is the text of the seconds in each status.
+    let order = "system, component, resolution, bucket, status";
+    let seconds = |schema: &str| format!("(SELECT {order}, seconds::text AS seconds FROM {schema}.status_rollups)");
+    let live = table(&app, &seconds("public"), order).await;
+    assert!(!live.is_empty());
+    assert_eq!(live, table(&app, &seconds(SHADOW), order).await);
+    let order = "system, component, resolution, metric, bucket";
     // And the rollups are what Postgres makes of the raw reports by itself: the statement
     // history ran before it folded values in memory.
     let reference = "(SELECT h.system, h.component, res.name AS resolution, m.key AS metric,
