@@ -166,7 +166,8 @@ pub async fn events_after(
     position: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, InfraError> {
-    event_store::read_types_between(client, &[Alert::TYPE], position, i64::MAX, limit).await
+    event_store::read_types_between(client, &[Alert::TYPE], position, i64::MAX, limit, event_store::Metadata::Include)
+        .await
 }
 
 /// The alert events among `events` as transitions (the alert before and after each).

@@ -89,6 +89,27 @@ pub struct StoredEvent {
 const STORED_COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
                               event_version, payload, metadata, recorded_at";
 
+/// Whether a read brings each event's metadata. Most readers need only the payload, and the
+/// metadata is about as large: Postgres turns it into text and the reader parses it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metadata {
+    Include,
+    /// Every event's `metadata` is `null`.
+    Skip,
+}
+
+impl Metadata {
+    fn columns(self) -> &'static str {
+        match self {
+            Metadata::Include => STORED_COLUMNS,
+            Metadata::Skip => {
+                "position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
+                 'null'::jsonb AS metadata, recorded_at"
+            }
+        }
+    }
+}
+
 impl StoredEvent {
     fn from_row(row: &tokio_postgres::Row) -> Self {
         Self {
@@ -162,10 +183,12 @@ pub async fn read_after(
     client: &impl GenericClient,
     position: i64,
     limit: i64,
+    metadata: Metadata,
 ) -> Result<Vec<StoredEvent>, InfraError> {
+    let columns = metadata.columns();
     let rows = client
         .query(
-            &format!("SELECT {STORED_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"),
+            &format!("SELECT {columns} FROM events WHERE position > $1 ORDER BY position LIMIT $2"),
             &[&position, &limit],
         )
         .await?;
@@ -180,11 +203,13 @@ pub async fn read_types_between(
     after: i64,
     through: i64,
     limit: i64,
+    metadata: Metadata,
 ) -> Result<Vec<StoredEvent>, InfraError> {
+    let columns = metadata.columns();
     let rows = client
         .query(
             &format!(
-                "SELECT {STORED_COLUMNS} FROM events
+                "SELECT {columns} FROM events
                  WHERE aggregate_type = ANY($1) AND position > $2 AND position <= $3
                  ORDER BY position LIMIT $4"
             ),

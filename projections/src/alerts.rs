@@ -111,7 +111,15 @@ async fn restore(client: &impl tokio_postgres::GenericClient, through: i64) -> a
     let mut kept = Kept { at: through, evaluator, saved_at, unsaved: BTreeSet::new() };
     let mut after = saved_at.unwrap_or(0);
     loop {
-        let events = event_store::read_types_between(client, &INPUTS, after, through, crate::runner::BATCH).await?;
+        let events = event_store::read_types_between(
+            client,
+            &INPUTS,
+            after,
+            through,
+            crate::runner::BATCH,
+            event_store::Metadata::Include,
+        )
+        .await?;
         let Some(last) = events.last() else { break };
         after = last.position;
         let mut decided = Vec::new();

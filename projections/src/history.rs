@@ -116,6 +116,10 @@ impl Projection for History {
         REBUILD_STEP
     }
 
+    fn reads_metadata(&self) -> bool {
+        false
+    }
+
     /// What pages and retention read; steps look up only open segments and primary keys.
     fn deferred_indexes(&self) -> &'static [&'static str] {
         &[

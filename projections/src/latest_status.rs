@@ -53,6 +53,10 @@ impl Projection for LatestStatus {
         REBUILD_STEP
     }
 
+    fn reads_metadata(&self) -> bool {
+        false
+    }
+
     async fn apply(&self, _: &Transaction<'_>, events: &[StoredEvent], step: &mut LatestStep) -> anyhow::Result<()> {
         for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
             match ComponentEvent::deserialize(&stored.payload)? {

@@ -10,7 +10,7 @@
 
 use anyhow::Context;
 use deadpool_postgres::{Pool, Transaction};
-use sitrep_infra::event_store::{self, StoredEvent};
+use sitrep_infra::event_store::{self, Metadata, StoredEvent};
 use sitrep_infra::wakeup::{self, Wakeups};
 use std::future::Future;
 use std::time::Duration;
@@ -66,6 +66,11 @@ pub trait Projection: Send + Sync + 'static {
     /// rows up needs its index all along) and no constraint relies on.
     fn deferred_indexes(&self) -> &'static [&'static str] {
         &[]
+    }
+    /// Whether [`apply`](Projection::apply) reads events' metadata; if not (say so when it
+    /// can), the runner leaves it out of its reads and every event's `metadata` is `null`.
+    fn reads_metadata(&self) -> bool {
+        true
     }
     /// The aggregate types whose events it applies; empty (the default) for all of them. A
     /// projection that names its types reads only those, yet its checkpoint still follows the
@@ -176,7 +181,8 @@ async fn apply_step<P: Projection>(
     let mut step = P::Step::default();
     let mut applied = 0;
     let caught_up = loop {
-        let read = read_batch(tx, projection.aggregate_types(), position, until).await?;
+        let metadata = if projection.reads_metadata() { Metadata::Include } else { Metadata::Skip };
+        let read = read_batch(tx, projection.aggregate_types(), metadata, position, until).await?;
         if read.through <= position {
             break true;
         }
@@ -212,9 +218,15 @@ struct Read {
 }
 
 /// Reads up to [`BATCH`] events after `position` and up to `until`, of `types` (all if empty).
-async fn read_batch(tx: &Transaction<'_>, types: &[&str], position: i64, until: i64) -> anyhow::Result<Read> {
+async fn read_batch(
+    tx: &Transaction<'_>,
+    types: &[&str],
+    metadata: Metadata,
+    position: i64,
+    until: i64,
+) -> anyhow::Result<Read> {
     if types.is_empty() {
-        let mut events = event_store::read_after(&**tx, position, BATCH).await?;
+        let mut events = event_store::read_after(&**tx, position, BATCH, metadata).await?;
         let read = events.len();
         events.retain(|e| e.position <= until);
         let more = read == BATCH as usize && events.len() == read;
@@ -224,7 +236,7 @@ async fn read_batch(tx: &Transaction<'_>, types: &[&str], position: i64, until: 
     // One writer at a time commits in position order (see event_store), so every event up to
     // the head read here is visible to the read after it: a short read has seen all of them.
     let head = event_store::head(&**tx).await?.min(until);
-    let events = event_store::read_types_between(&**tx, types, position, head, BATCH).await?;
+    let events = event_store::read_types_between(&**tx, types, position, head, BATCH, metadata).await?;
     let more = events.len() == BATCH as usize;
     let through = if more { events.last().map_or(position, |e| e.position) } else { head.max(position) };
     Ok(Read { events, through, more })

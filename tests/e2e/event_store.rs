@@ -17,8 +17,8 @@ fn event(aggregate: &str, seq: i64) -> NewEvent {
         sequence: seq,
         event_type: "Tested".into(),
         event_version: "1".into(),
-        payload: json!({}),
-        metadata: json!({}),
+        payload: json!({"seq": seq}),
+        metadata: json!({"by": "test"}),
     }
 }
 
@@ -58,18 +58,26 @@ async fn append_is_serialised_so_readers_never_skip_a_late_commit() {
         }
     })
     .await;
-    let seen_early = event_store::read_after(&**reader, 0, 100).await.unwrap();
+    let seen_early = event_store::read_after(&**reader, 0, 100, event_store::Metadata::Include).await.unwrap();
     slow.commit().await.unwrap();
     second.await.unwrap();
 
     // Assert: the reader saw nothing it would have to go back for, and reading on from its
     // checkpoint finds every event, in position order.
     let checkpoint = seen_early.last().map(|e| e.position).unwrap_or(0);
-    let rest = event_store::read_after(&**reader, checkpoint, 100).await.unwrap();
+    let rest = event_store::read_after(&**reader, checkpoint, 100, event_store::Metadata::Include).await.unwrap();
     let all: Vec<String> = seen_early.iter().chain(&rest).map(|e| e.aggregate_id.clone()).collect();
     assert!(seen_early.is_empty(), "the second writer could not commit before the first: {seen_early:?}");
     assert_eq!(all, ["a", "b"]);
     assert!(rest[0].position < rest[1].position);
+    // A read may leave the metadata out, and brings the same events otherwise.
+    assert_eq!(rest[0].metadata, json!({"by": "test"}));
+    let lean = event_store::read_after(&**reader, checkpoint, 100, event_store::Metadata::Skip).await.unwrap();
+    assert_eq!(lean.len(), 2);
+    for (lean, full) in lean.iter().zip(&rest) {
+        let without = event_store::StoredEvent { metadata: serde_json::Value::Null, ..full.clone() };
+        assert_eq!(lean, &without);
+    }
 
     drop((reader, first));
     pool.close();
