@@ -106,21 +106,33 @@ pub async fn discard<P: Projection>(pool: &Pool, projection: &P) -> anyhow::Resu
     Ok(())
 }
 
+/// What [`build`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Built {
+    /// The shadow's position.
+    pub position: i64,
+    /// Events applied: positions have gaps (a failed append uses some up), and a projection
+    /// that reads only some aggregate types applies only those.
+    pub applied: u64,
+}
+
 /// Catches the shadow up with the log, up to position `until` (`i64::MAX`: all of it);
-/// `progress(position, head)` after every step. Returns the shadow's position.
+/// `progress(position, head, applied so far)` after every step.
 pub async fn build<P: Projection>(
     pool: &Pool,
     projection: &P,
     until: i64,
-    mut progress: impl FnMut(i64, i64),
-) -> anyhow::Result<i64> {
+    mut progress: impl FnMut(i64, i64, u64),
+) -> anyhow::Result<Built> {
     let client = pool.get().await.context("connecting to Postgres")?;
+    let mut applied = 0;
     loop {
         let head = event_store::head(&**client).await?.min(until);
         let stepped = runner::step_until(pool, projection, Some(SHADOW), until).await?;
-        progress(stepped.position, head.max(stepped.position));
+        applied += stepped.applied as u64;
+        progress(stepped.position, head.max(stepped.position), applied);
         if stepped.caught_up {
-            return Ok(stepped.position);
+            return Ok(Built { position: stepped.position, applied });
         }
     }
 }

@@ -77,7 +77,9 @@ impl Progress {
         Self { name, bar, started: Instant::now(), last_line: Instant::now() }
     }
 
-    fn update(&mut self, position: i64, head: i64) {
+    /// At `position` of `head`, with `applied` events applied so far (fewer than the position
+    /// where the log has gaps, or events of types the read model skips).
+    fn update(&mut self, position: i64, head: i64, applied: u64) {
         let (position, head) = (position.max(0) as u64, head.max(0) as u64);
         match &self.bar {
             Some(bar) => {
@@ -86,8 +88,8 @@ impl Progress {
             }
             None if self.last_line.elapsed() >= Duration::from_secs(2) => {
                 self.last_line = Instant::now();
-                let rate = position as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-                eprintln!("{}: {position}/{head} events, {rate:.0} events/s", self.name);
+                let rate = applied as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+                eprintln!("{}: at position {position} of {head}, {rate:.0} events/s", self.name);
             }
             None => {}
         }
@@ -120,7 +122,7 @@ async fn replay_one<P: Projection>(
     rebuild::prepare(pool, projection).await.with_context(|| format!("preparing shadow tables for {name}"))?;
     let mut progress = Progress::new(name, bars);
     let started = Instant::now();
-    let built = rebuild::build(pool, projection, i64::MAX, |p, h| progress.update(p, h))
+    let built = rebuild::build(pool, projection, i64::MAX, |p, h, n| progress.update(p, h, n))
         .await
         .with_context(|| format!("rebuilding {name}"))?;
     if !projection.deferred_indexes().is_empty() {
@@ -135,8 +137,9 @@ async fn replay_one<P: Projection>(
     let secs = started.elapsed().as_secs_f64();
     progress.done();
     Ok(format!(
-        "{name}: rebuilt from {built} events in {secs:.1} s ({:.0} events/s) and swapped in at position {position}",
-        built as f64 / secs.max(0.001)
+        "{name}: rebuilt from {} events in {secs:.1} s ({:.0} events/s) and swapped in at position {position}",
+        built.applied,
+        built.applied as f64 / secs.max(0.001)
     ))
 }
 
@@ -196,7 +199,7 @@ async fn verify_one<P: Projection>(
         // Only up to where the live one stands now: the comparison brings the rebuild the rest
         // of the way, to wherever the live one is then.
         let live = rebuild::live_position(pool, name).await?;
-        rebuild::build(pool, projection, live, |p, h| progress.update(p, h)).await?;
+        rebuild::build(pool, projection, live, |p, h, n| progress.update(p, h, n)).await?;
         rebuild::compare(pool, projection, retention).await
     }
     .await;

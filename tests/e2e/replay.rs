@@ -90,7 +90,7 @@ async fn verify_names_a_difference_made_behind_a_projections_back_and_replay_rep
 
     // A second replay straight after rebuilds from the whole log again, not from where the
     // first one left off.
-    let head = app.scalar("SELECT max(position) FROM events").await;
+    let events = app.scalar("SELECT count(*) FROM events").await;
     let mut out = Vec::new();
     replay(&app.settings, Which::History, &mut out).await.unwrap();
     let said = String::from_utf8(out).unwrap();
@@ -99,7 +99,7 @@ async fn verify_names_a_difference_made_behind_a_projections_back_and_replay_rep
         .and_then(|rest| rest.split_once(' '))
         .and_then(|(n, _)| n.parse().ok())
         .unwrap_or_else(|| panic!("a line saying how many events: {said}"));
-    assert!(built >= head, "rebuilt from {built} events, but the log holds {head}: {said}");
+    assert!(built >= events, "rebuilt from {built} events, but the log holds {events}: {said}");
     assert_eq!(public_indexes(&app).await, indexes_before);
     assert!(run_verify(&app, Which::History).await.0.is_ok());
     app.cleanup().await;
