@@ -13,10 +13,13 @@ use time::OffsetDateTime;
 #[derive(Clone, Copy)]
 pub struct LatestStatus;
 
-/// One component's row, folded from a batch of events before it is written.
+/// One component's row, folded from a step's events before it is written.
 #[derive(Debug)]
 struct Row {
     status: &'static str,
+    /// When the step's first report of the component was observed: its status starts then if
+    /// the stored row had another (or none).
+    first_observed_at: OffsetDateTime,
     message: Option<String>,
     metrics: Value,
     labels: Value,
@@ -27,14 +30,19 @@ struct Row {
 }
 
 /// What one step folds from its batches before writing: the newest row of every component it
-/// saw (in first-seen order) and each component's latest status change. Under a backlog a step
-/// sees a component many times and writes its row once.
+/// saw (in first-seen order), and when statuses started. Under a backlog a step sees a
+/// component many times and writes its row once, with the `status_since` that applying its
+/// events one at a time would give, wherever the step starts and ends.
 #[derive(Default)]
 pub struct LatestStep {
     rows: HashMap<(String, String), Row>,
     order: Vec<(String, String)>,
-    /// Status changes, applied after the rows: a change may come in a later step than its report.
-    changes: HashMap<(String, String), OffsetDateTime>,
+    /// Status changes that came before the step's first report of their component: they apply
+    /// to the stored row, before the step's rows are written.
+    before: HashMap<(String, String), OffsetDateTime>,
+    /// When the status started, where the step itself shows it (a status change, or a report
+    /// with another status than the step's previous one): applied after the rows are written.
+    after: HashMap<(String, String), OffsetDateTime>,
 }
 
 impl Projection for LatestStatus {
@@ -65,13 +73,23 @@ impl Projection for LatestStatus {
                         continue;
                     }
                     let key = (r.system.to_string(), r.component.to_string());
-                    if !step.rows.contains_key(&key) {
-                        step.order.push(key.clone());
-                    }
+                    let first_observed_at = match step.rows.get(&key) {
+                        Some(row) => {
+                            if row.status != r.status.as_str() {
+                                step.after.insert(key.clone(), r.observed_at);
+                            }
+                            row.first_observed_at
+                        }
+                        None => {
+                            step.order.push(key.clone());
+                            r.observed_at
+                        }
+                    };
                     step.rows.insert(
                         key,
                         Row {
                             status: r.status.as_str(),
+                            first_observed_at,
                             metrics: serde_json::to_value(&r.metrics)?,
                             labels: serde_json::to_value(&r.labels)?,
                             message: r.message,
@@ -83,7 +101,12 @@ impl Projection for LatestStatus {
                     );
                 }
                 ComponentEvent::StatusChanged { system, component, at, .. } => {
-                    step.changes.insert((system.to_string(), component.to_string()), at);
+                    let key = (system.to_string(), component.to_string());
+                    if step.rows.contains_key(&key) {
+                        step.after.insert(key, at);
+                    } else {
+                        step.before.insert(key, at);
+                    }
                 }
             }
         }
@@ -91,10 +114,11 @@ impl Projection for LatestStatus {
     }
 
     async fn finish(&self, tx: &Transaction<'_>, step: LatestStep) -> anyhow::Result<()> {
+        self.mark_changes(tx, &step.before).await?;
         for keys in step.order.chunks(WRITE_ROWS) {
             self.upsert(tx, keys, &step.rows).await?;
         }
-        self.mark_changes(tx, &step.changes).await
+        self.mark_changes(tx, &step.after).await
     }
 }
 
@@ -119,22 +143,24 @@ impl LatestStatus {
             cols.labels.push(&row.labels);
             cols.ttl.push(row.ttl_seconds);
             cols.observed.push(row.observed_at);
+            cols.first_observed.push(row.first_observed_at);
             cols.received.push(row.received_at);
             cols.position.push(row.last_position);
         }
         tx.execute(
             "INSERT INTO latest_status AS l (system, component, status, message, metrics, labels, ttl_seconds,
                                              observed_at, received_at, status_since, last_position)
-             SELECT s, c, st, m, me, la, t, o, r, o, p
+             SELECT s, c, st, m, me, la, t, o, r, f, p
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::int4[],
-                         $8::timestamptz[], $9::timestamptz[], $10::int8[])
-                  AS u(s, c, st, m, me, la, t, o, r, p)
+                         $8::timestamptz[], $9::timestamptz[], $10::int8[], $11::timestamptz[])
+                  AS u(s, c, st, m, me, la, t, o, r, p, f)
              ON CONFLICT (system, component) DO UPDATE SET
                 status = excluded.status, message = excluded.message, metrics = excluded.metrics,
                 labels = excluded.labels, ttl_seconds = excluded.ttl_seconds,
                 observed_at = excluded.observed_at, received_at = excluded.received_at,
-                -- A new status starts now even if its StatusChanged lands in the next batch.
-                status_since = CASE WHEN l.status <> excluded.status THEN excluded.observed_at ELSE l.status_since END,
+                -- A new status starts at the step's first report even if its StatusChanged lands in
+                -- the next step. (If the step's own reports change it again, `after` says when.)
+                status_since = CASE WHEN l.status <> excluded.status THEN excluded.status_since ELSE l.status_since END,
                 last_position = excluded.last_position",
             &[
                 &cols.system,
@@ -147,6 +173,7 @@ impl LatestStatus {
                 &cols.observed,
                 &cols.received,
                 &cols.position,
+                &cols.first_observed,
             ],
         )
         .await?;
@@ -185,6 +212,7 @@ struct Columns<'a> {
     labels: Vec<&'a Value>,
     ttl: Vec<Option<i32>>,
     observed: Vec<OffsetDateTime>,
+    first_observed: Vec<OffsetDateTime>,
     received: Vec<OffsetDateTime>,
     position: Vec<i64>,
 }

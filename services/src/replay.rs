@@ -122,16 +122,21 @@ async fn replay_one<P: Projection>(
     rebuild::prepare(pool, projection).await.with_context(|| format!("preparing shadow tables for {name}"))?;
     let mut progress = Progress::new(name, bars);
     let started = Instant::now();
-    let built = rebuild::build(pool, projection, i64::MAX, |p, h, n| progress.update(p, h, n))
+    let mut built = rebuild::build(pool, projection, i64::MAX, |p, h, n| progress.update(p, h, n))
         .await
         .with_context(|| format!("rebuilding {name}"))?;
+    if let Some(retention) = prune {
+        // The live history is pruned; the rebuilt one must not bring old rows back. Before the
+        // deferred indexes, which then leave the pruned rows out.
+        rebuild::prune_shadow(pool, time::OffsetDateTime::now_utc(), retention).await?;
+    }
     if !projection.deferred_indexes().is_empty() {
         progress.stage("indexing");
         rebuild::index(pool, projection).await.with_context(|| format!("indexing the rebuilt {name}"))?;
-    }
-    if let Some(retention) = prune {
-        // The live history is pruned; the rebuilt one must not bring old rows back.
-        rebuild::prune_shadow(pool, time::OffsetDateTime::now_utc(), retention).await?;
+        // Catch up with what came in meanwhile, so that the swap, which holds up the live
+        // runner, has only the last few events to apply.
+        let more = rebuild::build(pool, projection, i64::MAX, |_, _, _| {}).await?;
+        built.applied += more.applied;
     }
     let position = rebuild::swap(pool, projection).await.with_context(|| format!("swapping in {name}"))?;
     let secs = started.elapsed().as_secs_f64();

@@ -1,7 +1,8 @@
 //! Projections are pure functions of the event log.
 
 use crate::helpers::{spawn_app_without_projections, wait_for_events};
-use sitrep_projections::{catch_up, reset, LatestStatus};
+use sitrep_projections::rebuild::{self, SHADOW};
+use sitrep_projections::{catch_up, reset, runner, LatestStatus};
 
 async fn latest_rows(app: &crate::helpers::TestApp) -> Vec<String> {
     let client = app.pool.get().await.unwrap();
@@ -78,5 +79,54 @@ async fn a_projection_that_reads_only_its_own_events_applies_them_all_and_its_ch
     let stepped = step(&app.pool, &Outages).await.unwrap();
     assert_eq!((stepped.applied, stepped.position), (0, head));
     assert_eq!(app.scalar("SELECT position FROM projection_checkpoints WHERE name = 'outages'").await, head);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn latest_status_is_the_same_at_every_position_whether_built_in_one_step_or_event_by_event() {
+    // Arrange: two components whose statuses change back and forth, a report at a time, so that
+    // reports and their status changes interleave in the log.
+    let app = spawn_app_without_projections().await;
+    let statuses = ["ok", "ok", "failed", "failed", "ok", "degraded", "degraded", "ok"];
+    for (i, status) in statuses.iter().enumerate() {
+        for (c, component) in ["fs/glade", "queue/main"].iter().enumerate() {
+            let status = if c == 0 { status } else { statuses[(i + 3) % statuses.len()] };
+            let payload = format!(
+                r#"{{"system":"derecho","component":"{component}","status":"{status}","observed_at":"2026-11-22T10:{:02}:00Z"}}"#,
+                i * 5 + c
+            );
+            app.publish("derecho", payload.into_bytes()).await;
+        }
+    }
+    let reports = 2 * statuses.len() as i64;
+    crate::helpers::eventually("every report stored", || async {
+        let n = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
+        (n == reports).then_some(()).ok_or(format!("{n} of {reports}"))
+    })
+    .await;
+    let head = app.scalar("SELECT max(position) FROM events").await;
+    let shadow_rows = || async {
+        let client = app.pool.get().await.unwrap();
+        let rows = client
+            .query(&format!("SELECT row_to_json(l)::text FROM {SHADOW}.latest_status l ORDER BY component"), &[])
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
+    };
+
+    for until in 1..=head {
+        // Act: the events up to `until` in one step, then one event per step.
+        rebuild::prepare(&app.pool, &LatestStatus).await.unwrap();
+        runner::step_until(&app.pool, &LatestStatus, Some(SHADOW), until).await.unwrap();
+        let folded = shadow_rows().await;
+        rebuild::prepare(&app.pool, &LatestStatus).await.unwrap();
+        for one in 1..=until {
+            runner::step_until(&app.pool, &LatestStatus, Some(SHADOW), one).await.unwrap();
+        }
+
+        // Assert: the same rows, status_since included.
+        assert_eq!(folded, shadow_rows().await, "up to position {until}");
+    }
+    rebuild::discard(&app.pool, &LatestStatus).await.unwrap();
     app.cleanup().await;
 }
