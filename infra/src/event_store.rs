@@ -99,13 +99,11 @@ pub enum Metadata {
 }
 
 impl Metadata {
-    fn columns(self) -> &'static str {
+    /// [`STORED_COLUMNS`], with `null` for the metadata when it is skipped.
+    fn columns(self) -> std::borrow::Cow<'static, str> {
         match self {
-            Metadata::Include => STORED_COLUMNS,
-            Metadata::Skip => {
-                "position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
-                 'null'::jsonb AS metadata, recorded_at"
-            }
+            Metadata::Include => STORED_COLUMNS.into(),
+            Metadata::Skip => STORED_COLUMNS.replace(" metadata,", " 'null'::jsonb AS metadata,").into(),
         }
     }
 }

@@ -180,8 +180,8 @@ async fn apply_step<P: Projection>(
     let name = projection.name();
     let mut step = P::Step::default();
     let mut applied = 0;
+    let metadata = if projection.reads_metadata() { Metadata::Include } else { Metadata::Skip };
     let caught_up = loop {
-        let metadata = if projection.reads_metadata() { Metadata::Include } else { Metadata::Skip };
         let read = read_batch(tx, projection.aggregate_types(), metadata, position, until).await?;
         if read.through <= position {
             break true;
