@@ -6,7 +6,6 @@ use crate::event_store::{self, NewEvent, StoredEvent};
 use crate::InfraError;
 use anyhow::Context;
 use cqrs_es::{Aggregate, DomainEvent};
-use serde::Deserialize;
 use serde_json::json;
 use sitrep_domain::alert::{Alert, AlertEvent, Decision, EvaluatorEvent, RuleSet, Transition};
 use std::collections::HashMap;
@@ -178,7 +177,7 @@ pub async fn transitions(client: &impl GenericClient, events: &[StoredEvent]) ->
     let mut alerts = alerts_before(client, &ids, first).await?;
     let mut out = Vec::with_capacity(ours.len());
     for e in ours {
-        let event = AlertEvent::deserialize(&e.payload)?;
+        let event = e.payload.decode::<AlertEvent>()?;
         let (alert, _) = alerts.entry(e.aggregate_id.clone()).or_default();
         let before = alert.clone();
         alert.apply(event.clone());

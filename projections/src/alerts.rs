@@ -11,7 +11,6 @@
 use crate::runner::Projection;
 use anyhow::Context;
 use deadpool_postgres::Transaction;
-use serde::Deserialize;
 use sitrep_domain::alert::{AlertEvent, Decision, Evaluator, EvaluatorEvent, Input, Tracked, AGGREGATE_TYPE as ALERT};
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
 use sitrep_infra::alerts;
@@ -139,17 +138,17 @@ impl Kept {
         let position = e.position;
         match e.aggregate_type.as_str() {
             COMPONENT if e.event_type == ComponentEvent::STATUS_REPORTED => {
-                if let ComponentEvent::StatusReported(r) = ComponentEvent::deserialize(&e.payload)? {
+                if let ComponentEvent::StatusReported(r) = e.payload.decode::<ComponentEvent>()? {
                     self.unsaved.extend(Evaluator::touched_by(&r));
                     decisions.extend(self.evaluator.handle(position, Input::Reported(&r)));
                 }
             }
             EvaluatorEvent::AGGREGATE_TYPE => {
-                let event = EvaluatorEvent::deserialize(&e.payload)?;
+                let event = e.payload.decode::<EvaluatorEvent>()?;
                 decisions.extend(self.evaluator.handle(position, Input::Evaluator(&event)));
             }
             ALERT => {
-                let event = AlertEvent::deserialize(&e.payload)?;
+                let event = e.payload.decode::<AlertEvent>()?;
                 let id = Uuid::parse_str(&e.aggregate_id).with_context(|| format!("alert id {}", e.aggregate_id))?;
                 decisions.extend(self.evaluator.handle(position, Input::Alert(id, &event)));
             }

@@ -11,8 +11,6 @@ use crate::runner::{Projection, REBUILD_STEP, WRITE_ROWS};
 use crate::timeline::{self, Resolution, Segment};
 use anyhow::Context;
 use deadpool_postgres::{Pool, Transaction};
-use serde::Deserialize;
-use serde_json::Value;
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE};
 use sitrep_infra::event_store::StoredEvent;
 use std::collections::HashMap;
@@ -34,7 +32,7 @@ struct Report {
     status: &'static str,
     message: Option<String>,
     metrics: std::collections::BTreeMap<String, f64>,
-    labels: Value,
+    labels: std::collections::BTreeMap<String, String>,
     ttl_seconds: Option<i32>,
     observed_at: OffsetDateTime,
     received_at: OffsetDateTime,
@@ -133,12 +131,12 @@ impl Projection for History {
     async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent], step: &mut HistoryStep) -> anyhow::Result<()> {
         let mut reports = Vec::new();
         for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
-            if let ComponentEvent::StatusReported(r) = ComponentEvent::deserialize(&stored.payload)? {
+            if let ComponentEvent::StatusReported(r) = stored.payload.decode::<ComponentEvent>()? {
                 reports.push(Report {
                     position: stored.position,
                     key: (r.system.to_string(), r.component.to_string()),
                     status: r.status.as_str(),
-                    labels: serde_json::to_value(&r.labels)?,
+                    labels: r.labels,
                     ttl_seconds: r.ttl_seconds.map(|t| t as i32),
                     message: r.message,
                     metrics: r.metrics,
@@ -170,7 +168,7 @@ impl Projection for History {
 /// million). Each event is applied once (the checkpoint moves in the same transaction), so no
 /// row is there already.
 async fn insert_reports(tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Result<()> {
-    use tokio_postgres::types::{ToSql, Type};
+    use tokio_postgres::types::{Json, ToSql, Type};
     let sink = tx
         .copy_in(
             "COPY history_reports (position, system, component, status, message, metrics, labels, ttl_seconds,
@@ -192,7 +190,8 @@ async fn insert_reports(tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Res
     ];
     let mut writer = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types));
     for r in reports {
-        let metrics = serde_json::to_value(&r.metrics)?;
+        // Serialised straight from the maps, not through a `serde_json::Value` each.
+        let (metrics, labels) = (Json(&r.metrics), Json(&r.labels));
         let row: [&(dyn ToSql + Sync); 11] = [
             &r.position,
             &r.key.0,
@@ -200,7 +199,7 @@ async fn insert_reports(tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Res
             &r.status,
             &r.message,
             &metrics,
-            &r.labels,
+            &labels,
             &r.ttl_seconds,
             &r.observed_at,
             &r.received_at,

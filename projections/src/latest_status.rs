@@ -3,12 +3,11 @@
 
 use crate::runner::{Projection, REBUILD_STEP, WRITE_ROWS};
 use deadpool_postgres::Transaction;
-use serde::Deserialize;
-use serde_json::Value;
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE};
 use sitrep_infra::event_store::StoredEvent;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
+use tokio_postgres::types::Json;
 
 #[derive(Clone, Copy)]
 pub struct LatestStatus;
@@ -21,8 +20,8 @@ struct Row {
     /// the stored row had another (or none).
     first_observed_at: OffsetDateTime,
     message: Option<String>,
-    metrics: Value,
-    labels: Value,
+    metrics: BTreeMap<String, f64>,
+    labels: BTreeMap<String, String>,
     ttl_seconds: Option<i32>,
     observed_at: OffsetDateTime,
     received_at: OffsetDateTime,
@@ -67,7 +66,7 @@ impl Projection for LatestStatus {
 
     async fn apply(&self, _: &Transaction<'_>, events: &[StoredEvent], step: &mut LatestStep) -> anyhow::Result<()> {
         for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
-            match ComponentEvent::deserialize(&stored.payload)? {
+            match stored.payload.decode::<ComponentEvent>()? {
                 ComponentEvent::StatusReported(r) => {
                     if r.late {
                         continue;
@@ -90,8 +89,8 @@ impl Projection for LatestStatus {
                         Row {
                             status: r.status.as_str(),
                             first_observed_at,
-                            metrics: serde_json::to_value(&r.metrics)?,
-                            labels: serde_json::to_value(&r.labels)?,
+                            metrics: r.metrics,
+                            labels: r.labels,
                             message: r.message,
                             ttl_seconds: r.ttl_seconds.map(|t| t as i32),
                             observed_at: r.observed_at,
@@ -139,8 +138,8 @@ impl LatestStatus {
             cols.component.push(key.1.as_str());
             cols.status.push(row.status);
             cols.message.push(row.message.as_deref());
-            cols.metrics.push(&row.metrics);
-            cols.labels.push(&row.labels);
+            cols.metrics.push(Json(&row.metrics));
+            cols.labels.push(Json(&row.labels));
             cols.ttl.push(row.ttl_seconds);
             cols.observed.push(row.observed_at);
             cols.first_observed.push(row.first_observed_at);
@@ -208,8 +207,8 @@ struct Columns<'a> {
     component: Vec<&'a str>,
     status: Vec<&'static str>,
     message: Vec<Option<&'a str>>,
-    metrics: Vec<&'a Value>,
-    labels: Vec<&'a Value>,
+    metrics: Vec<Json<&'a BTreeMap<String, f64>>>,
+    labels: Vec<Json<&'a BTreeMap<String, String>>>,
     ttl: Vec<Option<i32>>,
     observed: Vec<OffsetDateTime>,
     first_observed: Vec<OffsetDateTime>,

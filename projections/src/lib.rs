@@ -10,12 +10,14 @@
 //! - [`alerts`]: the alert evaluator (a process manager run like a projection) and the alerts
 //!   read model.
 //! - [`outages`]: outages with their timelines, and maintenance windows.
+//! - [`feed`]: one read of the log shared by rebuilds that apply every event.
 //! - [`rebuild`]: a read model rebuilt beside the live one in shadow tables, swapped in or
 //!   compared (`sitrep replay`, `sitrep verify`).
 //! - [`timeline`]: the pure time arithmetic behind history (segments, stale gaps, buckets).
 
 pub mod alerts;
 pub mod exact;
+pub mod feed;
 pub mod history;
 pub mod latest_status;
 pub mod outages;

@@ -4,7 +4,6 @@
 
 use crate::runner::Projection;
 use deadpool_postgres::Transaction;
-use serde::Deserialize;
 use sitrep_domain::maintenance::{self, MaintenanceEvent};
 use sitrep_domain::outage::{self, OutageEvent};
 use sitrep_domain::ComponentName;
@@ -45,8 +44,8 @@ impl Projection for Outages {
     async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent], _: &mut ()) -> anyhow::Result<()> {
         for e in events {
             match e.aggregate_type.as_str() {
-                outage::AGGREGATE_TYPE => apply_outage(tx, e, OutageEvent::deserialize(&e.payload)?).await?,
-                maintenance::AGGREGATE_TYPE => apply_window(tx, e, MaintenanceEvent::deserialize(&e.payload)?).await?,
+                outage::AGGREGATE_TYPE => apply_outage(tx, e, e.payload.decode::<OutageEvent>()?).await?,
+                maintenance::AGGREGATE_TYPE => apply_window(tx, e, e.payload.decode::<MaintenanceEvent>()?).await?,
                 _ => {}
             }
         }

@@ -8,7 +8,8 @@
 //!   again after an interrupted rebuild is therefore safe, and the live tables are never touched
 //!   before the swap.
 //!   Its [deferred indexes](Projection::deferred_indexes) are left out of the shadow tables.
-//! - [`build`] catches the shadow up with the log, step by step, reporting progress; then
+//! - [`build`] catches the shadow up with the log, step by step, reporting progress (from a
+//!   read shared with other rebuilds, [`crate::feed`], when it is given one); then
 //!   [`index`] creates the deferred indexes, under their live names, in one pass per index.
 //! - [`swap`] locks the live checkpoint (the live runner waits), brings the shadow to the head
 //!   of the log, and replaces the live tables with the shadow ones in one transaction. Readers
@@ -16,7 +17,8 @@
 //! - [`compare`] brings the shadow to the live position inside one snapshot (no lock on the
 //!   live side), compares every table row by row (`EXCEPT ALL`, both ways), and rolls back.
 
-use crate::runner::{self, apply_until, lock_checkpoint, move_checkpoint, use_schema, Projection};
+use crate::feed::Feed;
+use crate::runner::{self, apply_until, lock_checkpoint, move_checkpoint, use_schema, Projection, Source};
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use sitrep_infra::event_store;
@@ -116,16 +118,29 @@ pub struct Built {
     pub applied: u64,
 }
 
-/// Catches the shadow up with the log, up to position `until` (`i64::MAX`: all of it);
-/// `progress(position, head, applied so far)` after every step.
+/// Catches the shadow up with the log, up to position `until` (`i64::MAX`: all of it):
+/// first from `feed` (a read of the log shared with other rebuilds, see [`crate::feed`]) when
+/// there is one, then from the log itself; `progress(position, head, applied so far)` after
+/// every step.
 pub async fn build<P: Projection>(
     pool: &Pool,
     projection: &P,
     until: i64,
+    feed: Option<Feed>,
     mut progress: impl FnMut(i64, i64, u64),
 ) -> anyhow::Result<Built> {
-    let client = pool.get().await.context("connecting to Postgres")?;
     let mut applied = 0;
+    if let Some(mut feed) = feed {
+        loop {
+            let stepped = runner::step_from(pool, projection, Some(SHADOW), until, Source::Feed(&mut feed)).await?;
+            applied += stepped.applied as u64;
+            progress(stepped.position, feed.through().max(stepped.position), applied);
+            if stepped.caught_up {
+                break;
+            }
+        }
+    }
+    let client = pool.get().await.context("connecting to Postgres")?;
     loop {
         let head = event_store::head(&**client).await?.min(until);
         let stepped = runner::step_until(pool, projection, Some(SHADOW), until).await?;

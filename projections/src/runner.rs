@@ -8,11 +8,13 @@
 //! Projections read time from events only, never from the clock, so a rebuild from zero gives
 //! the same tables as the live run.
 
+use crate::feed::{Batch, Feed};
 use anyhow::Context;
 use deadpool_postgres::{Pool, Transaction};
 use sitrep_infra::event_store::{self, Metadata, StoredEvent};
 use sitrep_infra::wakeup::{self, Wakeups};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -144,6 +146,15 @@ pub async fn step_in<P: Projection>(pool: &Pool, projection: &P, schema: Option<
     step_until(pool, projection, schema, i64::MAX).await
 }
 
+/// Where a step's events come from.
+pub enum Source<'a> {
+    /// Read from the log in the step's own transaction.
+    Log,
+    /// Handed out by a reader shared with other rebuilds; the step applies no event past the
+    /// feed's end (see [`crate::feed`]).
+    Feed(&'a mut Feed),
+}
+
 /// [`step_in`], applying no event past position `until`. In a shadow schema (a rebuild), a step
 /// applies up to [`Projection::rebuild_step_events`], otherwise [`Projection::step_events`].
 pub async fn step_until<P: Projection>(
@@ -152,12 +163,23 @@ pub async fn step_until<P: Projection>(
     schema: Option<&str>,
     until: i64,
 ) -> anyhow::Result<Stepped> {
+    step_from(pool, projection, schema, until, Source::Log).await
+}
+
+/// [`step_until`], with the events from `source`.
+pub async fn step_from<P: Projection>(
+    pool: &Pool,
+    projection: &P,
+    schema: Option<&str>,
+    until: i64,
+    mut source: Source<'_>,
+) -> anyhow::Result<Stepped> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     use_schema(&tx, schema).await?;
     let position = lock_checkpoint(&tx, projection.name()).await?;
     let limit = if schema.is_some() { projection.rebuild_step_events() } else { projection.step_events() };
-    let stepped = apply_step(&tx, projection, position, until, limit).await?;
+    let stepped = apply_step(&tx, projection, &mut source, position, until, limit).await?;
     if stepped.position == position {
         tx.rollback().await?;
     } else {
@@ -173,6 +195,7 @@ pub async fn step_until<P: Projection>(
 async fn apply_step<P: Projection>(
     tx: &Transaction<'_>,
     projection: &P,
+    source: &mut Source<'_>,
     mut position: i64,
     until: i64,
     limit: i64,
@@ -181,14 +204,24 @@ async fn apply_step<P: Projection>(
     let mut step = P::Step::default();
     let mut applied = 0;
     let metadata = if projection.reads_metadata() { Metadata::Include } else { Metadata::Skip };
+    if let Source::Feed(feed) = source {
+        anyhow::ensure!(
+            feed.position() == position,
+            "projection {name} stands at {position}, but its shared read of the log at {}",
+            feed.position()
+        );
+    }
     let caught_up = loop {
-        let read = read_batch(tx, projection.aggregate_types(), metadata, position, until).await?;
+        let read = match source {
+            Source::Log => read_batch(tx, projection.aggregate_types(), metadata, position, until).await?,
+            Source::Feed(feed) => read_feed(feed, position, until).await?,
+        };
         if read.through <= position {
             break true;
         }
         if !read.events.is_empty() {
             projection
-                .apply(tx, &read.events, &mut step)
+                .apply(tx, &read.events[..], &mut step)
                 .await
                 .with_context(|| format!("projection {name} applying events after {position}"))?;
             applied += read.events.len();
@@ -210,7 +243,7 @@ async fn apply_step<P: Projection>(
 /// One read of the log for a step.
 struct Read {
     /// The events to apply, in order.
-    events: Vec<StoredEvent>,
+    events: Batch,
     /// Every event up to here has been read (those of other types skipped).
     through: i64,
     /// Whether more events may follow before `until`.
@@ -231,7 +264,7 @@ async fn read_batch(
         events.retain(|e| e.position <= until);
         let more = read == BATCH as usize && events.len() == read;
         let through = events.last().map_or(position, |e| e.position);
-        return Ok(Read { events, through, more });
+        return Ok(Read { events: Arc::new(events), through, more });
     }
     // One writer at a time commits in position order (see event_store), so every event up to
     // the head read here is visible to the read after it: a short read has seen all of them.
@@ -239,7 +272,16 @@ async fn read_batch(
     let events = event_store::read_types_between(&**tx, types, position, head, BATCH, metadata).await?;
     let more = events.len() == BATCH as usize;
     let through = if more { events.last().map_or(position, |e| e.position) } else { head.max(position) };
-    Ok(Read { events, through, more })
+    Ok(Read { events: Arc::new(events), through, more })
+}
+
+/// The next batch of a shared read, which ends at or before `until`.
+async fn read_feed(feed: &mut Feed, position: i64, until: i64) -> anyhow::Result<Read> {
+    anyhow::ensure!(feed.through() <= until, "a shared read of the log to {} past {until}", feed.through());
+    Ok(match feed.next().await? {
+        Some(events) => Read { through: events.last().map_or(position, |e| e.position), events, more: true },
+        None => Read { events: Arc::default(), through: feed.position().max(position), more: false },
+    })
 }
 
 /// Inside the caller's transaction (and its `search_path`, a shadow schema): locks the checkpoint
@@ -249,7 +291,8 @@ pub async fn apply_until<P: Projection>(tx: &Transaction<'_>, projection: &P, he
     let name = projection.name();
     let mut position = lock_checkpoint(tx, name).await?;
     while position < head {
-        let stepped = apply_step(tx, projection, position, head, projection.rebuild_step_events()).await?;
+        let limit = projection.rebuild_step_events();
+        let stepped = apply_step(tx, projection, &mut Source::Log, position, head, limit).await?;
         position = stepped.position;
         if stepped.caught_up {
             break;

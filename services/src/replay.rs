@@ -6,7 +6,9 @@ use anyhow::Context;
 use deadpool_postgres::Pool;
 use futures::future::{BoxFuture, FutureExt};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use sitrep_infra::event_store::Metadata;
 use sitrep_infra::{db, Settings};
+use sitrep_projections::feed::{self, Feed};
 use sitrep_projections::rebuild::{self, Difference};
 use sitrep_projections::{Alerts, History, LatestStatus, Outages, Projection};
 use std::io::{IsTerminal, Write};
@@ -47,7 +49,7 @@ impl Which {
 async fn pool(settings: &Settings) -> anyhow::Result<Pool> {
     let pg = db::parse_url(settings.database_url.expose())?;
     db::migrate(&pg).await?;
-    // Two connections per read model rebuilt side by side.
+    // Two connections per read model rebuilt side by side, and one for the shared read.
     let pool = db::pool(&pg, 10)?;
     db::check(&pool).await?;
     Ok(pool)
@@ -114,6 +116,7 @@ impl Progress {
 async fn replay_one<P: Projection>(
     pool: &Pool,
     projection: &P,
+    feed: Option<Feed>,
     prune: Option<sitrep_projections::Retention>,
     bars: &MultiProgress,
 ) -> anyhow::Result<String> {
@@ -122,7 +125,7 @@ async fn replay_one<P: Projection>(
     rebuild::prepare(pool, projection).await.with_context(|| format!("preparing shadow tables for {name}"))?;
     let mut progress = Progress::new(name, bars);
     let started = Instant::now();
-    let mut built = rebuild::build(pool, projection, i64::MAX, |p, h, n| progress.update(p, h, n))
+    let mut built = rebuild::build(pool, projection, i64::MAX, feed, |p, h, n| progress.update(p, h, n))
         .await
         .with_context(|| format!("rebuilding {name}"))?;
     if let Some(retention) = prune {
@@ -135,7 +138,7 @@ async fn replay_one<P: Projection>(
         rebuild::index(pool, projection).await.with_context(|| format!("indexing the rebuilt {name}"))?;
         // Catch up with what came in meanwhile, so that the swap, which holds up the live
         // runner, has only the last few events to apply.
-        let more = rebuild::build(pool, projection, i64::MAX, |_, _, _| {}).await?;
+        let more = rebuild::build(pool, projection, i64::MAX, None, |_, _, _| {}).await?;
         built.applied += more.applied;
     }
     let position = rebuild::swap(pool, projection).await.with_context(|| format!("swapping in {name}"))?;
@@ -163,6 +166,27 @@ async fn side_by_side<T: Send + 'static>(
     results.into_iter().collect()
 }
 
+/// One read of the log, up to `until`, shared by the chosen rebuilds of the read models that
+/// apply every event, latest status and history (alerts and outages read only their own
+/// events): their feeds, in that order.
+async fn shared_read(
+    pool: &Pool,
+    which: Which,
+    history: &History,
+    until: i64,
+) -> anyhow::Result<(Option<Feed>, Option<Feed>)> {
+    let wanted = [which.includes(Which::LatestStatus), which.includes(Which::History)];
+    let readers = wanted.iter().filter(|w| **w).count();
+    if readers == 0 {
+        return Ok((None, None));
+    }
+    let metadata =
+        if LatestStatus.reads_metadata() || history.reads_metadata() { Metadata::Include } else { Metadata::Skip };
+    let mut feeds = feed::share(pool, metadata, until, readers).await?.into_iter();
+    let latest = if wanted[0] { feeds.next() } else { None };
+    Ok((latest, feeds.next()))
+}
+
 /// `sitrep replay`: rebuilds the chosen read models side by side while the live ones keep
 /// serving, saying what it did on `out`.
 pub async fn replay(settings: &Settings, which: Which, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -170,15 +194,16 @@ pub async fn replay(settings: &Settings, which: Which, out: &mut dyn Write) -> a
     let bars = MultiProgress::new();
     let history = History { default_ttl_seconds: settings.default_ttl_seconds };
     let retention = app::retention(settings);
+    let (f1, f2) = shared_read(&pool, which, &history, i64::MAX).await?;
     let (p1, p2, p3, p4) = (pool.clone(), pool.clone(), pool.clone(), pool);
     let (b1, b2, b3, b4) = (bars.clone(), bars.clone(), bars.clone(), bars);
     let lines = side_by_side(
         which,
         vec![
-            (Which::LatestStatus, async move { replay_one(&p1, &LatestStatus, None, &b1).await }.boxed()),
-            (Which::History, async move { replay_one(&p2, &history, Some(retention), &b2).await }.boxed()),
-            (Which::Alerts, async move { replay_one(&p3, &Alerts, None, &b3).await }.boxed()),
-            (Which::Outages, async move { replay_one(&p4, &Outages, None, &b4).await }.boxed()),
+            (Which::LatestStatus, async move { replay_one(&p1, &LatestStatus, f1, None, &b1).await }.boxed()),
+            (Which::History, async move { replay_one(&p2, &history, f2, Some(retention), &b2).await }.boxed()),
+            (Which::Alerts, async move { replay_one(&p3, &Alerts, None, None, &b3).await }.boxed()),
+            (Which::Outages, async move { replay_one(&p4, &Outages, None, None, &b4).await }.boxed()),
         ],
     )
     .await?;
@@ -193,6 +218,7 @@ pub async fn replay(settings: &Settings, which: Which, out: &mut dyn Write) -> a
 async fn verify_one<P: Projection>(
     pool: &Pool,
     projection: &P,
+    feed: Option<Feed>,
     retention: Option<sitrep_projections::Retention>,
     bars: &MultiProgress,
 ) -> anyhow::Result<(Vec<Difference>, Vec<String>)> {
@@ -204,7 +230,7 @@ async fn verify_one<P: Projection>(
         // Only up to where the live one stands now: the comparison brings the rebuild the rest
         // of the way, to wherever the live one is then.
         let live = rebuild::live_position(pool, name).await?;
-        rebuild::build(pool, projection, live, |p, h, n| progress.update(p, h, n)).await?;
+        rebuild::build(pool, projection, live, feed, |p, h, n| progress.update(p, h, n)).await?;
         rebuild::compare(pool, projection, retention).await
     }
     .await;
@@ -236,15 +262,24 @@ pub async fn verify(settings: &Settings, which: Which, out: &mut dyn Write) -> a
     let history = History { default_ttl_seconds: settings.default_ttl_seconds };
     let retention = app::retention(settings);
     let models = [Which::LatestStatus, Which::History, Which::Alerts, Which::Outages];
+    // The shared read stops where the first of the two live read models stands; each rebuild
+    // goes on from the log to its own.
+    let mut until = i64::MAX;
+    for (model, name) in [(models[0], LatestStatus.name()), (models[1], history.name())] {
+        if which.includes(model) {
+            until = until.min(rebuild::live_position(&pool, name).await?);
+        }
+    }
+    let (f1, f2) = shared_read(&pool, which, &history, until).await?;
     let (p1, p2, p3, p4) = (pool.clone(), pool.clone(), pool.clone(), pool);
     let (b1, b2, b3, b4) = (bars.clone(), bars.clone(), bars.clone(), bars);
     let found = side_by_side(
         which,
         vec![
-            (models[0], async move { verify_one(&p1, &LatestStatus, None, &b1).await }.boxed()),
-            (models[1], async move { verify_one(&p2, &history, Some(retention), &b2).await }.boxed()),
-            (models[2], async move { verify_one(&p3, &Alerts, None, &b3).await }.boxed()),
-            (models[3], async move { verify_one(&p4, &Outages, None, &b4).await }.boxed()),
+            (models[0], async move { verify_one(&p1, &LatestStatus, f1, None, &b1).await }.boxed()),
+            (models[1], async move { verify_one(&p2, &history, f2, Some(retention), &b2).await }.boxed()),
+            (models[2], async move { verify_one(&p3, &Alerts, None, None, &b3).await }.boxed()),
+            (models[3], async move { verify_one(&p4, &Outages, None, None, &b4).await }.boxed()),
         ],
     )
     .await?;

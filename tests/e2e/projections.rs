@@ -130,3 +130,41 @@ async fn latest_status_is_the_same_at_every_position_whether_built_in_one_step_o
     rebuild::discard(&app.pool, &LatestStatus).await.unwrap();
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_rebuild_fed_by_a_read_shared_with_another_equals_the_live_read_model() {
+    use sitrep_infra::event_store::Metadata;
+    use sitrep_projections::feed;
+    // Arrange: reports of a few components, projected live.
+    let app = spawn_app_without_projections().await;
+    for i in 0..12 {
+        let status = ["ok", "degraded", "failed"][i % 3];
+        let payload = format!(
+            r#"{{"system":"derecho","component":"node/n{}","status":"{status}","observed_at":"2026-11-22T10:{i:02}:00Z","metrics":{{"load":{i}}}}}"#,
+            i % 4
+        );
+        app.publish("derecho", payload.into_bytes()).await;
+    }
+    crate::helpers::eventually("every report stored", || async {
+        let n = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
+        (n == 12).then_some(()).ok_or(format!("{n} of 12"))
+    })
+    .await;
+    let events = catch_up(&app.pool, &LatestStatus).await.unwrap();
+    let head = app.scalar("SELECT max(position) FROM events").await;
+    let middle = app.scalar("SELECT position FROM events ORDER BY position OFFSET 8 LIMIT 1").await;
+
+    // Act: a read shared by two rebuilds, one of which gives up at once, that ends in the middle
+    // of the log; the rebuild goes on from the log itself.
+    let mut feeds = feed::share(&app.pool, Metadata::Skip, middle, 2).await.unwrap();
+    drop(feeds.pop());
+    rebuild::prepare(&app.pool, &LatestStatus).await.unwrap();
+    let built = rebuild::build(&app.pool, &LatestStatus, i64::MAX, feeds.pop(), |_, _, _| {}).await.unwrap();
+
+    // Assert: every event applied once, and the same rows as the live read model.
+    assert_eq!((built.applied, built.position), (events, head));
+    let (differences, position) = rebuild::compare(&app.pool, &LatestStatus, None).await.unwrap();
+    assert_eq!((differences, position), (vec![], head));
+    rebuild::discard(&app.pool, &LatestStatus).await.unwrap();
+    app.cleanup().await;
+}

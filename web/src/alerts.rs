@@ -502,7 +502,7 @@ pub async fn event_api(
     Ok(Json(serde_json::json!({
         "position": e.position, "event_id": e.event_id, "aggregate_type": e.aggregate_type,
         "aggregate_id": e.aggregate_id, "sequence": e.sequence, "event_type": e.event_type,
-        "event_version": e.event_version, "payload": e.payload, "metadata": e.metadata,
+        "event_version": e.event_version, "payload": e.payload.to_value(), "metadata": e.metadata,
         "recorded_at": view::age(e.recorded_at, state.now(), false).iso,
     })))
 }

@@ -80,7 +80,7 @@ fn row(e: StoredEvent, now: time::OffsetDateTime) -> EventRow {
         aggregate_type: e.aggregate_type,
         aggregate_id: e.aggregate_id,
         event_type: e.event_type,
-        payload: serde_json::to_string_pretty(&e.payload).unwrap_or_default(),
+        payload: serde_json::to_string_pretty(&e.payload.to_value()).unwrap_or_default(),
         metadata: serde_json::to_string_pretty(&e.metadata).unwrap_or_default(),
     }
 }
