@@ -55,8 +55,9 @@ async fn pool(settings: &Settings) -> anyhow::Result<Pool> {
     Ok(pool)
 }
 
-/// Progress on a terminal as a bar with events/s and the time left; elsewhere, a plain line
-/// every few seconds.
+/// Progress on a terminal as a bar of the log's positions, with events/s and the time left;
+/// elsewhere, a plain line every few seconds. The rate counts events applied, not positions,
+/// which have gaps.
 struct Progress {
     name: &'static str,
     bar: Option<ProgressBar>,
@@ -69,7 +70,7 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = bars.add(ProgressBar::new(0));
             bar.set_style(
-                ProgressStyle::with_template("{msg:14} [{bar:32}] {pos}/{len} events  {per_sec}  ETA {eta}")
+                ProgressStyle::with_template("{msg:14} [{bar:32}] position {pos}/{len}  {prefix}  ETA {eta}")
                     .expect("a valid progress template")
                     .progress_chars("=> "),
             );
@@ -83,14 +84,15 @@ impl Progress {
     /// where the log has gaps, or events of types the read model skips).
     fn update(&mut self, position: i64, head: i64, applied: u64) {
         let (position, head) = (position.max(0) as u64, head.max(0) as u64);
+        let rate = applied as f64 / self.started.elapsed().as_secs_f64().max(0.001);
         match &self.bar {
             Some(bar) => {
                 bar.set_length(head);
                 bar.set_position(position);
+                bar.set_prefix(format!("{rate:.0} events/s"));
             }
             None if self.last_line.elapsed() >= Duration::from_secs(2) => {
                 self.last_line = Instant::now();
-                let rate = applied as f64 / self.started.elapsed().as_secs_f64().max(0.001);
                 eprintln!("{}: at position {position} of {head}, {rate:.0} events/s", self.name);
             }
             None => {}
