@@ -87,13 +87,13 @@ pub async fn share(pool: &Pool, metadata: Metadata, until: i64, readers: usize) 
     tokio::spawn(async move {
         let mut txs = txs;
         let mut position = 0;
-        let end = loop {
+        let failed = loop {
             let mut events = match event_store::read_after(&**client, position, BATCH, metadata).await {
                 Ok(events) => events,
-                Err(e) => break Message::Failed(format!("{e:#}")),
+                Err(e) => break Some(format!("{e:#}")),
             };
             events.retain(|e| e.position <= through);
-            let Some(last) = events.last().map(|e| e.position) else { break Message::End };
+            let Some(last) = events.last().map(|e| e.position) else { break None };
             position = last;
             let batch = Arc::new(events);
             // A rebuild that failed dropped its feed; the others go on.
@@ -109,11 +109,7 @@ pub async fn share(pool: &Pool, metadata: Metadata, until: i64, readers: usize) 
             }
         };
         for tx in &txs {
-            let message = match &end {
-                Message::Failed(e) => Message::Failed(e.clone()),
-                _ => Message::End,
-            };
-            let _ = tx.send(message).await;
+            let _ = tx.send(failed.clone().map_or(Message::End, Message::Failed)).await;
         }
     });
     Ok(feeds)

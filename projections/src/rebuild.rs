@@ -129,25 +129,22 @@ pub async fn build<P: Projection>(
     feed: Option<Feed>,
     mut progress: impl FnMut(i64, i64, u64),
 ) -> anyhow::Result<Built> {
-    let mut applied = 0;
-    if let Some(mut feed) = feed {
-        loop {
-            let stepped = runner::step_from(pool, projection, Some(SHADOW), until, Source::Feed(&mut feed)).await?;
-            applied += stepped.applied as u64;
-            progress(stepped.position, feed.through().max(stepped.position), applied);
-            if stepped.caught_up {
-                break;
-            }
-        }
-    }
     let client = pool.get().await.context("connecting to Postgres")?;
+    let mut feed = feed;
+    let mut applied = 0;
     loop {
-        let head = event_store::head(&**client).await?.min(until);
-        let stepped = runner::step_until(pool, projection, Some(SHADOW), until).await?;
+        let (head, source) = match feed.as_mut() {
+            Some(feed) => (feed.through(), Source::Feed(feed)),
+            None => (event_store::head(&**client).await?.min(until), Source::Log),
+        };
+        let stepped = runner::step_from(pool, projection, Some(SHADOW), until, source).await?;
         applied += stepped.applied as u64;
         progress(stepped.position, head.max(stepped.position), applied);
         if stepped.caught_up {
-            return Ok(Built { position: stepped.position, applied });
+            // A shared read ends where it started (the head then); the log itself goes on.
+            if feed.take().is_none() {
+                return Ok(Built { position: stepped.position, applied });
+            }
         }
     }
 }
