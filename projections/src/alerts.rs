@@ -13,6 +13,7 @@ use anyhow::Context;
 use deadpool_postgres::Transaction;
 use sitrep_domain::alert::{AlertEvent, Decision, Evaluator, EvaluatorEvent, Input, Tracked, AGGREGATE_TYPE as ALERT};
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
+use sitrep_domain::maintenance::{MaintenanceEvent, AGGREGATE_TYPE as MAINTENANCE};
 use sitrep_infra::alerts;
 use sitrep_infra::event_store::{self, StoredEvent};
 use std::collections::BTreeSet;
@@ -59,7 +60,7 @@ impl AlertEvaluator {
 }
 
 /// The aggregate types the evaluator reads.
-const INPUTS: [&str; 3] = [COMPONENT, EvaluatorEvent::AGGREGATE_TYPE, ALERT];
+const INPUTS: [&str; 4] = [COMPONENT, EvaluatorEvent::AGGREGATE_TYPE, ALERT, MAINTENANCE];
 
 /// The evaluator's state as of an event position, with what its snapshot lacks.
 struct Kept {
@@ -107,29 +108,45 @@ async fn restore(client: &impl tokio_postgres::GenericClient, through: i64) -> a
             serde_json::from_value(r.get(1)).context("reading a component of the alert evaluator")?;
         evaluator.restore_component(r.get(0), tracked);
     }
+    // Maintenance windows are not in the snapshot: they are few, so read them again.
+    let snapshot = saved_at.unwrap_or(0);
+    each_event(client, &[MAINTENANCE], 0, snapshot, event_store::Metadata::Skip, |e| {
+        evaluator.note_window(&e.payload.decode::<MaintenanceEvent>()?);
+        Ok(())
+    })
+    .await?;
     let mut kept = Kept { at: through, evaluator, saved_at, unsaved: BTreeSet::new() };
-    let mut after = saved_at.unwrap_or(0);
-    loop {
-        let events = event_store::read_types_between(
-            client,
-            &INPUTS,
-            after,
-            through,
-            crate::runner::BATCH,
-            event_store::Metadata::Include,
-        )
-        .await?;
+    let mut decided = Vec::new();
+    each_event(client, &INPUTS, snapshot, through, event_store::Metadata::Include, |e| {
+        decided.clear();
+        kept.feed(e, &mut decided)
+    })
+    .await?;
+    Ok((kept, legacy))
+}
+
+/// Calls `f` with each event of `types` after position `after` and up to `through`, in order.
+async fn each_event(
+    client: &impl tokio_postgres::GenericClient,
+    types: &[&str],
+    mut after: i64,
+    through: i64,
+    metadata: event_store::Metadata,
+    mut f: impl FnMut(&StoredEvent) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    while after < through {
+        let events =
+            event_store::read_types_between(client, types, after, through, crate::runner::BATCH, metadata).await?;
         let Some(last) = events.last() else { break };
         after = last.position;
-        let mut decided = Vec::new();
         for e in &events {
-            kept.feed(e, &mut decided)?;
+            f(e)?;
         }
         if events.len() < crate::runner::BATCH as usize {
             break;
         }
     }
-    Ok((kept, legacy))
+    Ok(())
 }
 
 impl Kept {
@@ -151,6 +168,10 @@ impl Kept {
                 let event = e.payload.decode::<AlertEvent>()?;
                 let id = Uuid::parse_str(&e.aggregate_id).with_context(|| format!("alert id {}", e.aggregate_id))?;
                 decisions.extend(self.evaluator.handle(position, Input::Alert(id, &event)));
+            }
+            MAINTENANCE => {
+                let event = e.payload.decode::<MaintenanceEvent>()?;
+                decisions.extend(self.evaluator.handle(position, Input::Maintenance(&event)));
             }
             _ => {}
         }
@@ -322,7 +343,9 @@ impl Projection for Alerts {
                 AlertEvent::Acknowledged { by, comment, .. } | AlertEvent::Silenced { by, comment, .. } => {
                     (Some(by.as_str()), Some(comment.as_str()), t.position)
                 }
-                AlertEvent::SilenceExpired { cause, .. } => (None, None, *cause),
+                AlertEvent::SilenceExpired { cause, .. } | AlertEvent::MaintenanceEnded { cause, .. } => {
+                    (None, None, *cause)
+                }
                 AlertEvent::Resolved { reason, cause, .. } => (None, Some(reason.as_str()), *cause),
             };
             let at = t.event.at();
@@ -336,8 +359,9 @@ impl Projection for Alerts {
                 AlertEvent::Raised { at, .. } => {
                     tx.execute(
                         "INSERT INTO alerts (alert_id, rule, kind, severity, system, component, summary, state,
-                                             impacted_by, since, raised_at, updated_at, raised_position, last_position)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $12)",
+                                             impacted_by, since, raised_at, updated_at, raised_position, last_position,
+                                             maintenance)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $12, $13)",
                         &[
                             &t.alert_id,
                             &info.rule,
@@ -351,6 +375,7 @@ impl Projection for Alerts {
                             &info.since,
                             at,
                             &t.position,
+                            &info.maintenance,
                         ],
                     )
                     .await?;
@@ -368,6 +393,14 @@ impl Projection for Alerts {
                         "UPDATE alerts SET state = $2, silenced_until = $3, updated_at = $4, last_position = $5
                          WHERE alert_id = $1",
                         &[&t.alert_id, &state, &t.after.silenced_until, &at, &t.position],
+                    )
+                    .await?;
+                }
+                AlertEvent::MaintenanceEnded { at, .. } => {
+                    tx.execute(
+                        "UPDATE alerts SET maintenance_ended_at = $2, updated_at = $2, last_position = $3
+                         WHERE alert_id = $1",
+                        &[&t.alert_id, at, &t.position],
                     )
                     .await?;
                 }

@@ -576,6 +576,110 @@ async fn the_evaluator_saves_its_state_every_so_many_events_and_a_restart_in_bet
     app.cleanup().await;
 }
 
+/// Schedules (or cancels, with `cancel`) maintenance window `pm` of derecho over fs/glade, from a
+/// minute ago to an hour from now.
+async fn glade_maintenance(app: &TestApp, cancel: bool) {
+    let now = time::OffsetDateTime::now_utc();
+    let t = |d: time::Duration| (now + d).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let window = if cancel {
+        json!({"system": "derecho", "action": "cancel", "id": "pm", "message": "done early"})
+    } else {
+        json!({"system": "derecho", "action": "schedule", "id": "pm", "kind": "maintenance",
+               "title": "Filesystem upgrade", "components": ["fs/glade"],
+               "starts_at": t(-time::Duration::MINUTE), "ends_at": t(time::Duration::HOUR)})
+    };
+    let subject = app.settings.subject(sitrep_domain::wire::MessageKind::Maintenance, "derecho");
+    app.publish_to(&subject, window.to_string(), None).await;
+}
+
+#[tokio::test]
+async fn an_alert_raised_in_maintenance_notifies_no_one_until_the_window_is_over() {
+    let app = spawn_app_with_rules(FS_FAILED).await;
+    let consumer = subscriber(&app).await;
+    glade_maintenance(&app, false).await;
+    eventually("the window in the read model", || async {
+        let (_, api) = app.get_json("/api/v1/outages").await;
+        if api["maintenance"].as_array().is_some_and(|a| !a.is_empty()) {
+            Ok(())
+        } else {
+            Err(api.to_string())
+        }
+    })
+    .await;
+
+    // A filesystem inside the window fails: the alert is recorded, with the window, and the
+    // bus hears of it, but not as something to page about.
+    report(&app, "fs/glade", "failed", 600).await;
+    let alert = open_alert(&app, "firing").await;
+    assert_eq!(alert["maintenance"], "derecho/pm");
+    let id = alert["id"].as_str().unwrap().to_owned();
+    let (_, page) = app.get(&format!("/alerts/{id}")).await;
+    assert!(page.contains("notifies no one until the window is over"), "{page}");
+    let (_, list) = app.get("/alerts").await;
+    assert!(list.contains("raised in maintenance derecho/pm, not notified"), "{list}");
+    let firing = receive_until(&consumer, 1).await;
+    assert_eq!((firing[0].2.transition.as_str(), firing[0].2.notify), ("firing", false));
+    assert_eq!(firing[0].2.maintenance.as_deref(), Some("derecho/pm"));
+
+    // The window is cancelled while the filesystem is still failed: now someone should look.
+    glade_maintenance(&app, true).await;
+    let ended = receive_until(&consumer, 1).await;
+    assert_eq!((ended[0].2.transition.as_str(), ended[0].2.notify), ("maintenance_ended", true));
+    assert_eq!(ended[0].2.alert_id.to_string(), id);
+    let page = eventually("the page to show the end of the maintenance", || async {
+        let (_, page) = app.get(&format!("/alerts/{id}")).await;
+        if page.contains("it has notified since") {
+            Ok(page)
+        } else {
+            Err(page)
+        }
+    })
+    .await;
+    assert!(page.contains("maintenance_ended"), "the timeline shows it");
+
+    // Its resolution is notified like any other alert's.
+    report(&app, "fs/glade", "ok", 600).await;
+    let resolved = receive_until(&consumer, 1).await;
+    assert_eq!((resolved[0].2.transition.as_str(), resolved[0].2.notify), ("resolved", true));
+
+    // The evaluator run again from the start decides exactly the same.
+    wait_caught_up(&app, &["alert_evaluator", "alerts"]).await;
+    let events_before = app.scalar("SELECT count(*) FROM events").await;
+    reset(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    wait_caught_up(&app, &["alert_evaluator"]).await;
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, events_before, "nothing decided anew");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_evaluator_restored_from_a_snapshot_still_knows_the_windows_scheduled_before_it() {
+    let app = evaluator_without_runners(FS_FAILED).await;
+    let in_maintenance = || {
+        app.scalar(
+            "SELECT count(*) FROM events
+             WHERE event_type = 'AlertRaised' AND payload->'Raised'->'info'->>'maintenance' = 'derecho/pm'",
+        )
+    };
+    // Given a snapshot saved after the window was scheduled,
+    glade_maintenance(&app, false).await;
+    report(&app, "fs/glade", "ok", 600).await;
+    reports_stored(&app, 1).await;
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::snapshot_every(1)).await.unwrap();
+    assert_eq!(
+        app.scalar("SELECT position FROM alert_evaluator_state").await,
+        app.scalar("SELECT max(position) FROM events").await,
+        "the snapshot is past the window"
+    );
+    // when a new process restores it and the filesystem fails,
+    report(&app, "fs/glade", "failed", 600).await;
+    reports_stored(&app, 2).await;
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    // then the alert is raised in the window.
+    assert_eq!(app.scalar("SELECT count(*) FROM events WHERE event_type = 'AlertRaised'").await, 1);
+    assert_eq!(in_maintenance().await, 1, "raised inside the window");
+    app.cleanup().await;
+}
+
 /// An app whose projections do not run (the test steps the evaluator itself), with `rules`
 /// recorded in the log.
 async fn evaluator_without_runners(rules: &str) -> TestApp {

@@ -74,6 +74,11 @@ pub struct AlertRow {
     pub component_url: String,
     pub summary: String,
     pub impacted_by: Option<String>,
+    /// `system/id` of the maintenance window it was raised in, and where that window's page is.
+    pub maintenance: Option<String>,
+    pub maintenance_url: Option<String>,
+    /// When that window's maintenance ended for it (it has notified since).
+    pub maintenance_ended: Option<Age>,
     pub since: Age,
     pub raised: Age,
     pub acknowledged_by: Option<String>,
@@ -106,7 +111,8 @@ fn severity_str(raw: &str) -> &'static str {
 }
 
 const ROW_COLUMNS: &str = "alert_id, rule, kind, severity, state, system, component, summary, impacted_by, since, \
-                           raised_at, acknowledged_by, silenced_until, resolved_at, resolved_reason";
+                           raised_at, acknowledged_by, silenced_until, resolved_at, resolved_reason, maintenance, \
+                           maintenance_ended_at";
 
 fn row(r: &Row, now: OffsetDateTime) -> AlertRow {
     let id: Uuid = r.get(0);
@@ -133,7 +139,16 @@ fn row(r: &Row, now: OffsetDateTime) -> AlertRow {
         silenced_until: r.get::<_, Option<OffsetDateTime>>(12).map(view::utc_text),
         resolved: r.get::<_, Option<OffsetDateTime>>(13).map(|t| view::age(t, now, false)),
         resolved_reason: r.get(14),
+        maintenance_url: r.get::<_, Option<&str>>(15).and_then(maintenance_url),
+        maintenance: r.get(15),
+        maintenance_ended: r.get::<_, Option<OffsetDateTime>>(16).map(|t| view::age(t, now, false)),
     }
+}
+
+/// The page of the maintenance window called `system/id`.
+fn maintenance_url(window: &str) -> Option<String> {
+    let (system, id) = window.split_once('/')?;
+    Some(format!("/systems/{system}/maintenance/{id}"))
 }
 
 fn state_clause(state: &str) -> &'static str {
@@ -718,6 +733,9 @@ mod tests {
             component_url: "/systems/derecho/components/fs/glade".into(),
             summary: "derecho fs/glade is <failed>".into(),
             impacted_by: impacted_by.map(str::to_owned),
+            maintenance: None,
+            maintenance_url: None,
+            maintenance_ended: None,
             since: view::age(NOW - time::Duration::minutes(5), NOW, false),
             raised: view::age(NOW - time::Duration::minutes(3), NOW, false),
             acknowledged_by: (state == "acknowledged").then(|| "ana".into()),

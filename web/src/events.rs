@@ -12,16 +12,23 @@ use serde::{Deserialize, Serialize};
 use sitrep_infra::event_store::{self, StoredEvent};
 
 /// The event types sitrep records, for the filter (reading them from the log would scan it).
-pub const EVENT_TYPES: [&str; 9] = [
+pub const EVENT_TYPES: [&str; 16] = [
     "StatusReported",
     "StatusChanged",
     "AlertRaised",
     "AlertAcknowledged",
     "AlertSilenced",
     "AlertSilenceExpired",
+    "AlertMaintenanceEnded",
     "AlertResolved",
     "AlertRulesLoaded",
     "AlertClockTicked",
+    "OutageDeclared",
+    "OutageUpdated",
+    "OutageResolved",
+    "MaintenanceScheduled",
+    "MaintenanceUpdated",
+    "MaintenanceCancelled",
 ];
 
 /// Events per page.

@@ -41,6 +41,9 @@ pub struct Alert {
     pub acknowledged_by: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub silenced_until: Option<OffsetDateTime>,
+    /// Raised inside a maintenance window that is not over yet: it notifies nobody.
+    #[serde(default)]
+    pub in_maintenance: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -61,6 +64,8 @@ pub enum AlertError {
     NotSilenced,
     #[error("the silence runs until {0}")]
     SilenceNotDue(String),
+    #[error("the alert was not raised in maintenance, or its maintenance is already over")]
+    NotInMaintenance,
 }
 
 impl Aggregate for Alert {
@@ -79,6 +84,7 @@ impl Aggregate for Alert {
     fn apply(&mut self, event: AlertEvent) {
         match event {
             AlertEvent::Raised { info, .. } => {
+                self.in_maintenance = info.maintenance.is_some();
                 self.info = Some(info);
                 self.state = AlertState::Firing;
             }
@@ -96,6 +102,7 @@ impl Aggregate for Alert {
                 self.silenced_until = None;
                 self.state = if self.acknowledged_by.is_some() { AlertState::Acknowledged } else { AlertState::Firing };
             }
+            AlertEvent::MaintenanceEnded { .. } => self.in_maintenance = false,
             AlertEvent::Resolved { .. } => {
                 self.silenced_until = None;
                 self.state = AlertState::Resolved;
@@ -148,6 +155,13 @@ impl Alert {
                 }
                 AlertEvent::SilenceExpired { at, cause }
             }
+            AlertCommand::EndMaintenance { at, cause } => {
+                live()?;
+                if !self.in_maintenance {
+                    return Err(AlertError::NotInMaintenance);
+                }
+                AlertEvent::MaintenanceEnded { at, cause }
+            }
             AlertCommand::Resolve { reason, at, cause } => {
                 live()?;
                 AlertEvent::Resolved { reason, at, cause }
@@ -158,16 +172,23 @@ impl Alert {
     /// Whether `event`, happening to the alert as it is now, should reach people (webhooks and
     /// the `notify` flag on the bus). An alert that gives way to a failed parent never
     /// notifies; a silenced one stays quiet except for its resolution, which is never lost.
+    /// One raised inside a maintenance window stays quiet, resolution too, until the window is
+    /// over: the end of its maintenance is its first notice (unless it is silenced).
     pub fn notifies(&self, event: &AlertEvent) -> bool {
         let impacted = match (event, &self.info) {
             (AlertEvent::Raised { info, .. }, _) | (_, Some(info)) => info.impacted_by.is_some(),
             _ => false,
         };
-        if impacted {
+        let in_maintenance = match event {
+            AlertEvent::Raised { info, .. } => info.maintenance.is_some(),
+            AlertEvent::MaintenanceEnded { .. } => false,
+            _ => self.in_maintenance,
+        };
+        if impacted || in_maintenance {
             return false;
         }
         match event {
-            AlertEvent::Acknowledged { .. } => self.state != AlertState::Silenced,
+            AlertEvent::Acknowledged { .. } | AlertEvent::MaintenanceEnded { .. } => self.state != AlertState::Silenced,
             _ => true,
         }
     }
@@ -198,6 +219,15 @@ mod tests {
             summary: "derecho fs/glade is failed".into(),
             since: T0,
             impacted_by: impacted_by.map(str::to_owned),
+            maintenance: None,
+        }
+    }
+
+    fn raised_in_maintenance() -> AlertEvent {
+        AlertEvent::Raised {
+            info: AlertInfo { maintenance: Some("derecho/pm".into()), ..info(None) },
+            at: T0,
+            cause: 7,
         }
     }
 
@@ -304,5 +334,45 @@ mod tests {
         alert.apply(impacted);
         assert_eq!(alert.state, AlertState::Firing);
         assert!(!alert.notifies(&AlertEvent::Resolved { reason: "ok".into(), at: T1, cause: 9 }));
+    }
+
+    #[test]
+    fn the_end_of_maintenance_happens_once_and_only_to_an_alert_raised_in_it() {
+        let end = AlertCommand::EndMaintenance { at: T2, cause: 12 };
+        AlertTest::with(())
+            .given(vec![raised_in_maintenance()])
+            .when(end.clone())
+            .then_expect_events(vec![AlertEvent::MaintenanceEnded { at: T2, cause: 12 }]);
+        AlertTest::with(())
+            .given(vec![raised_in_maintenance(), AlertEvent::MaintenanceEnded { at: T2, cause: 12 }])
+            .when(end.clone())
+            .then_expect_error(AlertError::NotInMaintenance);
+        AlertTest::with(()).given(vec![raised()]).when(end.clone()).then_expect_error(AlertError::NotInMaintenance);
+        AlertTest::with(())
+            .given(vec![raised_in_maintenance(), AlertEvent::Resolved { reason: "ok".into(), at: T1, cause: 9 }])
+            .when(end)
+            .then_expect_error(AlertError::Resolved);
+    }
+
+    #[test]
+    fn an_alert_raised_in_maintenance_is_quiet_until_the_maintenance_ends() {
+        let mut alert = Alert::default();
+        assert!(!alert.notifies(&raised_in_maintenance()));
+        alert.apply(raised_in_maintenance());
+        assert_eq!(alert.state, AlertState::Firing);
+        assert!(!alert.notifies(&acked()));
+        assert!(!alert.notifies(&AlertEvent::Resolved { reason: "ok".into(), at: T1, cause: 9 }));
+        let ended = AlertEvent::MaintenanceEnded { at: T2, cause: 12 };
+        assert!(alert.notifies(&ended));
+        alert.apply(ended.clone());
+        assert_eq!(alert.state, AlertState::Firing);
+        assert!(alert.notifies(&AlertEvent::Resolved { reason: "ok".into(), at: T2, cause: 13 }));
+
+        // An operator's silence holds past the end of the maintenance.
+        let mut silenced_alert = Alert::default();
+        for e in [raised_in_maintenance(), silenced(T2)] {
+            silenced_alert.apply(e);
+        }
+        assert!(!silenced_alert.notifies(&ended));
     }
 }

@@ -2,7 +2,8 @@
 //! commands to send back to the command side.
 //!
 //! Its decisions are a pure function of the events it is fed, in order: reports, the rules in
-//! force (`RulesLoaded`), recorded clock ticks (`Ticked`), and alert events (for silences).
+//! force (`RulesLoaded`), recorded clock ticks (`Ticked`), alert events (for silences), and
+//! maintenance windows (an alert raised inside one notifies nobody until it is over).
 //! It never reads a clock. "Now" is the latest time the log has told it (a report's
 //! `received_at`, a tick's `at`, an operator action's `at`). Alert ids and command ids are
 //! derived from the position of the event that caused them, so running it again over the same
@@ -15,6 +16,7 @@ use super::rfc3339;
 use super::rules::{Condition, Direction, Rule, RuleSet};
 use super::summary::{self, Facts};
 use crate::component::Reported;
+use crate::maintenance::{MaintenanceEvent, Window};
 use crate::Status;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,6 +40,25 @@ pub enum Input<'a> {
     Reported(&'a Reported),
     Evaluator(&'a EvaluatorEvent),
     Alert(Uuid, &'a AlertEvent),
+    Maintenance(&'a MaintenanceEvent),
+}
+
+/// A maintenance window (or reservation) as it stands, and the system it is for.
+#[derive(Debug, Clone, PartialEq)]
+struct Span {
+    system: String,
+    window: Window,
+}
+
+impl Span {
+    /// Whether it covers `system:component` at `at`, as the dashboard shows MAINTENANCE.
+    fn covers(&self, system: &str, component: &str, at: OffsetDateTime) -> bool {
+        let w = &self.window;
+        self.system == system
+            && w.starts_at <= at
+            && at < w.ends_at
+            && w.components.iter().any(|c| c.as_str() == component)
+    }
 }
 
 /// What the evaluator knows of a component. Saved one row per component (see
@@ -78,6 +99,14 @@ pub struct Evaluator {
     pending: BTreeMap<String, OffsetDateTime>,
     /// Silenced alerts and when their silence ends.
     silences: BTreeMap<Uuid, OffsetDateTime>,
+    /// Open alerts raised inside a maintenance window: the window's `system/id` and the
+    /// alert's `system:component`.
+    #[serde(default)]
+    in_maintenance: BTreeMap<Uuid, (String, String)>,
+    /// Maintenance windows, by `system/id`. Not saved: a restore reads them again from the log
+    /// ([`Evaluator::note_window`]), since they are few.
+    #[serde(skip)]
+    windows: BTreeMap<String, Span>,
     /// The earliest time at which the passing of time alone could lead to a decision.
     due: Option<OffsetDateTime>,
 }
@@ -108,6 +137,7 @@ pub struct Core<'a> {
     open: &'a BTreeMap<String, Uuid>,
     pending: &'a BTreeMap<String, OffsetDateTime>,
     silences: &'a BTreeMap<Uuid, OffsetDateTime>,
+    in_maintenance: &'a BTreeMap<Uuid, (String, String)>,
     due: &'a Option<OffsetDateTime>,
 }
 
@@ -130,6 +160,7 @@ impl Evaluator {
             open: &self.open,
             pending: &self.pending,
             silences: &self.silences,
+            in_maintenance: &self.in_maintenance,
             due: &self.due,
         }
     }
@@ -152,6 +183,28 @@ impl Evaluator {
     /// The rules in force.
     pub fn rules(&self) -> &RuleSet {
         &self.rules
+    }
+
+    /// Takes in a maintenance event without deciding anything: how a restore puts back the
+    /// windows, which are not saved with the rest.
+    pub fn note_window(&mut self, event: &MaintenanceEvent) {
+        match event {
+            MaintenanceEvent::Scheduled { system, id, window, .. } => {
+                let span = Span { system: system.to_string(), window: window.clone() };
+                self.windows.insert(format!("{system}/{id}"), span);
+            }
+            MaintenanceEvent::Updated { system, id, change, .. } => {
+                if let Some(span) = self.windows.get_mut(&format!("{system}/{id}")) {
+                    span.window.apply(change.clone());
+                }
+            }
+            // From its cancellation on, a window covers nobody.
+            MaintenanceEvent::Cancelled { system, id, at, .. } => {
+                if let Some(span) = self.windows.get_mut(&format!("{system}/{id}")) {
+                    span.window.ends_at = span.window.ends_at.min(*at);
+                }
+            }
+        }
     }
 
     /// The latest time the log has told it.
@@ -187,11 +240,23 @@ impl Evaluator {
                     AlertEvent::SilenceExpired { .. } => {
                         self.silences.remove(&alert_id);
                     }
+                    AlertEvent::MaintenanceEnded { .. } => {
+                        self.in_maintenance.remove(&alert_id);
+                    }
                     AlertEvent::Resolved { .. } => {
                         self.silences.remove(&alert_id);
+                        self.in_maintenance.remove(&alert_id);
                         self.open.retain(|_, id| *id != alert_id);
                     }
                     AlertEvent::Raised { .. } | AlertEvent::Acknowledged { .. } => {}
+                }
+            }
+            // A window's own time is not the log's "now" (it is the sender's clock), but a
+            // change to it may end the maintenance of alerts raised in it.
+            Input::Maintenance(event) => {
+                self.note_window(event);
+                if let Some(now) = self.now {
+                    self.end_maintenance(now, position, &mut out);
                 }
             }
         }
@@ -355,6 +420,11 @@ impl Evaluator {
             .filter(|parent| self.components.get(*parent).is_some_and(|p| p.status == Status::Failed))
             .map(str::to_owned);
         let alert_id = Uuid::new_v5(&ALERT_NAMESPACE, format!("{slot}|{position}").as_bytes());
+        let maintenance = self
+            .windows
+            .iter()
+            .find(|(_, span)| span.covers(system, component, now))
+            .map(|(name, span)| (name.clone(), span.window.ends_at));
         let info = AlertInfo {
             alert_id,
             rule: rule.name.clone(),
@@ -365,6 +435,7 @@ impl Evaluator {
             summary: summary::render(&rule.summary, &facts),
             since,
             impacted_by,
+            maintenance: maintenance.as_ref().map(|(name, _)| name.clone()),
         };
         out.push(Decision {
             command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|raise|{slot}").as_bytes()),
@@ -372,11 +443,16 @@ impl Evaluator {
             command: AlertCommand::Raise { info, at: now, cause: position },
         });
         self.open.insert(slot.to_owned(), alert_id);
+        if let Some((name, ends_at)) = maintenance {
+            self.in_maintenance.insert(alert_id, (name, key.to_owned()));
+            self.due = earliest(self.due, ends_at);
+        }
     }
 
     fn resolve(&mut self, slot: &str, reason: String, position: i64, out: &mut Vec<Decision>) {
         let (Some(alert_id), Some(now)) = (self.open.remove(slot), self.now) else { return };
         self.silences.remove(&alert_id);
+        self.in_maintenance.remove(&alert_id);
         out.push(Decision {
             command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|resolve|{slot}").as_bytes()),
             alert_id,
@@ -500,6 +576,29 @@ impl Evaluator {
             due = earliest(due, *until);
         }
         self.due = due;
+        self.end_maintenance(now, position, out);
+    }
+
+    /// Ends the maintenance of alerts whose window no longer covers their component at `now`
+    /// (over, cancelled, moved, or no longer naming it), and sees that the passing of time
+    /// will end the others'.
+    fn end_maintenance(&mut self, now: OffsetDateTime, position: i64, out: &mut Vec<Decision>) {
+        let mut over = Vec::new();
+        for (alert_id, (name, key)) in &self.in_maintenance {
+            let (system, component) = key.split_once(':').unwrap_or((key, ""));
+            match self.windows.get(name).filter(|span| span.covers(system, component, now)) {
+                Some(span) => self.due = earliest(self.due, span.window.ends_at),
+                None => over.push(*alert_id),
+            }
+        }
+        for alert_id in over {
+            self.in_maintenance.remove(&alert_id);
+            out.push(Decision {
+                command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|maintenance|{alert_id}").as_bytes()),
+                alert_id,
+                command: AlertCommand::EndMaintenance { at: now, cause: position },
+            });
+        }
     }
 }
 
@@ -568,6 +667,44 @@ mod tests {
             let p = self.next();
             self.evaluator.handle(p, Input::Alert(id, &e))
         }
+        fn window(&mut self, e: &MaintenanceEvent) -> Vec<Decision> {
+            let p = self.next();
+            self.evaluator.handle(p, Input::Maintenance(e))
+        }
+    }
+
+    const DOWN: &str = "[[rule]]\nname='down'\nkind='status'\nstatus='failed'";
+
+    /// Window `pm` of derecho over `components`, from minute 0 to `ends`.
+    fn scheduled(components: &[&str], ends: i64) -> MaintenanceEvent {
+        MaintenanceEvent::Scheduled {
+            system: SystemName::parse("derecho").unwrap(),
+            id: crate::notice::NoticeId::parse("pm").unwrap(),
+            window: Window {
+                kind: crate::maintenance::WindowKind::Maintenance,
+                title: "Quarterly maintenance".into(),
+                description: None,
+                components: components.iter().map(|c| ComponentName::parse(c).unwrap()).collect(),
+                nodes: None,
+                partition: None,
+                starts_at: at(0),
+                ends_at: at(ends),
+            },
+            at: at(-60),
+        }
+    }
+
+    fn maintenance_of(d: &[Decision]) -> Vec<Option<&str>> {
+        d.iter()
+            .filter_map(|d| match &d.command {
+                AlertCommand::Raise { info, .. } => Some(info.maintenance.as_deref()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn maintenance_ended(d: &[Decision]) -> Vec<Uuid> {
+        d.iter().filter(|d| matches!(d.command, AlertCommand::EndMaintenance { .. })).map(|d| d.alert_id).collect()
     }
 
     fn raised(d: &[Decision]) -> Vec<(&str, &str, Option<&str>)> {
@@ -768,5 +905,80 @@ mod tests {
         for save_at in 0..4 {
             assert_eq!(run(save_at), once);
         }
+    }
+
+    #[test]
+    fn an_alert_raised_inside_a_maintenance_window_names_it_and_ends_with_it() {
+        let mut g = given(DOWN);
+        assert!(g.window(&scheduled(&["fs/glade"], 30)).is_empty());
+        let d = g.report("fs/glade", Status::Failed, 1);
+        assert_eq!(maintenance_of(&d), [Some("derecho/pm")]);
+        let id = d[0].alert_id;
+        assert_eq!(g.evaluator.due(), Some(at(30)), "the window's end is when time decides next");
+        assert!(g.tick(at(29)).is_empty());
+        let ended = g.tick(at(30));
+        assert_eq!(maintenance_ended(&ended), [id]);
+        let AlertCommand::EndMaintenance { at: when, .. } = ended[0].command else { unreachable!() };
+        assert_eq!(when, at(30));
+        assert!(g.tick(at(31)).is_empty(), "it ends once");
+    }
+
+    #[test]
+    fn components_the_window_does_not_name_and_times_outside_it_alert_as_usual() {
+        let mut g = given(DOWN);
+        g.window(&scheduled(&["fs/glade"], 30));
+        assert_eq!(maintenance_of(&g.report("login/a", Status::Failed, 1)), [None]);
+        g.tick(at(31));
+        assert_eq!(maintenance_of(&g.report("fs/glade", Status::Failed, 31)), [None], "after the window");
+    }
+
+    #[test]
+    fn cancelling_or_changing_the_window_ends_the_maintenance_of_its_alerts() {
+        let target = || (SystemName::parse("derecho").unwrap(), crate::notice::NoticeId::parse("pm").unwrap());
+        let mut g = given(DOWN);
+        g.window(&scheduled(&["fs/glade", "login/a"], 30));
+        let glade = g.report("fs/glade", Status::Failed, 1)[0].alert_id;
+        let login = g.report("login/a", Status::Failed, 1)[0].alert_id;
+        let (system, id) = target();
+        let change = crate::maintenance::WindowChange {
+            components: Some(vec![ComponentName::parse("fs/glade").unwrap()]),
+            ..Default::default()
+        };
+        let d = g.window(&MaintenanceEvent::Updated { system, id, change, at: at(2) });
+        assert_eq!(maintenance_ended(&d), [login], "no longer named");
+        let (system, id) = target();
+        let d = g.window(&MaintenanceEvent::Cancelled { system, id, message: None, at: at(1) });
+        assert_eq!(maintenance_ended(&d), [glade], "cancelled");
+    }
+
+    #[test]
+    fn an_alert_resolved_inside_its_window_has_no_maintenance_to_end() {
+        let mut g = given(DOWN);
+        g.window(&scheduled(&["fs/glade"], 30));
+        g.report("fs/glade", Status::Failed, 1);
+        assert_eq!(resolved(&g.report("fs/glade", Status::Ok, 2)).len(), 1);
+        assert!(g.tick(at(30)).is_empty());
+    }
+
+    #[test]
+    fn windows_noted_again_after_a_saved_state_give_the_same_decisions() {
+        let run = |save: bool| {
+            let mut g = given(DOWN);
+            let window = scheduled(&["fs/glade"], 30);
+            g.window(&window);
+            let mut all = g.report("fs/glade", Status::Failed, 1);
+            if save {
+                let json = serde_json::to_value(&g.evaluator).unwrap();
+                assert!(json.get("windows").is_none(), "windows are read again from the log, not saved");
+                g.evaluator = serde_json::from_value(json).unwrap();
+                g.evaluator.note_window(&window);
+            }
+            all.extend(g.report("login/a", Status::Failed, 2));
+            all.extend(g.tick(at(30)));
+            all
+        };
+        let once = run(false);
+        assert_eq!(maintenance_ended(&once).len(), 1, "{once:#?}");
+        assert_eq!(run(true), once);
     }
 }

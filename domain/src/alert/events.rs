@@ -23,6 +23,10 @@ pub struct AlertInfo {
     pub since: OffsetDateTime,
     /// `system:component` of a failed parent this alert gives way to: recorded, not notified.
     pub impacted_by: Option<String>,
+    /// `system/id` of the maintenance window (or reservation) the component was inside when the
+    /// alert was raised: it notifies nobody until the window is over (`MaintenanceEnded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +60,13 @@ pub enum AlertEvent {
         at: OffsetDateTime,
         cause: i64,
     },
+    /// The maintenance window it was raised in is over (ended, cancelled, or no longer names
+    /// its component) while it still fires: from here on it notifies like any other alert.
+    MaintenanceEnded {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        cause: i64,
+    },
     /// The condition cleared (or its rule was removed). A later firing is a new alert.
     Resolved {
         reason: String,
@@ -73,6 +84,7 @@ impl AlertEvent {
             AlertEvent::Acknowledged { .. } => "acknowledged",
             AlertEvent::Silenced { .. } => "silenced",
             AlertEvent::SilenceExpired { .. } => "unsilenced",
+            AlertEvent::MaintenanceEnded { .. } => "maintenance_ended",
             AlertEvent::Resolved { .. } => "resolved",
         }
     }
@@ -83,6 +95,7 @@ impl AlertEvent {
             | AlertEvent::Acknowledged { at, .. }
             | AlertEvent::Silenced { at, .. }
             | AlertEvent::SilenceExpired { at, .. }
+            | AlertEvent::MaintenanceEnded { at, .. }
             | AlertEvent::Resolved { at, .. } => *at,
         }
     }
@@ -95,6 +108,7 @@ impl DomainEvent for AlertEvent {
             AlertEvent::Acknowledged { .. } => "AlertAcknowledged",
             AlertEvent::Silenced { .. } => "AlertSilenced",
             AlertEvent::SilenceExpired { .. } => "AlertSilenceExpired",
+            AlertEvent::MaintenanceEnded { .. } => "AlertMaintenanceEnded",
             AlertEvent::Resolved { .. } => "AlertResolved",
         }
         .to_string()

@@ -27,7 +27,7 @@ pub struct AlertMessage {
     pub event_id: Uuid,
     /// Position of the transition in sitrep's event log.
     pub position: i64,
-    /// firing, acknowledged, silenced, unsilenced or resolved.
+    /// firing, acknowledged, silenced, unsilenced, maintenance_ended or resolved.
     pub transition: String,
     /// The alert's state after it: firing, acknowledged, silenced or resolved.
     pub state: String,
@@ -47,8 +47,11 @@ pub struct AlertMessage {
     pub silenced_until: Option<OffsetDateTime>,
     pub reason: Option<String>,
     pub impacted_by: Option<String>,
-    /// Whether people should hear of it: false while silenced (except resolution) and for
-    /// alerts that give way to a failed parent.
+    /// `system/id` of the maintenance window the alert was raised in, if it was.
+    #[serde(default)]
+    pub maintenance: Option<String>,
+    /// Whether people should hear of it: false while silenced (except resolution), for alerts
+    /// that give way to a failed parent, and for alerts raised in maintenance until it is over.
     pub notify: bool,
 }
 
@@ -88,6 +91,7 @@ impl Transition {
             silenced_until: self.after.silenced_until,
             reason,
             impacted_by: info.impacted_by.clone(),
+            maintenance: info.maintenance.clone(),
             notify: self.notify(),
         })
     }
