@@ -77,8 +77,10 @@ pub struct AlertRow {
     /// `system/id` of the maintenance window it was raised in, and where that window's page is.
     pub maintenance: Option<String>,
     pub maintenance_url: Option<String>,
-    /// When that window's maintenance ended for it (it has notified since).
+    /// When that window's maintenance ended for it.
     pub maintenance_ended: Option<Age>,
+    /// Raised in maintenance that has not ended for it: nothing of it notifies.
+    pub in_maintenance: bool,
     pub since: Age,
     pub raised: Age,
     pub acknowledged_by: Option<String>,
@@ -142,6 +144,7 @@ fn row(r: &Row, now: OffsetDateTime) -> AlertRow {
         maintenance_url: r.get::<_, Option<&str>>(15).and_then(maintenance_url),
         maintenance: r.get(15),
         maintenance_ended: r.get::<_, Option<OffsetDateTime>>(16).map(|t| view::age(t, now, false)),
+        in_maintenance: r.get::<_, Option<&str>>(15).is_some() && r.get::<_, Option<OffsetDateTime>>(16).is_none(),
     }
 }
 
@@ -736,6 +739,7 @@ mod tests {
             maintenance: None,
             maintenance_url: None,
             maintenance_ended: None,
+            in_maintenance: false,
             since: view::age(NOW - time::Duration::minutes(5), NOW, false),
             raised: view::age(NOW - time::Duration::minutes(3), NOW, false),
             acknowledged_by: (state == "acknowledged").then(|| "ana".into()),

@@ -173,7 +173,8 @@ impl Alert {
     /// the `notify` flag on the bus). An alert that gives way to a failed parent never
     /// notifies; a silenced one stays quiet except for its resolution, which is never lost.
     /// One raised inside a maintenance window stays quiet, resolution too, until the window is
-    /// over: the end of its maintenance is its first notice (unless it is silenced).
+    /// over: the end of its maintenance is its first notice (unless an operator acknowledged or
+    /// silenced it meanwhile).
     pub fn notifies(&self, event: &AlertEvent) -> bool {
         let impacted = match (event, &self.info) {
             (AlertEvent::Raised { info, .. }, _) | (_, Some(info)) => info.impacted_by.is_some(),
@@ -188,7 +189,9 @@ impl Alert {
             return false;
         }
         match event {
-            AlertEvent::Acknowledged { .. } | AlertEvent::MaintenanceEnded { .. } => self.state != AlertState::Silenced,
+            AlertEvent::Acknowledged { .. } => self.state != AlertState::Silenced,
+            // Someone who acknowledged or silenced it already knows.
+            AlertEvent::MaintenanceEnded { .. } => self.state == AlertState::Firing,
             _ => true,
         }
     }
@@ -368,11 +371,12 @@ mod tests {
         assert_eq!(alert.state, AlertState::Firing);
         assert!(alert.notifies(&AlertEvent::Resolved { reason: "ok".into(), at: T2, cause: 13 }));
 
-        // An operator's silence holds past the end of the maintenance.
-        let mut silenced_alert = Alert::default();
-        for e in [raised_in_maintenance(), silenced(T2)] {
-            silenced_alert.apply(e);
+        // An operator who acknowledged or silenced it in the window already knows.
+        for taken in [acked(), silenced(T2)] {
+            let mut alert = Alert::default();
+            alert.apply(raised_in_maintenance());
+            alert.apply(taken);
+            assert!(!alert.notifies(&ended));
         }
-        assert!(!silenced_alert.notifies(&ended));
     }
 }

@@ -26,6 +26,11 @@ use uuid::Uuid;
 const ALERT_NAMESPACE: Uuid = Uuid::from_u128(0x5e1f_72e9_9c4a_4b8e_a1d2_6f03_a1e7_0001);
 const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x5e1f_72e9_9c4a_4b8e_a1d2_6f03_a1e7_0002);
 
+/// How long after a maintenance window ends its components still count as in maintenance for
+/// alerts: collectors and services coming back need a few minutes, and a trouble that clears by
+/// then is the maintenance's own, not something to page about.
+pub const MAINTENANCE_GRACE: Duration = Duration::minutes(5);
+
 /// One command for one alert, with an id that is the same every time the same log is evaluated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
@@ -51,13 +56,18 @@ struct Span {
 }
 
 impl Span {
-    /// Whether it covers `system:component` at `at`, as the dashboard shows MAINTENANCE.
+    /// Whether it quiets the alerts of `system:component` at `at`: from its start (when the
+    /// dashboard shows the component as MAINTENANCE) to [`MAINTENANCE_GRACE`] after its end.
     fn covers(&self, system: &str, component: &str, at: OffsetDateTime) -> bool {
         let w = &self.window;
         self.system == system
             && w.starts_at <= at
-            && at < w.ends_at
+            && at < self.quiet_until()
             && w.components.iter().any(|c| c.as_str() == component)
+    }
+
+    fn quiet_until(&self) -> OffsetDateTime {
+        self.window.ends_at + MAINTENANCE_GRACE
     }
 }
 
@@ -99,8 +109,9 @@ pub struct Evaluator {
     pending: BTreeMap<String, OffsetDateTime>,
     /// Silenced alerts and when their silence ends.
     silences: BTreeMap<Uuid, OffsetDateTime>,
-    /// Open alerts raised inside a maintenance window: the window's `system/id` and the
-    /// alert's `system:component`.
+    /// Open alerts raised inside a maintenance window: the window's `system/id` (the first that
+    /// covered it, for the record) and the alert's `system:component`. Any window that covers
+    /// the component keeps the alert quiet.
     #[serde(default)]
     in_maintenance: BTreeMap<Uuid, (String, String)>,
     /// Maintenance windows, by `system/id`. Not saved: a restore reads them again from the log
@@ -424,7 +435,7 @@ impl Evaluator {
             .windows
             .iter()
             .find(|(_, span)| span.covers(system, component, now))
-            .map(|(name, span)| (name.clone(), span.window.ends_at));
+            .map(|(name, span)| (name.clone(), span.quiet_until()));
         let info = AlertInfo {
             alert_id,
             rule: rule.name.clone(),
@@ -579,15 +590,16 @@ impl Evaluator {
         self.end_maintenance(now, position, out);
     }
 
-    /// Ends the maintenance of alerts whose window no longer covers their component at `now`
-    /// (over, cancelled, moved, or no longer naming it), and sees that the passing of time
-    /// will end the others'.
+    /// Ends the maintenance of alerts whose component no window covers at `now` any more (the
+    /// windows are over, cancelled, moved, or no longer name it), and sees that the passing of
+    /// time will end the others'.
     fn end_maintenance(&mut self, now: OffsetDateTime, position: i64, out: &mut Vec<Decision>) {
         let mut over = Vec::new();
-        for (alert_id, (name, key)) in &self.in_maintenance {
+        for (alert_id, (_, key)) in &self.in_maintenance {
             let (system, component) = key.split_once(':').unwrap_or((key, ""));
-            match self.windows.get(name).filter(|span| span.covers(system, component, now)) {
-                Some(span) => self.due = earliest(self.due, span.window.ends_at),
+            let covering = self.windows.values().filter(|span| span.covers(system, component, now));
+            match covering.map(Span::quiet_until).min() {
+                Some(until) => self.due = earliest(self.due, until),
                 None => over.push(*alert_id),
             }
         }
@@ -677,9 +689,14 @@ mod tests {
 
     /// Window `pm` of derecho over `components`, from minute 0 to `ends`.
     fn scheduled(components: &[&str], ends: i64) -> MaintenanceEvent {
+        scheduled_as("pm", components, 0, ends)
+    }
+
+    /// Window `id` of derecho over `components`, from minute `starts` to `ends`.
+    fn scheduled_as(id: &str, components: &[&str], starts: i64, ends: i64) -> MaintenanceEvent {
         MaintenanceEvent::Scheduled {
             system: SystemName::parse("derecho").unwrap(),
-            id: crate::notice::NoticeId::parse("pm").unwrap(),
+            id: crate::notice::NoticeId::parse(id).unwrap(),
             window: Window {
                 kind: crate::maintenance::WindowKind::Maintenance,
                 title: "Quarterly maintenance".into(),
@@ -687,7 +704,7 @@ mod tests {
                 components: components.iter().map(|c| ComponentName::parse(c).unwrap()).collect(),
                 nodes: None,
                 partition: None,
-                starts_at: at(0),
+                starts_at: at(starts),
                 ends_at: at(ends),
             },
             at: at(-60),
@@ -914,22 +931,34 @@ mod tests {
         let d = g.report("fs/glade", Status::Failed, 1);
         assert_eq!(maintenance_of(&d), [Some("derecho/pm")]);
         let id = d[0].alert_id;
-        assert_eq!(g.evaluator.due(), Some(at(30)), "the window's end is when time decides next");
-        assert!(g.tick(at(29)).is_empty());
-        let ended = g.tick(at(30));
+        assert_eq!(g.evaluator.due(), Some(at(35)), "the window's end and its grace decide next");
+        assert!(g.tick(at(34)).is_empty(), "within the grace after the window");
+        let ended = g.tick(at(35));
         assert_eq!(maintenance_ended(&ended), [id]);
         let AlertCommand::EndMaintenance { at: when, .. } = ended[0].command else { unreachable!() };
-        assert_eq!(when, at(30));
-        assert!(g.tick(at(31)).is_empty(), "it ends once");
+        assert_eq!(when, at(35));
+        assert!(g.tick(at(36)).is_empty(), "it ends once");
+    }
+
+    #[test]
+    fn overlapping_windows_keep_an_alert_quiet_until_the_last_is_over() {
+        let mut g = given(DOWN);
+        g.window(&scheduled_as("pm", &["fs/glade"], 0, 30));
+        g.window(&scheduled_as("pm-overrun", &["fs/glade"], 30, 60));
+        let d = g.report("fs/glade", Status::Failed, 1);
+        assert_eq!(maintenance_of(&d), [Some("derecho/pm")]);
+        assert!(g.tick(at(35)).is_empty(), "the overrun window covers it");
+        assert_eq!(maintenance_ended(&g.tick(at(65))), [d[0].alert_id]);
     }
 
     #[test]
     fn components_the_window_does_not_name_and_times_outside_it_alert_as_usual() {
         let mut g = given(DOWN);
-        g.window(&scheduled(&["fs/glade"], 30));
+        g.window(&scheduled(&["fs/glade", "fs/home"], 30));
         assert_eq!(maintenance_of(&g.report("login/a", Status::Failed, 1)), [None]);
-        g.tick(at(31));
-        assert_eq!(maintenance_of(&g.report("fs/glade", Status::Failed, 31)), [None], "after the window");
+        assert_eq!(maintenance_of(&g.report("fs/home", Status::Failed, 32)), [Some("derecho/pm")], "in the grace");
+        g.tick(at(36));
+        assert_eq!(maintenance_of(&g.report("fs/glade", Status::Failed, 36)), [None], "after the grace");
     }
 
     #[test]
@@ -948,7 +977,8 @@ mod tests {
         assert_eq!(maintenance_ended(&d), [login], "no longer named");
         let (system, id) = target();
         let d = g.window(&MaintenanceEvent::Cancelled { system, id, message: None, at: at(1) });
-        assert_eq!(maintenance_ended(&d), [glade], "cancelled");
+        assert!(d.is_empty(), "cancelled, with the grace after it");
+        assert_eq!(maintenance_ended(&g.tick(at(6))), [glade]);
     }
 
     #[test]
@@ -957,7 +987,7 @@ mod tests {
         g.window(&scheduled(&["fs/glade"], 30));
         g.report("fs/glade", Status::Failed, 1);
         assert_eq!(resolved(&g.report("fs/glade", Status::Ok, 2)).len(), 1);
-        assert!(g.tick(at(30)).is_empty());
+        assert!(g.tick(at(35)).is_empty());
     }
 
     #[test]
@@ -974,7 +1004,7 @@ mod tests {
                 g.evaluator.note_window(&window);
             }
             all.extend(g.report("login/a", Status::Failed, 2));
-            all.extend(g.tick(at(30)));
+            all.extend(g.tick(at(35)));
             all
         };
         let once = run(false);
