@@ -55,7 +55,7 @@ impl Projection for Outages {
 
 async fn apply_outage(tx: &Transaction<'_>, e: &StoredEvent, event: OutageEvent) -> anyhow::Result<()> {
     let by = said_by(e);
-    let (system, id, at, kind, severity, message) = match &event {
+    let (system, id, at, kind, severity, title, message) = match &event {
         OutageEvent::Declared { system, id, outage: o, at } => {
             tx.execute(
                 "INSERT INTO outages (system, id, severity, title, description, components, started_at,
@@ -74,7 +74,7 @@ async fn apply_outage(tx: &Transaction<'_>, e: &StoredEvent, event: OutageEvent)
                 ],
             )
             .await?;
-            (system, id, at, "declared", Some(o.severity.as_str()), o.description.as_deref())
+            (system, id, at, "declared", Some(o.severity.as_str()), Some(o.title.as_str()), o.description.as_deref())
         }
         OutageEvent::Updated { system, id, change: c, at } => {
             tx.execute(
@@ -94,7 +94,8 @@ async fn apply_outage(tx: &Transaction<'_>, e: &StoredEvent, event: OutageEvent)
                 ],
             )
             .await?;
-            (system, id, at, "updated", c.severity.map(|s| s.as_str()), Some(c.message.as_str()))
+            let severity = c.severity.map(|s| s.as_str());
+            (system, id, at, "updated", severity, c.title.as_deref(), Some(c.message.as_str()))
         }
         OutageEvent::Resolved { system, id, message, at } => {
             tx.execute(
@@ -102,13 +103,13 @@ async fn apply_outage(tx: &Transaction<'_>, e: &StoredEvent, event: OutageEvent)
                 &[&system.as_str(), &id.as_str(), at, &e.position],
             )
             .await?;
-            (system, id, at, "resolved", None, message.as_deref())
+            (system, id, at, "resolved", None, None, message.as_deref())
         }
     };
     tx.execute(
-        "INSERT INTO outage_updates (position, system, id, at, kind, severity, message, by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[&e.position, &system.as_str(), &id.as_str(), at, &kind, &severity, &message, &by],
+        "INSERT INTO outage_updates (position, system, id, at, kind, severity, title, message, by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[&e.position, &system.as_str(), &id.as_str(), at, &kind, &severity, &title, &message, &by],
     )
     .await?;
     Ok(())

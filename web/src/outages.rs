@@ -184,20 +184,25 @@ impl When {
     }
 }
 
-/// An outage's severity at the instant `$1`, from its updates in log order: each update counts
-/// from the latest time said so far (so one stamped earlier than the one before it counts from
-/// that one's time, as out-of-order reports do), and the last that counts by `$1` gives the
-/// severity. Before any counts (between `started_at` and the declaration), the declared one.
-const SEVERITY_THEN: &str = "coalesce(
-    (SELECT e.severity FROM (SELECT u.severity, u.position, max(u.at) OVER (ORDER BY u.position) AS counts_from
+/// An outage's `column` (severity or title) at the instant `$1`, from its updates in log order:
+/// each update counts from the latest time said so far (so one stamped earlier than the one
+/// before it counts from that one's time, as out-of-order reports do), and the last that counts
+/// by `$1` and sets it gives it. Before any counts (between `started_at` and the declaration),
+/// the declared one.
+fn column_then(column: &str) -> String {
+    format!(
+        "coalesce(
+    (SELECT e.{column} FROM (SELECT u.{column}, u.position, max(u.at) OVER (ORDER BY u.position) AS counts_from
                              FROM outage_updates u WHERE u.system = o.system AND u.id = o.id) e
-     WHERE e.severity IS NOT NULL AND e.counts_from <= $1 ORDER BY e.position DESC LIMIT 1),
-    (SELECT u.severity FROM outage_updates u WHERE u.system = o.system AND u.id = o.id AND u.kind = 'declared'),
-    o.severity)";
+     WHERE e.{column} IS NOT NULL AND e.counts_from <= $1 ORDER BY e.position DESC LIMIT 1),
+    (SELECT u.{column} FROM outage_updates u WHERE u.system = o.system AND u.id = o.id AND u.kind = 'declared'),
+    o.{column})"
+    )
+}
 
 /// The outages in force at `when`, for one system or all, worst first. Now, each has its
-/// current severity (the outage's own page shows the same); at a past instant, the one it had
-/// then ([`SEVERITY_THEN`]). Title, components and estimate are always the current ones.
+/// current severity and title (the outage's own page shows the same); at a past instant, those
+/// it had then ([`column_then`]). Components and estimate are always the current ones.
 async fn outages_at(
     client: &deadpool_postgres::Client,
     when: When,
@@ -205,7 +210,9 @@ async fn outages_at(
 ) -> anyhow::Result<Vec<OutageRow>> {
     let columns = match when {
         When::Now(_) => OUTAGE_COLUMNS.to_owned(),
-        When::Then(_) => OUTAGE_COLUMNS.replacen("severity", SEVERITY_THEN, 1),
+        When::Then(_) => {
+            OUTAGE_COLUMNS.replacen("severity", &column_then("severity"), 1).replacen("title", &column_then("title"), 1)
+        }
     };
     let rows = client
         .query(
