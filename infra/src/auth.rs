@@ -51,7 +51,7 @@ fn random_hex() -> String {
 }
 
 /// The SHA-256 of a secret, as hex: what is stored for keys and session tokens.
-fn digest(secret: &str) -> String {
+pub fn digest(secret: &str) -> String {
     format!("{:x}", Sha256::digest(secret.as_bytes()))
 }
 

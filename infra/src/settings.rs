@@ -110,6 +110,11 @@ pub struct Settings {
     #[arg(long, global = true, env = "SITREP_VIEW_REQUIRES_SIGN_IN", default_value_t = false, action = clap::ArgAction::Set)]
     pub view_requires_sign_in: bool,
 
+    /// A token that `/metrics` requires, as `Authorization: Bearer <token>` (in Prometheus,
+    /// `authorization: {credentials: <token>}`). Unset, `/metrics` is open like `/healthz`.
+    #[arg(long, global = true, env = "SITREP_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Hours a sign-in lasts.
     #[arg(long, global = true, env = "SITREP_SESSION_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
     pub session_hours: u32,

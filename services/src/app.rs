@@ -86,6 +86,7 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
             view_requires_sign_in: settings.view_requires_sign_in,
             session_length: time::Duration::hours(settings.session_hours.into()),
             secure_cookies: settings.secure_cookies,
+            metrics_token: settings.metrics_token.as_deref().filter(|t| !t.is_empty()).map(Into::into),
         };
         // The dashboard shows JetStream's state on /ops and re-submits quarantined messages.
         state.bus = match bus::connect(&settings.nats_url).await {

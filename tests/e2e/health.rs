@@ -67,6 +67,32 @@ async fn metrics_parse_as_openmetrics_and_count_ingest_http_and_lag() {
 }
 
 #[tokio::test]
+async fn metrics_with_a_token_set_answer_only_requests_that_bear_it() {
+    let app = crate::helpers::spawn_app_with(|s| s.metrics_token = Some("s3cret-scrape".into())).await;
+    let scrape = |auth: Option<&'static str>| {
+        let mut req = app.http.get(app.url("/metrics"));
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let challenge = resp.headers().get("WWW-Authenticate").map(|v| v.to_str().unwrap().to_owned());
+            (resp.status().as_u16(), challenge, resp.text().await.unwrap())
+        }
+    };
+    for wrong in [None, Some("Bearer nope"), Some("s3cret-scrape"), Some("Bearer s3cret-scrapeX")] {
+        let (status, challenge, body) = scrape(wrong).await;
+        assert_eq!((status, challenge.as_deref()), (401, Some("Bearer")), "{wrong:?}: {body}");
+        assert!(body.contains("SITREP_METRICS_TOKEN"), "the answer says what is needed: {body}");
+    }
+    let (status, _, body) = scrape(Some("Bearer s3cret-scrape")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("sitrep_projection_lag_events"), "{body}");
+    assert_eq!(app.get("/healthz").await.0, 200, "probes stay open");
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn readyz_answers_once_connected_and_caught_up() {
     use sitrep_projections::{catch_up, AlertEvaluator, Alerts, History, LatestStatus};
     // No runners: this test moves the checkpoints itself.

@@ -104,6 +104,13 @@ pub async fn spawn_app_with_rules_without_projections(rules: &str) -> TestApp {
     spawn_with(settings, db_name, false).await
 }
 
+/// Like [`spawn_app`], with `change` made to its settings first.
+pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    let (mut settings, db_name) = isolated_settings().await;
+    change(&mut settings);
+    spawn_with(settings, db_name, true).await
+}
+
 /// Starts web and projections, and ingest separately (so tests can stop and restart it).
 pub async fn spawn_app() -> TestApp {
     spawn(true).await

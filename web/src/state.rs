@@ -41,6 +41,8 @@ pub struct AuthConfig {
     pub view_requires_sign_in: bool,
     pub session_length: time::Duration,
     pub secure_cookies: bool,
+    /// What `/metrics` requires as `Authorization: Bearer …`, if anything.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl Default for AuthConfig {
@@ -50,6 +52,7 @@ impl Default for AuthConfig {
             view_requires_sign_in: false,
             session_length: time::Duration::hours(12),
             secure_cookies: false,
+            metrics_token: None,
         }
     }
 }
