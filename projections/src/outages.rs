@@ -53,9 +53,19 @@ impl Projection for Outages {
     }
 }
 
+/// What a declaration or an update set (`None`: left as it was), kept with it in
+/// `outage_updates` so that pages in the past show the outage as it was then.
+#[derive(Default)]
+struct Set<'a> {
+    severity: Option<&'a str>,
+    title: Option<&'a str>,
+    components: Option<Vec<&'a str>>,
+    estimated_resolution: Option<time::OffsetDateTime>,
+}
+
 async fn apply_outage(tx: &Transaction<'_>, e: &StoredEvent, event: OutageEvent) -> anyhow::Result<()> {
     let by = said_by(e);
-    let (system, id, at, kind, severity, title, message) = match &event {
+    let (system, id, at, kind, set, message) = match &event {
         OutageEvent::Declared { system, id, outage: o, at } => {
             tx.execute(
                 "INSERT INTO outages (system, id, severity, title, description, components, started_at,
@@ -74,7 +84,13 @@ async fn apply_outage(tx: &Transaction<'_>, e: &StoredEvent, event: OutageEvent)
                 ],
             )
             .await?;
-            (system, id, at, "declared", Some(o.severity.as_str()), Some(o.title.as_str()), o.description.as_deref())
+            let set = Set {
+                severity: Some(o.severity.as_str()),
+                title: Some(o.title.as_str()),
+                components: Some(names(&o.components)),
+                estimated_resolution: o.estimated_resolution,
+            };
+            (system, id, at, "declared", set, o.description.as_deref())
         }
         OutageEvent::Updated { system, id, change: c, at } => {
             tx.execute(
@@ -94,8 +110,13 @@ async fn apply_outage(tx: &Transaction<'_>, e: &StoredEvent, event: OutageEvent)
                 ],
             )
             .await?;
-            let severity = c.severity.map(|s| s.as_str());
-            (system, id, at, "updated", severity, c.title.as_deref(), Some(c.message.as_str()))
+            let set = Set {
+                severity: c.severity.map(|s| s.as_str()),
+                title: c.title.as_deref(),
+                components: c.components.as_deref().map(names),
+                estimated_resolution: c.estimated_resolution,
+            };
+            (system, id, at, "updated", set, Some(c.message.as_str()))
         }
         OutageEvent::Resolved { system, id, message, at } => {
             tx.execute(
@@ -103,13 +124,26 @@ async fn apply_outage(tx: &Transaction<'_>, e: &StoredEvent, event: OutageEvent)
                 &[&system.as_str(), &id.as_str(), at, &e.position],
             )
             .await?;
-            (system, id, at, "resolved", None, None, message.as_deref())
+            (system, id, at, "resolved", Set::default(), message.as_deref())
         }
     };
     tx.execute(
-        "INSERT INTO outage_updates (position, system, id, at, kind, severity, title, message, by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[&e.position, &system.as_str(), &id.as_str(), at, &kind, &severity, &title, &message, &by],
+        "INSERT INTO outage_updates (position, system, id, at, kind, severity, title, components,
+                                     estimated_resolution, message, by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &e.position,
+            &system.as_str(),
+            &id.as_str(),
+            at,
+            &kind,
+            &set.severity,
+            &set.title,
+            &set.components,
+            &set.estimated_resolution,
+            &message,
+            &by,
+        ],
     )
     .await?;
     Ok(())

@@ -193,7 +193,7 @@ async fn an_outage_declared_over_nats_colours_its_tile_and_shows_a_banner_until_
 /// A page of the past shows an outage with the severity it had then, not the one it has now; an
 /// update stamped earlier than the one before it counts from that one's time.
 #[tokio::test]
-async fn an_outage_in_the_past_shows_the_severity_and_title_it_had_then() {
+async fn an_outage_in_the_past_shows_itself_as_it_was_then() {
     let app = spawn_app().await;
     let t0 = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - time::Duration::hours(2);
     let at = |minutes: i64| rfc3339(t0 + time::Duration::minutes(minutes));
@@ -201,8 +201,8 @@ async fn an_outage_in_the_past_shows_the_severity_and_title_it_had_then() {
     app.publish("derecho", report.to_string()).await;
     wait_for_components(&app, 1).await;
     // Declared at minute 5 as having started at minute 0; critical at 15; a note without
-    // severity, with a new title, at 40; then minor, stamped 20 but sent after the note, so it
-    // counts from 40; resolved at 60.
+    // severity, with a new title, another component and an expected end, at 40; then minor,
+    // stamped 20 but sent after the note, so it counts from 40; resolved at 60.
     let outage = app.settings.subject(MessageKind::Outage, "derecho");
     let messages = [
         json!({"system": "derecho", "action": "declare", "id": "glade-1", "severity": "major", "title": "Glade is down",
@@ -210,7 +210,8 @@ async fn an_outage_in_the_past_shows_the_severity_and_title_it_had_then() {
         json!({"system": "derecho", "action": "update", "id": "glade-1", "message": "Worse", "severity": "critical",
                "observed_at": at(15)}),
         json!({"system": "derecho", "action": "update", "id": "glade-1", "message": "Vendor on site",
-               "title": "Glade controller replaced", "observed_at": at(40)}),
+               "title": "Glade controller replaced", "components": ["fs/glade", "fs/home"],
+               "estimated_resolution": at(90), "observed_at": at(40)}),
         json!({"system": "derecho", "action": "update", "id": "glade-1", "message": "Better", "severity": "minor",
                "observed_at": at(20)}),
         json!({"system": "derecho", "action": "resolve", "id": "glade-1", "observed_at": at(60)}),
@@ -245,6 +246,9 @@ async fn an_outage_in_the_past_shows_the_severity_and_title_it_had_then() {
             assert!(t.contains(&format!("t-outage-{severity}")), "minute {minute}: {t}");
             assert!(system.contains(&format!("class=\"outage o-{severity}\"")), "minute {minute}: the system page");
             assert!(t.contains(title) && system.contains(title), "minute {minute}: the title then, {title}");
+            let later = minute > 40;
+            assert_eq!(system.contains("<code>fs/home</code>"), later, "minute {minute}: the components then");
+            assert_eq!(system.contains("expected to end"), later, "minute {minute}: the expected end then");
         }
     }
     app.cleanup().await;

@@ -184,25 +184,42 @@ impl When {
     }
 }
 
-/// An outage's `column` (severity or title) at the instant `$1`, from its updates in log order:
-/// each update counts from the latest time said so far (so one stamped earlier than the one
-/// before it counts from that one's time, as out-of-order reports do), and the last that counts
-/// by `$1` and sets it gives it. Before any counts (between `started_at` and the declaration),
-/// the declared one.
+/// The columns of an outage that its updates change, kept with each update in `outage_updates`.
+const CHANGING_COLUMNS: [&str; 4] = ["severity", "title", "components", "estimated_resolution"];
+
+/// An outage's `column` at the instant `$1`, from its updates in log order: each update counts
+/// from the latest time said so far (so one stamped earlier than the one before it counts from
+/// that one's time, as out-of-order reports do), and the last that counts by `$1` and sets it
+/// gives it. Before any counts (between `started_at` and the declaration), the declared one; for
+/// the expected end, which a declaration may leave out, none then.
 fn column_then(column: &str) -> String {
-    format!(
-        "coalesce(
-    (SELECT e.{column} FROM (SELECT u.{column}, u.position, max(u.at) OVER (ORDER BY u.position) AS counts_from
-                             FROM outage_updates u WHERE u.system = o.system AND u.id = o.id) e
-     WHERE e.{column} IS NOT NULL AND e.counts_from <= $1 ORDER BY e.position DESC LIMIT 1),
-    (SELECT u.{column} FROM outage_updates u WHERE u.system = o.system AND u.id = o.id AND u.kind = 'declared'),
-    o.{column})"
-    )
+    let latest = format!(
+        "(SELECT e.{column} FROM (SELECT u.{column}, u.position, max(u.at) OVER (ORDER BY u.position) AS counts_from
+                                  FROM outage_updates u WHERE u.system = o.system AND u.id = o.id) e
+          WHERE e.{column} IS NOT NULL AND e.counts_from <= $1 ORDER BY e.position DESC LIMIT 1)"
+    );
+    let declared = format!(
+        "(SELECT u.{column} FROM outage_updates u WHERE u.system = o.system AND u.id = o.id AND u.kind = 'declared')"
+    );
+    if column == "estimated_resolution" {
+        format!("coalesce({latest}, {declared})")
+    } else {
+        format!("coalesce({latest}, {declared}, o.{column})")
+    }
+}
+
+/// [`OUTAGE_COLUMNS`], with those that updates change as they were at the instant `$1`.
+fn outage_columns_then() -> String {
+    let columns = OUTAGE_COLUMNS.split(", ");
+    columns
+        .map(|c| if CHANGING_COLUMNS.contains(&c) { column_then(c) } else { c.to_owned() })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The outages in force at `when`, for one system or all, worst first. Now, each has its
-/// current severity and title (the outage's own page shows the same); at a past instant, those
-/// it had then ([`column_then`]). Components and estimate are always the current ones.
+/// current severity, title, components and expected end (the outage's own page shows the same);
+/// at a past instant, those it had then ([`column_then`]).
 async fn outages_at(
     client: &deadpool_postgres::Client,
     when: When,
@@ -210,9 +227,7 @@ async fn outages_at(
 ) -> anyhow::Result<Vec<OutageRow>> {
     let columns = match when {
         When::Now(_) => OUTAGE_COLUMNS.to_owned(),
-        When::Then(_) => {
-            OUTAGE_COLUMNS.replacen("severity", &column_then("severity"), 1).replacen("title", &column_then("title"), 1)
-        }
+        When::Then(_) => outage_columns_then(),
     };
     let rows = client
         .query(
