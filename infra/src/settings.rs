@@ -113,7 +113,7 @@ pub struct Settings {
     /// A token that `/metrics` requires, as `Authorization: Bearer <token>` (in Prometheus,
     /// `authorization: {credentials: <token>}`). Unset, `/metrics` is open like `/healthz`.
     #[arg(long, global = true, env = "SITREP_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
 
     /// Hours a sign-in lasts.
     #[arg(long, global = true, env = "SITREP_SESSION_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]

@@ -86,7 +86,12 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
             view_requires_sign_in: settings.view_requires_sign_in,
             session_length: time::Duration::hours(settings.session_hours.into()),
             secure_cookies: settings.secure_cookies,
-            metrics_token: settings.metrics_token.as_deref().filter(|t| !t.is_empty()).map(Into::into),
+            metrics_token: settings
+                .metrics_token
+                .as_ref()
+                .map(|t| t.expose().trim())
+                .filter(|t| !t.is_empty())
+                .map(Into::into),
         };
         // The dashboard shows JetStream's state on /ops and re-submits quarantined messages.
         state.bus = match bus::connect(&settings.nats_url).await {

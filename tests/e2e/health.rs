@@ -68,7 +68,9 @@ async fn metrics_parse_as_openmetrics_and_count_ingest_http_and_lag() {
 
 #[tokio::test]
 async fn metrics_with_a_token_set_answer_only_requests_that_bear_it() {
-    let app = crate::helpers::spawn_app_with(|s| s.metrics_token = Some("s3cret-scrape".into())).await;
+    // As read from a file with its newline: spaces around the setting are ignored.
+    let token = sitrep_infra::settings::Secret::new("s3cret-scrape\n");
+    let app = crate::helpers::spawn_app_with(|s| s.metrics_token = Some(token)).await;
     let scrape = |auth: Option<&'static str>| {
         let mut req = app.http.get(app.url("/metrics"));
         if let Some(a) = auth {
@@ -85,9 +87,11 @@ async fn metrics_with_a_token_set_answer_only_requests_that_bear_it() {
         assert_eq!((status, challenge.as_deref()), (401, Some("Bearer")), "{wrong:?}: {body}");
         assert!(body.contains("SITREP_METRICS_TOKEN"), "the answer says what is needed: {body}");
     }
-    let (status, _, body) = scrape(Some("Bearer s3cret-scrape")).await;
-    assert_eq!(status, 200);
-    assert!(body.contains("sitrep_projection_lag_events"), "{body}");
+    for right in ["Bearer s3cret-scrape", "bearer  s3cret-scrape "] {
+        let (status, _, body) = scrape(Some(right)).await;
+        assert_eq!(status, 200, "{right:?}");
+        assert!(body.contains("sitrep_projection_lag_events"), "{body}");
+    }
     assert_eq!(app.get("/healthz").await.0, 200, "probes stay open");
     app.cleanup().await;
 }

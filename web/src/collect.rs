@@ -53,16 +53,19 @@ pub async fn maintenance(state: State<AppState>, headers: HeaderMap, body: Body)
 
 /// The bearer key of a request.
 fn bearer(headers: &HeaderMap) -> Result<&str, WebError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| WebError::BadKey { what: "No API key: the Authorization header is missing.".into() })?;
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return Err(WebError::BadKey { what: "No API key: the Authorization header is missing.".into() });
+    }
+    bearer_token(headers)
         .ok_or_else(|| WebError::BadKey { what: "The Authorization header must be `Bearer <key>`.".into() })
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case), trimmed;
+/// `None` if there is none.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    Some(token.trim()).filter(|t| scheme.eq_ignore_ascii_case("bearer") && !t.is_empty())
 }
 
 #[tracing::instrument(skip_all, fields(kind = kind.token(), key = tracing::field::Empty, system = tracing::field::Empty))]

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sitrep_infra::auth::digest;
+use sitrep_infra::auth::{digest, same_secret};
 use sitrep_infra::metrics::{self, Projection, Route};
 use std::time::Instant;
 
@@ -56,10 +56,8 @@ pub async fn lags(pool: &deadpool_postgres::Pool) -> anyhow::Result<Vec<Lag>> {
 /// `GET /metrics`.
 pub async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.auth.metrics_token {
-        let given =
-            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        // Compared as digests, so the time taken says nothing about how much of it matched.
-        if given.is_none_or(|g| digest(g) != digest(token)) {
+        // Compared as digests, in constant time, so the time taken says nothing of the token.
+        if crate::collect::bearer_token(&headers).is_none_or(|g| !same_secret(&digest(g), &digest(token))) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
