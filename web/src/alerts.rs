@@ -121,6 +121,7 @@ fn row(r: &Row, now: OffsetDateTime) -> AlertRow {
     let state: String = r.get(4);
     let (state_label, state_icon) = state_word(&state);
     let (system, component): (String, String) = (r.get(5), r.get(6));
+    let (maintenance, maintenance_ended): (Option<String>, Option<OffsetDateTime>) = (r.get(15), r.get(16));
     AlertRow {
         url: format!("/alerts/{id}"),
         id,
@@ -141,10 +142,10 @@ fn row(r: &Row, now: OffsetDateTime) -> AlertRow {
         silenced_until: r.get::<_, Option<OffsetDateTime>>(12).map(view::utc_text),
         resolved: r.get::<_, Option<OffsetDateTime>>(13).map(|t| view::age(t, now, false)),
         resolved_reason: r.get(14),
-        maintenance_url: r.get::<_, Option<&str>>(15).and_then(maintenance_url),
-        maintenance: r.get(15),
-        maintenance_ended: r.get::<_, Option<OffsetDateTime>>(16).map(|t| view::age(t, now, false)),
-        in_maintenance: r.get::<_, Option<&str>>(15).is_some() && r.get::<_, Option<OffsetDateTime>>(16).is_none(),
+        maintenance_url: maintenance.as_deref().and_then(maintenance_url),
+        in_maintenance: maintenance.is_some() && maintenance_ended.is_none(),
+        maintenance,
+        maintenance_ended: maintenance_ended.map(|t| view::age(t, now, false)),
     }
 }
 

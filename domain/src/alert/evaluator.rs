@@ -39,6 +39,15 @@ pub struct Decision {
     pub command: AlertCommand,
 }
 
+impl Decision {
+    /// A decision on `alert_id`, with a command id derived from the position of the event that
+    /// caused it, the verb, and what it is about (`of`): the same every time the log is evaluated.
+    fn new(position: i64, verb: &str, of: &dyn std::fmt::Display, alert_id: Uuid, command: AlertCommand) -> Self {
+        let command_id = Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|{verb}|{of}").as_bytes());
+        Self { command_id, alert_id, command }
+    }
+}
+
 /// An event from the log, as the evaluator reads it.
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
@@ -448,11 +457,13 @@ impl Evaluator {
             impacted_by,
             maintenance: maintenance.as_ref().map(|(name, _)| name.clone()),
         };
-        out.push(Decision {
-            command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|raise|{slot}").as_bytes()),
+        out.push(Decision::new(
+            position,
+            "raise",
+            &slot,
             alert_id,
-            command: AlertCommand::Raise { info, at: now, cause: position },
-        });
+            AlertCommand::Raise { info, at: now, cause: position },
+        ));
         self.open.insert(slot.to_owned(), alert_id);
         if let Some((name, ends_at)) = maintenance {
             self.in_maintenance.insert(alert_id, (name, key.to_owned()));
@@ -464,11 +475,13 @@ impl Evaluator {
         let (Some(alert_id), Some(now)) = (self.open.remove(slot), self.now) else { return };
         self.silences.remove(&alert_id);
         self.in_maintenance.remove(&alert_id);
-        out.push(Decision {
-            command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|resolve|{slot}").as_bytes()),
+        out.push(Decision::new(
+            position,
+            "resolve",
+            &slot,
             alert_id,
-            command: AlertCommand::Resolve { reason, at: now, cause: position },
-        });
+            AlertCommand::Resolve { reason, at: now, cause: position },
+        ));
     }
 
     /// New rules: alerts of rules that are gone (or no longer match) resolve, and every
@@ -577,11 +590,13 @@ impl Evaluator {
         let expired: Vec<Uuid> = self.silences.iter().filter(|(_, until)| **until <= now).map(|(id, _)| *id).collect();
         for alert_id in expired {
             self.silences.remove(&alert_id);
-            out.push(Decision {
-                command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|expire|{alert_id}").as_bytes()),
+            out.push(Decision::new(
+                position,
+                "expire",
+                &alert_id,
                 alert_id,
-                command: AlertCommand::ExpireSilence { at: now, cause: position },
-            });
+                AlertCommand::ExpireSilence { at: now, cause: position },
+            ));
         }
         for until in self.silences.values() {
             due = earliest(due, *until);
@@ -605,11 +620,13 @@ impl Evaluator {
         }
         for alert_id in over {
             self.in_maintenance.remove(&alert_id);
-            out.push(Decision {
-                command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{position}|maintenance|{alert_id}").as_bytes()),
+            out.push(Decision::new(
+                position,
+                "maintenance",
+                &alert_id,
                 alert_id,
-                command: AlertCommand::EndMaintenance { at: now, cause: position },
-            });
+                AlertCommand::EndMaintenance { at: now, cause: position },
+            ));
         }
     }
 }
