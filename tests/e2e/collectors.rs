@@ -251,6 +251,9 @@ async fn an_outage_in_the_past_shows_itself_as_it_was_then() {
             assert_eq!(system.contains("expected to end"), later, "minute {minute}: the expected end then");
         }
     }
+    // The timeline that keeps these is a pure function of the log: a rebuild equals it.
+    let (verified, said) = crate::replay::run_verify(&app, sitrep_services::replay::Which::Outages).await;
+    assert!(verified.is_ok(), "{verified:?}: {said}");
     app.cleanup().await;
 }
 

@@ -32,7 +32,7 @@ async fn caught_up(app: &TestApp) {
     .await;
 }
 
-async fn run_verify(app: &TestApp, which: Which) -> (anyhow::Result<()>, String) {
+pub(crate) async fn run_verify(app: &TestApp, which: Which) -> (anyhow::Result<()>, String) {
     let mut out = Vec::new();
     let result = verify(&app.settings, which, &mut out).await;
     (result, String::from_utf8(out).unwrap())
