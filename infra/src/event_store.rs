@@ -174,6 +174,17 @@ impl StoredEvent {
     }
 }
 
+/// When a report was observed, for the `observed_at` column that raw-history reads use (the
+/// event log is the raw history; migration V12). `None` for every other kind of event.
+fn observed_at(e: &NewEvent) -> Option<OffsetDateTime> {
+    use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE};
+    if e.aggregate_type != AGGREGATE_TYPE || e.event_type != ComponentEvent::STATUS_REPORTED {
+        return None;
+    }
+    let raw = e.payload.get(ComponentEvent::STATUS_REPORTED)?.get("observed_at")?.as_str()?;
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()
+}
+
 /// Appends events in one statement and notifies readers when the caller's transaction commits.
 /// Returns the position of the last one (`None` when there were none). Fails with
 /// [`InfraError::Conflict`] or [`InfraError::DuplicateEvent`] on the unique keys.
@@ -189,7 +200,9 @@ pub async fn append(tx: &impl GenericClient, events: &[NewEvent]) -> Result<Opti
     let mut versions = Vec::with_capacity(events.len());
     let mut payloads = Vec::with_capacity(events.len());
     let mut metas = Vec::with_capacity(events.len());
+    let mut observed = Vec::with_capacity(events.len());
     for e in events {
+        observed.push(observed_at(e));
         ids.push(e.event_id);
         agg_types.push(e.aggregate_type.as_str());
         agg_ids.push(e.aggregate_id.as_str());
@@ -203,15 +216,15 @@ pub async fn append(tx: &impl GenericClient, events: &[NewEvent]) -> Result<Opti
         .query_one(
             // WITH ORDINALITY: positions follow the order of `events`.
             "WITH appended AS (
-                INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                SELECT i, at, ai, s, et, ev, p, m
-                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[])
-                     WITH ORDINALITY AS u(i, at, ai, s, et, ev, p, m, ord)
+                INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, observed_at)
+                SELECT i, at, ai, s, et, ev, p, m, o
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[], $9::timestamptz[])
+                     WITH ORDINALITY AS u(i, at, ai, s, et, ev, p, m, o, ord)
                 ORDER BY ord
                 RETURNING position
              )
              SELECT max(position) FROM appended",
-            &[&ids, &agg_types, &agg_ids, &seqs, &types, &versions, &payloads, &metas],
+            &[&ids, &agg_types, &agg_ids, &seqs, &types, &versions, &payloads, &metas, &observed],
         )
         .await?
         .get(0);

@@ -75,7 +75,8 @@ pub struct Settings {
     #[arg(long, global = true, env = "SITREP_DEFAULT_TTL_SECONDS", default_value_t = 600)]
     pub default_ttl_seconds: u32,
 
-    /// Days of raw history (every report) to keep; charts of older time use rollups.
+    /// Charts of windows that start within this many days show every report (read from the
+    /// event log, the raw history); older windows show hourly or daily rollups. Nothing is deleted.
     #[arg(long, global = true, env = "SITREP_HISTORY_RAW_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
     pub history_raw_days: u32,
 
@@ -90,6 +91,28 @@ pub struct Settings {
     /// JetStream stream that alert transitions are published to, on `<prefix>.alert.<severity>.<system>`.
     #[arg(long, global = true, env = "SITREP_ALERTS_STREAM", default_value = "SITREP_ALERTS")]
     pub alerts_stream: String,
+
+    /// Oldest message the report stream keeps, as `7d`, `36h` (`0` for no limit). The stream is a
+    /// work queue: a report leaves it once ingest has stored it, so only a backlog of unstored
+    /// reports ever ages. Past this age they are discarded: `/ops`, `/readyz` and the self-report
+    /// warn from half of it (docs/operations.md).
+    #[arg(long, global = true, env = "SITREP_REPORTS_MAX_AGE", default_value = "7d")]
+    pub reports_max_age: humantime::Duration,
+
+    /// Most megabytes (MiB) the report stream holds (`0` for no limit). When ingest's backlog
+    /// reaches it, JetStream refuses new reports (publishers get an error) rather than discard
+    /// unstored ones; the warnings start at half of it.
+    #[arg(long, global = true, env = "SITREP_REPORTS_MAX_MB", default_value_t = 1024)]
+    pub reports_max_mb: u64,
+
+    /// How long the alert stream keeps transitions for subscribers to resume from (`0` for ever).
+    #[arg(long, global = true, env = "SITREP_ALERTS_MAX_AGE", default_value = "30d")]
+    pub alerts_max_age: humantime::Duration,
+
+    /// Most megabytes (MiB) the alert stream holds (`0` for no limit); past it the oldest
+    /// transitions go first.
+    #[arg(long, global = true, env = "SITREP_ALERTS_MAX_MB", default_value_t = 1024)]
+    pub alerts_max_mb: u64,
 
     /// Replicas of the report and alert streams when sitrep creates them: 1 for a single NATS
     /// server, 3 for a JetStream cluster (survives the loss of a node). Existing streams keep theirs.

@@ -1,10 +1,12 @@
-//! History: every report as a time series, status segments, and hourly and daily rollups of
-//! metrics (min, max, sum, count, last) and of the seconds spent in each status.
+//! History: status segments, and hourly and daily rollups of metrics (min, max, sum, count,
+//! last) and of the seconds spent in each status. The raw reports are the event log itself
+//! (its `observed_at` column, migration V12): this read model keeps only what the log cannot
+//! answer quickly.
 //!
-//! Every write is either keyed by event position (raw reports) or a commutative merge whose
-//! result does not depend on how events were batched (numeric sums, min, max, last by time), so
-//! a rebuild from the log gives identical tables. Retention ([`prune`]) is separate: it deletes
-//! old raw rows and hourly rollups on a schedule, never events.
+//! Every write is a commutative merge whose result does not depend on how events were batched
+//! (numeric sums, min, max, last by time), or a segment keyed by its start, so a rebuild from
+//! the log gives identical tables. Retention ([`prune`]) is separate: it deletes old hourly
+//! rollups on a schedule, never events.
 
 use crate::exact::{ExactSum, Numeric};
 use crate::runner::{Projection, REBUILD_STEP, WRITE_ROWS};
@@ -27,15 +29,11 @@ type Key = (String, String);
 
 /// One StatusReported event, as the history tables need it.
 struct Report {
-    position: i64,
     key: Key,
     status: &'static str,
-    message: Option<String>,
     metrics: std::collections::BTreeMap<String, f64>,
-    labels: std::collections::BTreeMap<String, String>,
     ttl_seconds: Option<i32>,
     observed_at: OffsetDateTime,
-    received_at: OffsetDateTime,
     late: bool,
 }
 
@@ -102,7 +100,7 @@ impl Projection for History {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["history_reports", "status_segments", "metric_rollups", "status_rollups"]
+        &["status_segments", "metric_rollups", "status_rollups"]
     }
 
     /// Rollups and segments merge, so a step covers up to fifty batches when they wait.
@@ -120,12 +118,7 @@ impl Projection for History {
 
     /// What pages and retention read; steps look up only open segments and primary keys.
     fn deferred_indexes(&self) -> &'static [&'static str] {
-        &[
-            "history_reports_component_time",
-            "history_reports_time",
-            "metric_rollups_retention",
-            "status_rollups_retention",
-        ]
+        &["metric_rollups_retention", "status_rollups_retention"]
     }
 
     async fn apply(&self, tx: &Transaction<'_>, events: &[StoredEvent], step: &mut HistoryStep) -> anyhow::Result<()> {
@@ -133,18 +126,14 @@ impl Projection for History {
         for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
             if let ComponentEvent::StatusReported(r) = stored.payload.decode::<ComponentEvent>()? {
                 reports.push(Report {
-                    position: stored.position,
                     key: (r.system.to_string(), r.component.to_string()),
                     status: r.status.as_str(),
-                    labels: r.labels,
                     ttl_seconds: r.ttl_seconds.map(|t| t as i32),
-                    message: r.message,
                     metrics: r.metrics,
                     // Postgres keeps microseconds; so does everything computed here, or a stretch
                     // whose start was read back from a table would differ by the nanoseconds from
                     // one computed in the same batch, and results would depend on batching.
                     observed_at: to_micros(r.observed_at),
-                    received_at: to_micros(r.received_at),
                     late: r.late,
                 });
             }
@@ -152,7 +141,6 @@ impl Projection for History {
         if reports.is_empty() {
             return Ok(());
         }
-        insert_reports(tx, &reports).await.context("history_reports")?;
         fold_metrics(&reports, &mut step.metrics);
         self.advance_timelines(tx, &reports, step).await.context("status_segments")
     }
@@ -162,53 +150,6 @@ impl Projection for History {
         write_segments(tx, &step.order, &step.touched).await.context("status_segments")?;
         add_status_seconds(tx, &step.seconds).await.context("status_rollups")
     }
-}
-
-/// Writes the reports' rows by binary COPY, the fastest way into a table (a rebuild writes a
-/// million). Each event is applied once (the checkpoint moves in the same transaction), so no
-/// row is there already.
-async fn insert_reports(tx: &Transaction<'_>, reports: &[Report]) -> anyhow::Result<()> {
-    use tokio_postgres::types::{Json, ToSql, Type};
-    let sink = tx
-        .copy_in(
-            "COPY history_reports (position, system, component, status, message, metrics, labels, ttl_seconds,
-                                   observed_at, received_at, late) FROM STDIN (FORMAT binary)",
-        )
-        .await?;
-    let types = [
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::JSONB,
-        Type::JSONB,
-        Type::INT4,
-        Type::TIMESTAMPTZ,
-        Type::TIMESTAMPTZ,
-        Type::BOOL,
-    ];
-    let mut writer = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types));
-    for r in reports {
-        // Serialised straight from the maps, not through a `serde_json::Value` each.
-        let (metrics, labels) = (Json(&r.metrics), Json(&r.labels));
-        let row: [&(dyn ToSql + Sync); 11] = [
-            &r.position,
-            &r.key.0,
-            &r.key.1,
-            &r.status,
-            &r.message,
-            &metrics,
-            &labels,
-            &r.ttl_seconds,
-            &r.observed_at,
-            &r.received_at,
-            &r.late,
-        ];
-        writer.as_mut().write(&row).await?;
-    }
-    writer.finish().await?;
-    Ok(())
 }
 
 /// Folds each report's metric values into the step's rollup rows, in log order.
@@ -406,10 +347,8 @@ async fn add_status_seconds(
 /// rebuilt history with a live one pruned at another moment); `None` for tables never pruned.
 pub fn kept_rows(table: &str, now: OffsetDateTime, retention: Retention) -> Option<String> {
     let rfc = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    let raw_cutoff = now - retention.raw;
     let hourly_cutoff = now - retention.hourly - Duration::hours(1);
     match table {
-        "history_reports" => Some(format!("observed_at >= '{}'", rfc(raw_cutoff))),
         "metric_rollups" | "status_rollups" => {
             Some(format!("NOT (resolution = 'hour' AND bucket < '{}')", rfc(hourly_cutoff)))
         }
@@ -422,10 +361,12 @@ pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)
 }
 
-/// How long history is kept. Daily rollups and status segments are kept for ever; the event log
-/// is never pruned.
+/// How far back each resolution is read, and how long hourly rollups are kept. Daily rollups
+/// and status segments are kept for ever; the event log is pruned only by `sitrep archive`.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
+    /// Charts of windows that start within this read every report from the log; older windows
+    /// read rollups (`SITREP_HISTORY_RAW_DAYS`). Nothing is deleted by it.
     pub raw: Duration,
     pub hourly: Duration,
 }
@@ -440,11 +381,10 @@ impl Default for Retention {
 /// Rows deleted by one [`prune`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pruned {
-    pub raw_reports: u64,
     pub hourly_rollups: u64,
 }
 
-/// Deletes raw reports and hourly rollups older than the retention allows at `now`.
+/// Deletes hourly rollups older than the retention allows at `now`.
 pub async fn prune(pool: &Pool, now: OffsetDateTime, retention: Retention) -> anyhow::Result<Pruned> {
     let client = pool.get().await.context("connecting to Postgres")?;
     prune_with(&**client, now, retention).await
@@ -456,13 +396,8 @@ pub async fn prune_with(
     now: OffsetDateTime,
     retention: Retention,
 ) -> anyhow::Result<Pruned> {
-    let raw_cutoff = now - retention.raw;
     // An hourly bucket goes once all of it is past the cutoff.
     let hourly_cutoff = now - retention.hourly - Duration::hours(1);
-    let raw_reports = client
-        .execute("DELETE FROM history_reports WHERE observed_at < $1", &[&raw_cutoff])
-        .await
-        .context("pruning history_reports")?;
     let mut hourly_rollups = 0;
     for table in ["metric_rollups", "status_rollups"] {
         hourly_rollups += client
@@ -470,5 +405,5 @@ pub async fn prune_with(
             .await
             .with_context(|| format!("pruning {table}"))?;
     }
-    Ok(Pruned { raw_reports, hourly_rollups })
+    Ok(Pruned { hourly_rollups })
 }

@@ -223,11 +223,11 @@ pub fn retention(settings: &Settings) -> Retention {
     }
 }
 
-/// Prunes old raw history and hourly rollups now and then every hour, until cancelled.
+/// Prunes old hourly rollups now and then every hour, until cancelled.
 async fn run_retention(pool: Pool, retention: Retention, cancel: CancellationToken) {
     loop {
         match history::prune(&pool, time::OffsetDateTime::now_utc(), retention).await {
-            Ok(p) => tracing::info!(raw_reports = p.raw_reports, hourly_rollups = p.hourly_rollups, "history pruned"),
+            Ok(p) => tracing::info!(hourly_rollups = p.hourly_rollups, "history pruned"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "history retention failed; will retry"),
         }
         tokio::select! {

@@ -1,7 +1,9 @@
 //! sitrep reporting on itself as the system `sitrep`, through its own pipeline: every
 //! `SITREP_SELF_REPORT_SECONDS` it publishes a batch on `<prefix>.report.sitrep` with the
-//! components `postgres`, `nats`, `ingest` and `projection/<name>`, so sitrep's own health shows,
-//! alerts and is kept in history like any other system's.
+//! components `postgres`, `nats`, `stream/reports` (ingest's backlog against the report stream's
+//! limits: degraded from half of a limit, failed from 80 %, so the `degraded` and `failed` rules
+//! alert well before unstored reports would be lost), `ingest` and `projection/<name>`, so
+//! sitrep's own health shows, alerts and is kept in history like any other system's.
 
 use async_nats::jetstream::{self, consumer::pull};
 use deadpool_postgres::Pool;
@@ -39,6 +41,19 @@ pub async fn reports(pool: &Pool, js: &jetstream::Context, settings: &Settings, 
             Err(e) => out.push(component("postgres", "failed", format!("query failed: {e}"), json!({}))),
         },
         Err(e) => out.push(component("postgres", "failed", format!("no connection: {e}"), json!({}))),
+    }
+    match sitrep_infra::bus::read_report_stream(js, settings.into()).await {
+        Ok(reading) => {
+            let b = reading.backlog(time::OffsetDateTime::now_utc());
+            out.push(component(
+                "stream/reports",
+                b.level.status(),
+                b.message,
+                json!({"backlog_messages": b.messages, "backlog_bytes": b.bytes,
+                       "backlog_age_seconds": b.oldest_seconds.round(), "limit_used_pct": (b.used_pct * 10.0).round() / 10.0}),
+            ));
+        }
+        Err(e) => out.push(component("stream/reports", "unknown", format!("{e:#}"), json!({}))),
     }
     match js.get_stream(&settings.reports_stream).await {
         Ok(mut stream) => {

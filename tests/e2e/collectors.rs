@@ -221,7 +221,7 @@ async fn an_outage_in_the_past_shows_itself_as_it_was_then() {
     }
     eventually("every outage message, and the report in history", || async {
         let n = app.scalar("SELECT count(*) FROM outage_updates").await;
-        let reports = app.scalar("SELECT count(*) FROM history_reports").await;
+        let reports = app.scalar("SELECT count(*) FROM status_segments").await;
         (n == messages.len() as i64 && reports == 1)
             .then_some(())
             .ok_or(format!("{n} of {}, {reports} report", messages.len()))

@@ -32,7 +32,6 @@ async fn table(app: &TestApp, name: &str, order: &str) -> Vec<String> {
 
 async fn history_tables(app: &TestApp) -> Vec<Vec<String>> {
     vec![
-        table(app, "history_reports", "position").await,
         table(app, "status_segments", "system, component, started_at").await,
         table(app, "metric_rollups", "system, component, resolution, metric, bucket").await,
         table(app, "status_rollups", "system, component, resolution, bucket, status").await,
@@ -223,11 +222,13 @@ async fn a_known_sequence_gives_exact_rollups_uptime_csv_and_past_states_and_reb
     // Assert: identical tables.
     assert_eq!(history_tables(&app).await, before);
 
-    // Retention: raw reports older than 7 days go; rollups, segments and the event log stay,
-    // and the past is still shown from the event log.
+    // Retention deletes no report: the event log is the raw history (there is no copy table),
+    // and the past is still shown from it; rollups and segments stay.
     let pruned = history::prune(&app.pool, OffsetDateTime::now_utc(), Retention::default()).await.unwrap();
-    assert_eq!(pruned.raw_reports, 2);
-    assert_eq!(app.scalar("SELECT count(*) FROM history_reports WHERE system = 'archive'").await, 0);
+    assert_eq!(pruned.hourly_rollups, 0);
+    assert_eq!(app.scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'history_reports'").await, 0);
+    let archive = "SELECT count(*) FROM events WHERE aggregate_id = 'archive:tape/lib1' AND observed_at IS NOT NULL";
+    assert_eq!(app.scalar(archive).await, 2);
     assert_eq!(app.scalar("SELECT count(*) FROM status_segments WHERE system = 'archive'").await, 2);
     let (_, html) = app.get(&format!("/?at={}", rfc(old + Duration::minutes(30)))).await;
     assert!(html.contains("class=\"tile t-ok\""), "{html}");
@@ -295,7 +296,7 @@ async fn history_built_in_large_steps_equals_history_built_a_few_events_at_a_tim
         steps += 1;
     }
 
-    // Assert: the same rows, and the history holds every report.
+    // Assert: the same rows, and the log holds every report with its observed time.
     let (differences, position) = rebuild::compare(&app.pool, &history, None).await.unwrap();
     assert_eq!(position, head);
     assert!(differences.is_empty(), "{differences:#?}");
@@ -315,13 +316,15 @@ async fn history_built_in_large_steps_equals_history_built_a_few_events_at_a_tim
     let order = "system, component, resolution, metric, bucket";
     // And the rollups are what Postgres makes of the raw reports by itself: the statement
     // history ran before it folded values in memory.
-    let reference = "(SELECT h.system, h.component, res.name AS resolution, m.key AS metric,
+    let reference = "(SELECT split_part(h.aggregate_id, ':', 1) AS system,
+                             substr(h.aggregate_id, strpos(h.aggregate_id, ':') + 1) AS component,
+                             res.name AS resolution, m.key AS metric,
                              date_bin(res.width, h.observed_at, timestamptz 'epoch') AS bucket,
                              min(m.value::float8) AS min, max(m.value::float8) AS max,
                              sum(m.value::float8::numeric)::text AS sum, count(*) AS count,
                              (array_agg(m.value::float8 ORDER BY h.observed_at DESC, h.position DESC))[1] AS last,
                              max(h.observed_at) AS last_at
-                      FROM history_reports h CROSS JOIN jsonb_each_text(h.metrics) AS m
+                      FROM events h CROSS JOIN jsonb_each_text(h.payload->'StatusReported'->'metrics') AS m
                       CROSS JOIN (VALUES ('hour', interval '1 hour'), ('day', interval '1 day')) AS res(name, width)
                       GROUP BY 1, 2, 3, 4, 5)";
     let folded =
@@ -332,7 +335,7 @@ async fn history_built_in_large_steps_equals_history_built_a_few_events_at_a_tim
     let client = app.pool.get().await.unwrap();
     assert_eq!(client.query_one(last, &[]).await.unwrap().get::<_, String>(0), "-1.75");
     drop(client);
-    assert_eq!(app.scalar("SELECT count(*) FROM history_reports").await, want);
+    assert_eq!(app.scalar("SELECT count(*) FROM events WHERE observed_at IS NOT NULL").await, want);
     assert!(app.scalar("SELECT count(*) FROM status_rollups WHERE status = 'stale'").await > 0);
     rebuild::discard(&app.pool, &history).await.unwrap();
     app.cleanup().await;

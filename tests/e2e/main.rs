@@ -15,3 +15,4 @@ mod pipeline;
 mod projections;
 mod replay;
 mod security;
+mod storage;

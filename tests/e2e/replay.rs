@@ -74,7 +74,7 @@ async fn verify_names_a_difference_made_behind_a_projections_back_and_replay_rep
     assert!(said.contains("table status_segments: 0 rows only in the live table"), "{said}");
 
     let indexes_before = public_indexes(&app).await;
-    assert!(indexes_before.iter().any(|i| i.starts_with("history_reports_time ")), "{indexes_before:#?}");
+    assert!(indexes_before.iter().any(|i| i.starts_with("metric_rollups_retention ")), "{indexes_before:#?}");
     let mut out = Vec::new();
     replay(&app.settings, Which::All, &mut out).await.unwrap();
     let said = String::from_utf8(out).unwrap();

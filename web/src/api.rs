@@ -80,7 +80,7 @@ async fn states(
         .map(|rows| (now, rows, false)),
         Some(at) => {
             let scope = system.map_or(Scope::All, Scope::System);
-            history::state_at(&state.pool, scope, at, now - state.kept.raw).await.map(|rows| (at, rows, true))
+            history::state_at(&state.pool, scope, at).await.map(|rows| (at, rows, true))
         }
     };
     rows.map_err(WebError::api)

@@ -229,10 +229,9 @@ pub async fn page(
         return Err(WebError::no_component_reports(Format::Html, &system, &component, &state.subject_prefix));
     };
     let end = at.unwrap_or(now);
-    let raw_from = now - state.kept.raw;
     let current = match at {
         None => Some(live),
-        Some(at) => history::state_at(pool, Scope::Component(&system, &component), at, raw_from)
+        Some(at) => history::state_at(pool, Scope::Component(&system, &component), at)
             .await
             .map_err(WebError::page)?
             .pop(),
@@ -245,7 +244,7 @@ pub async fn page(
         .into_iter()
         .map(|(_, s)| s)
         .collect();
-    let reports = history::recent_reports(pool, &system, &component, end, REPORTS_SHOWN, raw_from)
+    let reports = history::recent_reports(pool, &system, &component, end, REPORTS_SHOWN)
         .await
         .map_err(WebError::page)?;
     let facts = Facts { system, component, current, range, segments, series, window, reports };

@@ -82,7 +82,8 @@ pub async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> 
 }
 
 /// `GET /readyz`: 200 once Postgres answers and every one of [`READ_MODELS`] is within
-/// [`READY_LAG_SECONDS`] of the log; 503 with the reasons otherwise.
+/// [`READY_LAG_SECONDS`] of the log; 503 with the reasons otherwise. `warnings` says when
+/// ingest's backlog nears the report stream's limits (`report_backlog` has the figures).
 pub async fn ready(State(state): State<AppState>) -> Response {
     match lags(&state.pool).await {
         Err(e) => (
@@ -96,11 +97,24 @@ pub async fn ready(State(state): State<AppState>) -> Response {
                 .filter(|l| READ_MODELS.contains(&l.projection.as_str()) && l.seconds > READY_LAG_SECONDS)
                 .collect();
             let status = if behind.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            // Ingest's backlog near the report stream's limits is a warning, not unreadiness:
+            // this process still serves the dashboard, which is what operators need then.
+            let backlog = match &state.bus {
+                Some(bus) => bus.backlog(state.now()).await.ok(),
+                None => None,
+            };
+            let warnings: Vec<&str> = backlog
+                .iter()
+                .filter(|b| b.level != sitrep_infra::bus::BacklogLevel::Ok)
+                .map(|b| b.message.as_str())
+                .collect();
             let why: Vec<String> = behind
                 .iter()
                 .map(|l| format!("{} is {} events ({:.0} s) behind", l.projection, l.events, l.seconds))
                 .collect();
-            (status, Json(serde_json::json!({"ready": behind.is_empty(), "why": why, "projections": lags})))
+            let body = serde_json::json!({"ready": behind.is_empty(), "why": why, "warnings": warnings,
+                                          "projections": lags, "report_backlog": backlog});
+            (status, Json(body))
                 .into_response()
         }
     }

@@ -1,17 +1,18 @@
 //! Reads of the past: metric series, status segments, recent reports, and the state of every
 //! component at an instant.
 //!
-//! Series pick their source by range and retention ([`Source::choose`]). The state at an
-//! instant comes from the raw history while it is kept, and from the event log beyond that, so
-//! any instant since the first event can be shown. This module is the only place where the web
-//! side reads the event log.
+//! The event log is the raw history: every report is an event with its `observed_at` as a
+//! column, indexed by component and time (migration V12). Series pick their source by range
+//! ([`Source::choose`]): every report for recent windows, rollups for older ones. The state at an
+//! instant and a component's last reports are read from the log, for any instant since the
+//! first event. This module is the only place where the web side reads the event log.
 
 use crate::chart::Point;
-use crate::queries::{self, ComponentState};
+use crate::queries::ComponentState;
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use serde_json::Value;
-use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE};
+use sitrep_domain::component::ComponentEvent;
 use sitrep_domain::{component_aggregate_id, ComponentName, SystemName};
 use sitrep_projections::timeline::{Resolution, Segment};
 use sitrep_projections::Retention;
@@ -136,6 +137,13 @@ pub async fn series(
     Ok(bucket(samples, w.step))
 }
 
+/// The aggregate id of a component's events (`system:component`), or `None` for names no
+/// component can have.
+fn aggregate_id(system: &str, component: &str) -> Option<String> {
+    let (system, component) = (SystemName::parse(system).ok()?, ComponentName::parse(component).ok()?);
+    Some(component_aggregate_id(&system, &component))
+}
+
 /// Every metric value (or only `metric`'s) reported in `[from, to)`, oldest first.
 async fn raw_samples(
     client: &deadpool_postgres::Client,
@@ -146,18 +154,19 @@ async fn raw_samples(
     to: OffsetDateTime,
     samples: &mut Vec<Sample>,
 ) -> anyhow::Result<()> {
+    let Some(id) = aggregate_id(system, component) else { return Ok(()) };
     let rows = client
         .query(
-            "SELECT observed_at, metrics FROM history_reports
-             WHERE system = $1 AND component = $2 AND observed_at >= $3 AND observed_at < $4
+            "SELECT observed_at, payload->'StatusReported'->'metrics' FROM events
+             WHERE aggregate_id = $1 AND observed_at >= $2 AND observed_at < $3
              ORDER BY observed_at, position",
-            &[&system, &component, &from, &to],
+            &[&id, &from, &to],
         )
         .await
-        .context("reading history_reports")?;
+        .context("reading reports from the event log")?;
     for r in &rows {
         let at: OffsetDateTime = r.get(0);
-        let Value::Object(metrics) = r.get::<_, Value>(1) else { continue };
+        let Some(Value::Object(metrics)) = r.get::<_, Option<Value>>(1) else { continue };
         for (name, v) in metrics {
             if metric.is_none_or(|m| m == name) {
                 if let Some(v) = v.as_f64() {
@@ -283,44 +292,24 @@ pub struct PastReport {
     pub late: bool,
 }
 
-/// A component's newest reports observed at or before `until`, newest first: from the raw
-/// history while it is kept, from the event log beyond.
+/// A component's newest reports observed at or before `until`, newest first, from the log.
 pub async fn recent_reports(
     pool: &Pool,
     system: &str,
     component: &str,
     until: OffsetDateTime,
     limit: i64,
-    raw_from: OffsetDateTime,
 ) -> anyhow::Result<Vec<PastReport>> {
+    let Some(id) = aggregate_id(system, component) else { return Ok(vec![]) };
     let client = pool.get().await.context("connecting to Postgres")?;
-    if until >= raw_from {
-        let rows = client
-            .query(
-                "SELECT system, component, status, message, metrics, labels, ttl_seconds, observed_at, received_at,
-                        observed_at AS status_since, late
-                 FROM history_reports
-                 WHERE system = $1 AND component = $2 AND observed_at <= $3
-                 ORDER BY observed_at DESC, position DESC LIMIT $4",
-                &[&system, &component, &until, &limit],
-            )
-            .await
-            .context("reading history_reports")?;
-        return rows.iter().map(|r| Ok(PastReport { state: queries::from_row(r)?, late: r.get("late") })).collect();
-    }
-    let (Ok(sys), Ok(comp)) = (SystemName::parse(system), ComponentName::parse(component)) else {
-        return Ok(vec![]);
-    };
     let rows = client
         .query(
-            "SELECT payload FROM events
-             WHERE aggregate_type = $1 AND aggregate_id = $2 AND event_type = $3
-               AND (payload->'StatusReported'->>'observed_at')::timestamptz <= $4
-             ORDER BY sequence DESC LIMIT $5",
-            &[&AGGREGATE_TYPE, &component_aggregate_id(&sys, &comp), &ComponentEvent::STATUS_REPORTED, &until, &limit],
+            "SELECT payload FROM events WHERE aggregate_id = $1 AND observed_at <= $2
+             ORDER BY observed_at DESC, position DESC LIMIT $3",
+            &[&id, &until, &limit],
         )
         .await
-        .context("reading the event log")?;
+        .context("reading reports from the event log")?;
     rows.iter().map(|r| from_payload(r.get(0))).collect()
 }
 
@@ -373,53 +362,27 @@ impl<'a> Scope<'a> {
 }
 
 /// Every component in `scope` as it stood at `at`: its newest in-order report observed at or
-/// before `at`, and since when it had had that status. Components that had not reported yet are
-/// left out.
-pub async fn state_at(
-    pool: &Pool,
-    scope: Scope<'_>,
-    at: OffsetDateTime,
-    raw_from: OffsetDateTime,
-) -> anyhow::Result<Vec<ComponentState>> {
+/// before `at` (from the log, one index probe per component that `latest_status` knows), and
+/// since when it had had that status. Components that had not reported yet are left out.
+pub async fn state_at(pool: &Pool, scope: Scope<'_>, at: OffsetDateTime) -> anyhow::Result<Vec<ComponentState>> {
     let (system, component) = (scope.system(), scope.component());
     let client = pool.get().await.context("connecting to Postgres")?;
-    let mut states: Vec<ComponentState> = if at >= raw_from {
-        let rows = client
-            .query(
-                "SELECT l.system, l.component, h.status, h.message, h.metrics, h.labels, h.ttl_seconds,
-                        h.observed_at, h.received_at, h.observed_at AS status_since
-                 FROM latest_status l
-                 CROSS JOIN LATERAL (
-                    SELECT * FROM history_reports h
-                    WHERE h.system = l.system AND h.component = l.component AND NOT h.late AND h.observed_at <= $1
-                    ORDER BY h.observed_at DESC, h.position DESC LIMIT 1) h
-                 WHERE ($2::text IS NULL OR l.system = $2) AND ($3::text IS NULL OR l.component = $3)
-                 ORDER BY l.system, l.component",
-                &[&at, &system, &component],
-            )
-            .await
-            .context("reading history_reports")?;
-        rows.iter().map(queries::from_row).collect::<anyhow::Result<_>>()?
-    } else {
-        // Aggregate ids are `system:component`: a prefix picks a system, the whole id one component.
-        let prefix = match (system, component) {
-            (Some(s), Some(c)) => format!("{s}:{c}"),
-            (Some(s), None) => format!("{s}:"),
-            _ => String::new(),
-        };
-        let rows = client
-            .query(
-                "SELECT DISTINCT ON (aggregate_id) payload FROM events
-                 WHERE aggregate_type = $1 AND event_type = $2
-                   AND CASE WHEN $5 THEN aggregate_id = $3 ELSE starts_with(aggregate_id, $3) END
-                   AND NOT (payload->'StatusReported'->>'late')::boolean AND (payload->'StatusReported'->>'observed_at')::timestamptz <= $4
-                 ORDER BY aggregate_id, sequence DESC",
-                &[&AGGREGATE_TYPE, &ComponentEvent::STATUS_REPORTED, &prefix, &at, &component.is_some()],
-            )
-            .await
-            .context("reading the event log")?;
-        rows.iter().map(|r| from_payload(r.get(0)).map(|p| p.state)).collect::<anyhow::Result<_>>()?
-    };
+    let rows = client
+        .query(
+            "SELECT e.payload FROM latest_status l
+             CROSS JOIN LATERAL (
+                SELECT payload FROM events e
+                WHERE e.aggregate_id = l.system || ':' || l.component AND e.observed_at <= $1
+                  AND NOT (e.payload->'StatusReported'->>'late')::boolean
+                ORDER BY e.observed_at DESC, e.position DESC LIMIT 1) e
+             WHERE ($2::text IS NULL OR l.system = $2) AND ($3::text IS NULL OR l.component = $3)
+             ORDER BY l.system, l.component",
+            &[&at, &system, &component],
+        )
+        .await
+        .context("reading reports from the event log")?;
+    let mut states: Vec<ComponentState> =
+        rows.iter().map(|r| from_payload(r.get(0)).map(|p| p.state)).collect::<anyhow::Result<_>>()?;
     // Since when: the start of the newest segment with the status it had then.
     let since = client
         .query(
@@ -466,8 +429,11 @@ pub async fn sparklines(
              WHERE system = $1 AND resolution = 'hour' AND metric = ANY($2) AND bucket >= $3
                AND (bucket < $4 OR ($6 AND bucket = $4))
              UNION ALL
-             SELECT h.component, m.key, $4, avg(m.value::float8) FROM history_reports h, jsonb_each(h.metrics) m
-             WHERE NOT $6 AND h.system = $1 AND m.key = ANY($2) AND h.observed_at >= $4 AND h.observed_at < $5
+             SELECT l.component, m.key, $4, avg(m.value::float8)
+             FROM latest_status l
+             JOIN events e ON e.aggregate_id = l.system || ':' || l.component
+             CROSS JOIN jsonb_each(e.payload->'StatusReported'->'metrics') m
+             WHERE NOT $6 AND l.system = $1 AND m.key = ANY($2) AND e.observed_at >= $4 AND e.observed_at < $5
              GROUP BY 1, 2
              ORDER BY 1, 2, 3",
             &[&system, &metrics, &Resolution::Hour.bucket(from), &tail, &to, &live],

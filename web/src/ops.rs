@@ -25,6 +25,8 @@ pub struct OpsPage {
     pub ingest: IngestView,
     pub streams: Vec<StreamRow>,
     pub consumer: Option<ConsumerRow>,
+    /// Ingest's backlog against the report stream's limits.
+    pub backlog: Option<BacklogView>,
     pub bus_error: Option<String>,
     pub quarantine_total: i64,
     pub quarantined: Vec<QuarantinedRow>,
@@ -67,6 +69,14 @@ pub struct ConsumerRow {
     pub ack_pending: usize,
     pub redelivered: usize,
     pub waiting: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BacklogView {
+    /// OK, DEGRADED (from half of a limit) or FAILED (from 80 %).
+    pub badge: view::Badge,
+    pub message: String,
+    pub used_pct: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -186,6 +196,14 @@ pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebErro
             Err(e) => (vec![], None, Some(format!("NATS: {e:#}"))),
         },
     };
+    let backlog = match &state.bus {
+        Some(bus) => bus.backlog(now).await.ok().map(|b| BacklogView {
+            badge: view::Shown::of_stored(b.level.status()).badge(),
+            used_pct: format!("{:.0}", b.used_pct),
+            message: b.message,
+        }),
+        None => None,
+    };
     let (quarantine_total, recent) = quarantine::recent(&**client, 10).await.map_err(WebError::page)?;
     let pg = client
         .query_one(
@@ -212,6 +230,7 @@ pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebErro
         ingest,
         streams,
         consumer,
+        backlog,
         bus_error,
         quarantine_total,
         quarantined: recent

@@ -298,7 +298,7 @@ pub async fn home_view(
 ) -> Result<HomePage, WebError> {
     let components = match at {
         None => queries::all_components(&state.pool).await,
-        Some(at) => history::state_at(&state.pool, Scope::All, at, now - state.kept.raw).await,
+        Some(at) => history::state_at(&state.pool, Scope::All, at).await,
     }
     .map_err(WebError::page)?;
     let open = match at {
@@ -476,7 +476,7 @@ pub async fn system_view(
     }
     let components = match at {
         None => live,
-        Some(at) => history::state_at(&state.pool, Scope::System(system), at, now - state.kept.raw)
+        Some(at) => history::state_at(&state.pool, Scope::System(system), at)
             .await
             .map_err(WebError::page)?,
     };

@@ -68,6 +68,17 @@ pub struct Bus {
     pub subject_prefix: String,
 }
 
+impl Bus {
+    /// Ingest's backlog against the report stream's limits, now.
+    pub async fn backlog(&self, now: OffsetDateTime) -> anyhow::Result<sitrep_infra::bus::Backlog> {
+        let names = sitrep_infra::bus::StreamNames {
+            reports_stream: &self.reports_stream,
+            ingest_consumer: &self.ingest_consumer,
+        };
+        Ok(sitrep_infra::bus::read_report_stream(&self.js, names).await?.backlog(now))
+    }
+}
+
 impl AppState {
     pub fn new(pool: Pool, default_ttl_seconds: u32, subject_prefix: String) -> Self {
         Self {
