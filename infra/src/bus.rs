@@ -32,7 +32,8 @@ fn max_bytes(mb: u64) -> i64 {
 
 /// A limit as the log and the pages print it.
 fn describe_limits(max_age: Duration, max_bytes: i64) -> String {
-    let age = if max_age.is_zero() { "no age limit".to_owned() } else { humantime::format_duration(max_age).to_string() };
+    let age =
+        if max_age.is_zero() { "no age limit".to_owned() } else { humantime::format_duration(max_age).to_string() };
     let size = if max_bytes <= 0 { "no size limit".to_owned() } else { format!("{} MiB", max_bytes / (1024 * 1024)) };
     format!("{age}, {size}")
 }
@@ -368,7 +369,11 @@ mod tests {
         assert_eq!(reading(10, 1000, 83).backlog(NOW).level, BacklogLevel::Ok);
         let warn = reading(10, 1000, 84).backlog(NOW);
         assert_eq!(warn.level, BacklogLevel::Warning, "{warn:?}");
-        assert!(warn.message.contains("50% of the age limit: unstored reports are discarded from 2026-12-11T00:00:00Z"), "{}", warn.message);
+        assert!(
+            warn.message.contains("50% of the age limit: unstored reports are discarded from 2026-12-11T00:00:00Z"),
+            "{}",
+            warn.message
+        );
         assert!(warn.message.contains("SITREP_REPORTS_MAX_AGE"), "{}", warn.message);
         assert_eq!(reading(10, 1000, 135).backlog(NOW).level, BacklogLevel::Critical);
     }

@@ -8,6 +8,7 @@
 //! - [`db`]: the Postgres pool, creating the database, and migrations (`migrations/`).
 //! - [`event_store`]: the `events` table: batched append, the gap-safe global reader, snapshots,
 //!   and the cqrs-es `PersistedEventRepository` for per-command use.
+//! - [`archive`]: archive files of old events (gzip JSON lines with a checksummed manifest).
 //! - [`alerts`]: alert rules from `alerts.toml`, the evaluator's recorded events, carrying out
 //!   its decisions, and alert events read back as transitions.
 //! - [`auth`]: collectors' API keys, operators (Argon2id passwords, roles) and their sessions.
@@ -21,6 +22,7 @@
 //! - [`error`]: this crate's error type.
 
 pub mod alerts;
+pub mod archive;
 pub mod auth;
 pub mod bus;
 pub mod db;

@@ -259,44 +259,64 @@ impl Projection for AlertEvaluator {
         }
         // With no saved row to update (it cannot go while the checkpoint is locked), save
         // everything rather than trust what the kept state says is saved.
-        let save_all = step.save_all || !snapshot;
-        tx.execute(
-            "INSERT INTO alert_evaluator_state (name, state, position, due) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO UPDATE
-             SET state = excluded.state, position = excluded.position, due = excluded.due",
-            &[&Self::NAME, &serde_json::to_value(kept.evaluator.core())?, &kept.at, &due],
-        )
-        .await?;
-        // The components touched since the last snapshot (every one after loading the old format).
-        let (keys, states): (Vec<&str>, Vec<serde_json::Value>) = if save_all {
-            kept.evaluator
-                .components()
-                .map(|(k, t)| Ok((k.as_str(), serde_json::to_value(t)?)))
-                .collect::<Result<Vec<_>, serde_json::Error>>()?
-        } else {
-            kept.unsaved
-                .iter()
-                .filter_map(|k| kept.evaluator.component(k).map(|t| (k.as_str(), t)))
-                .map(|(k, t)| Ok((k, serde_json::to_value(t)?)))
-                .collect::<Result<Vec<_>, serde_json::Error>>()?
-        }
-        .into_iter()
-        .unzip();
-        if !keys.is_empty() {
-            tx.execute(
-                "INSERT INTO alert_evaluator_components (name, key, state)
-                 SELECT $1, k, s FROM unnest($2::text[], $3::jsonb[]) AS t(k, s)
-                 ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
-                &[&Self::NAME, &keys, &states],
-            )
-            .await?;
-        }
+        write_snapshot(tx, &kept, step.save_all || !snapshot).await?;
         kept.unsaved.clear();
         kept.saved_at = Some(kept.at);
         // Kept as of `kept.at`: used again only if the checkpoint gets there, i.e. this commits.
         *self.kept.lock().expect("the evaluator's kept state") = Some(kept);
         Ok(())
     }
+}
+
+/// Saves `kept` as the snapshot: the document as of `kept.at`, and a row for each component
+/// (every one with `all`, else those touched since the last snapshot).
+async fn write_snapshot(tx: &Transaction<'_>, kept: &Kept, all: bool) -> anyhow::Result<()> {
+    let due = serde_json::to_value(kept.evaluator.due())?;
+    tx.execute(
+        "INSERT INTO alert_evaluator_state (name, state, position, due) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO UPDATE
+         SET state = excluded.state, position = excluded.position, due = excluded.due",
+        &[&AlertEvaluator::NAME, &serde_json::to_value(kept.evaluator.core())?, &kept.at, &due],
+    )
+    .await?;
+    let (keys, states): (Vec<&str>, Vec<serde_json::Value>) = if all {
+        kept.evaluator
+            .components()
+            .map(|(k, t)| Ok((k.as_str(), serde_json::to_value(t)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()?
+    } else {
+        kept.unsaved
+            .iter()
+            .filter_map(|k| kept.evaluator.component(k).map(|t| (k.as_str(), t)))
+            .map(|(k, t)| Ok((k, serde_json::to_value(t)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()?
+    }
+    .into_iter()
+    .unzip();
+    if !keys.is_empty() {
+        tx.execute(
+            "INSERT INTO alert_evaluator_components (name, key, state)
+             SELECT $1, k, s FROM unnest($2::text[], $3::jsonb[]) AS t(k, s)
+             ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
+            &[&AlertEvaluator::NAME, &keys, &states],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Saves the evaluator's state as of its checkpoint as a whole snapshot, so that restoring it
+/// never needs an event before the checkpoint: `sitrep archive` calls it before it moves
+/// component events out of the table. Returns the position the snapshot is as of. A running
+/// evaluator finds a snapshot it did not save and restores from it (see `apply`).
+pub async fn snapshot_at_checkpoint(pool: &deadpool_postgres::Pool) -> anyhow::Result<i64> {
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    let at = crate::runner::lock_checkpoint(&tx, AlertEvaluator::NAME).await?;
+    let (kept, _) = restore(&*tx, at).await?;
+    write_snapshot(&tx, &kept, true).await?;
+    tx.commit().await?;
+    Ok(at)
 }
 
 impl AlertEvaluator {

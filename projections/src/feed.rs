@@ -13,7 +13,9 @@
 use crate::runner::BATCH;
 use anyhow::Context;
 use deadpool_postgres::Pool;
+use sitrep_infra::archive::Archive;
 use sitrep_infra::event_store::{self, Metadata, StoredEvent};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -74,8 +76,16 @@ impl Feed {
 
 /// Starts one reader of the log from the start up to the head (at most `until`) and returns a
 /// feed of it for each of `readers`. The reader keeps going while any feed is alive, and reads
-/// [`AHEAD`] batches ahead of the slowest.
-pub async fn share(pool: &Pool, metadata: Metadata, until: i64, readers: usize) -> anyhow::Result<Vec<Feed>> {
+/// [`AHEAD`] batches ahead of the slowest. With an `archive` (`sitrep archive`'s files), it
+/// reads the archive first, merged in position order with the events the table kept up to the
+/// archive's end (outages, alerts: everything but component events), then the table.
+pub async fn share(
+    pool: &Pool,
+    metadata: Metadata,
+    until: i64,
+    readers: usize,
+    archive: Option<Archive>,
+) -> anyhow::Result<Vec<Feed>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let through = event_store::head(&**client).await?.min(until);
     let (txs, feeds): (Vec<_>, Vec<_>) = (0..readers)
@@ -87,14 +97,28 @@ pub async fn share(pool: &Pool, metadata: Metadata, until: i64, readers: usize) 
     tokio::spawn(async move {
         let mut txs = txs;
         let mut position = 0;
+        let mut merged = archive.map(|a| Merge::new(a, through, metadata));
         let failed = loop {
-            let mut events = match event_store::read_after(&**client, position, BATCH, metadata).await {
-                Ok(events) => events,
-                Err(e) => break Some(format!("{e:#}")),
+            let events = match merged.as_mut() {
+                Some(merge) => match merge.next(&**client).await {
+                    Ok(Some(events)) => events,
+                    Ok(None) => {
+                        position = merge.through;
+                        merged = None;
+                        continue;
+                    }
+                    Err(e) => break Some(format!("{e:#}")),
+                },
+                None => match event_store::read_after(&**client, position, BATCH, metadata).await {
+                    Ok(mut events) => {
+                        events.retain(|e| e.position <= through);
+                        let Some(last) = events.last().map(|e| e.position) else { break None };
+                        position = last;
+                        events
+                    }
+                    Err(e) => break Some(format!("{e:#}")),
+                },
             };
-            events.retain(|e| e.position <= through);
-            let Some(last) = events.last().map(|e| e.position) else { break None };
-            position = last;
             let batch = Arc::new(events);
             // A rebuild that failed dropped its feed; the others go on.
             let mut alive = Vec::with_capacity(txs.len());
@@ -113,6 +137,95 @@ pub async fn share(pool: &Pool, metadata: Metadata, until: i64, readers: usize) 
         }
     });
     Ok(feeds)
+}
+
+/// The archive's events merged with the table's, by position, up to the end of the archive.
+struct Merge {
+    archive: Option<Archive>,
+    /// The archive's end (and the feed's, if that is before it).
+    through: i64,
+    metadata: Metadata,
+    archived: VecDeque<StoredEvent>,
+    archive_done: bool,
+    table: VecDeque<StoredEvent>,
+    table_position: i64,
+    table_done: bool,
+}
+
+impl Merge {
+    fn new(archive: Archive, until: i64, metadata: Metadata) -> Self {
+        let through = archive.last_position().min(until);
+        Self {
+            archive: Some(archive),
+            through,
+            metadata,
+            archived: VecDeque::new(),
+            archive_done: false,
+            table: VecDeque::new(),
+            table_position: 0,
+            table_done: false,
+        }
+    }
+
+    /// The next batch in position order, or `None` once both sides are through.
+    async fn next(&mut self, client: &impl tokio_postgres::GenericClient) -> anyhow::Result<Option<Vec<StoredEvent>>> {
+        let mut batch = Vec::with_capacity(BATCH as usize);
+        while batch.len() < BATCH as usize {
+            if self.archived.is_empty() && !self.archive_done {
+                self.refill_archive().await?;
+            }
+            if self.table.is_empty() && !self.table_done {
+                let mut events = event_store::read_after(client, self.table_position, BATCH, self.metadata).await?;
+                self.table_done =
+                    events.len() < BATCH as usize || events.last().is_none_or(|e| e.position >= self.through);
+                self.table_position = events.last().map_or(self.table_position, |e| e.position);
+                events.retain(|e| e.position <= self.through);
+                self.table.extend(events);
+            }
+            let heads = (self.archived.front().map(|e| e.position), self.table.front().map(|e| e.position));
+            let take_archived = match heads {
+                (None, None) => break,
+                (Some(a), Some(t)) => {
+                    if a == t {
+                        // Still in the table too (a run stopped before deleting it): once.
+                        self.table.pop_front();
+                    }
+                    a <= t
+                }
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+            };
+            let next = if take_archived { self.archived.pop_front() } else { self.table.pop_front() };
+            batch.extend(next);
+        }
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    async fn refill_archive(&mut self) -> anyhow::Result<()> {
+        let Some(mut archive) = self.archive.take() else {
+            self.archive_done = true;
+            return Ok(());
+        };
+        // Reading and unpacking files is blocking work.
+        let (archive, batch) = tokio::task::spawn_blocking(move || {
+            let batch = archive.next_batch(BATCH as usize);
+            (archive, batch)
+        })
+        .await
+        .context("reading the archive")?;
+        let mut batch = batch?;
+        batch.retain(|e| e.position <= self.through);
+        if batch.is_empty() {
+            self.archive_done = true;
+            return Ok(());
+        }
+        if self.metadata == Metadata::Skip {
+            batch.iter_mut().for_each(|e| e.metadata = serde_json::Value::Null);
+        }
+        self.archived.extend(batch);
+        self.archive = Some(archive);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

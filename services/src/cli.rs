@@ -45,6 +45,10 @@ pub enum Command {
         /// Which read model.
         #[arg(value_enum)]
         projection: crate::replay::Which,
+        /// The folder of `sitrep archive`'s files, read before the table (default: the folder
+        /// the archive recorded).
+        #[arg(long, value_name = "DIR")]
+        archive: Option<PathBuf>,
     },
     /// Rebuild read models from the event log into shadow tables and compare them with the live
     /// ones; exits non-zero, showing the differing rows, when any differ.
@@ -52,7 +56,20 @@ pub enum Command {
         /// Which read model.
         #[arg(value_enum, default_value = "all")]
         projection: crate::replay::Which,
+        /// The folder of `sitrep archive`'s files, read before the table (default: the folder
+        /// the archive recorded).
+        #[arg(long, value_name = "DIR")]
+        archive: Option<PathBuf>,
     },
+    /// Move old component events (reports and status changes) out of Postgres into compressed,
+    /// checksummed files, one per day, that replay and verify read back.
+    ///
+    /// First it saves what the command side and the alert evaluator need to carry on without
+    /// them (snapshots at the cut-off), then writes each file with its manifest, then deletes
+    /// its events in small batches while ingest goes on. An interrupted run can simply be started
+    /// again. Pages show times before the cut-off from status segments and rollups. See
+    /// docs/operations.md.
+    Archive(crate::archive::ArchiveArgs),
     /// Manage collectors' API keys for HTTP ingest (POST /api/v1/reports and friends).
     #[command(subcommand)]
     Keys(crate::admin::KeysCommand),
@@ -105,8 +122,13 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             println!("database is up to date ({applied} migrations applied now)");
             Ok(())
         }
-        Command::Replay { projection } => crate::replay::replay(&settings, projection, &mut std::io::stdout()).await,
-        Command::Verify { projection } => crate::replay::verify(&settings, projection, &mut std::io::stdout()).await,
+        Command::Replay { projection, archive } => {
+            crate::replay::replay_with(&settings, projection, archive.as_deref(), &mut std::io::stdout()).await
+        }
+        Command::Verify { projection, archive } => {
+            crate::replay::verify_with(&settings, projection, archive.as_deref(), &mut std::io::stdout()).await
+        }
+        Command::Archive(args) => crate::archive::command(&settings, &args, &mut std::io::stdout()).await,
         Command::Keys(c) => crate::admin::keys(&settings, c, &mut std::io::stdout()).await,
         Command::Users(c) => crate::admin::users(&settings, c, &mut std::io::stdout()).await,
         Command::Simulate(args) => {

@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-mod components;
+pub(crate) mod components;
 use components::Components;
 
 /// What became of one batch.

@@ -4,8 +4,9 @@
 //! for the commands, then [`app`] for how the parts are put together.
 //!
 //! - [`cli`]: the command line (`run`, `ingest`, `project`, `web`, `migrate`, `replay`, `verify`,
-//!   `keys`, `users`, `simulate`, `bench`, `demo`).
+//!   `keys`, `users`, `archive`, `simulate`, `bench`, `demo`).
 //! - [`admin`]: `sitrep keys` and `sitrep users`.
+//! - [`archive`]: `sitrep archive`, old component events moved to checksummed files.
 //! - [`app`]: starts ingest, projections and web, alone or together, and stops them cleanly.
 //! - [`alerting`]: the alert clock, the bus publisher and the webhook notifier.
 //! - [`ingest`]: the command side: NATS batches → aggregates → one transaction → ack.
@@ -17,6 +18,7 @@
 pub mod admin;
 pub mod alerting;
 pub mod app;
+pub mod archive;
 pub mod bench;
 pub mod cli;
 pub mod ingest;

@@ -6,12 +6,14 @@ use anyhow::Context;
 use deadpool_postgres::Pool;
 use futures::future::{BoxFuture, FutureExt};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use sitrep_infra::archive::Archive;
 use sitrep_infra::event_store::Metadata;
 use sitrep_infra::{db, Settings};
 use sitrep_projections::feed::{self, Feed};
 use sitrep_projections::rebuild::{self, Difference};
 use sitrep_projections::{Alerts, History, LatestStatus, Outages, Projection};
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Which read model to rebuild.
@@ -176,6 +178,7 @@ async fn shared_read(
     which: Which,
     history: &History,
     until: i64,
+    archive: Option<&Path>,
 ) -> anyhow::Result<(Option<Feed>, Option<Feed>)> {
     let wanted = [which.includes(Which::LatestStatus), which.includes(Which::History)];
     let readers = wanted.iter().filter(|w| **w).count();
@@ -184,19 +187,56 @@ async fn shared_read(
     }
     let metadata =
         if LatestStatus.reads_metadata() || history.reads_metadata() { Metadata::Include } else { Metadata::Skip };
-    let mut feeds = feed::share(pool, metadata, until, readers).await?.into_iter();
+    let archive = open_archive(pool, archive).await?;
+    let mut feeds = feed::share(pool, metadata, until, readers, archive).await?.into_iter();
     let latest = if wanted[0] { feeds.next() } else { None };
     Ok((latest, feeds.next()))
 }
 
+/// The archive that replay and verify read before the table: `dir`, else the folder
+/// `sitrep archive` recorded; `None` when nothing was ever archived. Fails, saying what to do,
+/// when events were archived and the files cannot be read or end short of what was archived.
+async fn open_archive(pool: &Pool, dir: Option<&Path>) -> anyhow::Result<Option<Archive>> {
+    let archived = crate::archive::archived_through(pool).await?;
+    let dir = match dir {
+        Some(dir) => dir.to_owned(),
+        None if archived == 0 => return Ok(None),
+        None => crate::archive::recorded_dir(pool).await?.unwrap_or_default(),
+    };
+    let archive = Archive::open(&dir).with_context(|| {
+        format!(
+            "events up to position {archived} are archived in {}; pass --archive DIR with the folder that holds the files now",
+            dir.display()
+        )
+    })?;
+    anyhow::ensure!(
+        archive.last_position() >= archived,
+        "the archive in {} ends at position {} but events up to {archived} were archived: files are missing",
+        dir.display(),
+        archive.last_position()
+    );
+    Ok(Some(archive))
+}
+
 /// `sitrep replay`: rebuilds the chosen read models side by side while the live ones keep
-/// serving, saying what it did on `out`.
+/// serving, saying what it did on `out`. Archived events are read from the folder `sitrep
+/// archive` recorded.
 pub async fn replay(settings: &Settings, which: Which, out: &mut dyn Write) -> anyhow::Result<()> {
+    replay_with(settings, which, None, out).await
+}
+
+/// [`replay`], reading archived events from `archive` (a folder of `sitrep archive`'s files).
+pub async fn replay_with(
+    settings: &Settings,
+    which: Which,
+    archive: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let pool = pool(settings).await?;
     let bars = MultiProgress::new();
     let history = History { default_ttl_seconds: settings.default_ttl_seconds };
     let retention = app::retention(settings);
-    let (f1, f2) = shared_read(&pool, which, &history, i64::MAX).await?;
+    let (f1, f2) = shared_read(&pool, which, &history, i64::MAX, archive).await?;
     let (p1, p2, p3, p4) = (pool.clone(), pool.clone(), pool.clone(), pool);
     let (b1, b2, b3, b4) = (bars.clone(), bars.clone(), bars.clone(), bars);
     let lines = side_by_side(
@@ -257,8 +297,19 @@ async fn verify_one<P: Projection>(
 }
 
 /// `sitrep verify`: rebuilds the chosen read models side by side into shadow tables and compares
-/// them with the live ones, writing what it found on `out`. Fails if any differ.
+/// them with the live ones, writing what it found on `out`. Fails if any differ. Archived events
+/// are read from the folder `sitrep archive` recorded.
 pub async fn verify(settings: &Settings, which: Which, out: &mut dyn Write) -> anyhow::Result<()> {
+    verify_with(settings, which, None, out).await
+}
+
+/// [`verify`], reading archived events from `archive` (a folder of `sitrep archive`'s files).
+pub async fn verify_with(
+    settings: &Settings,
+    which: Which,
+    archive: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let pool = pool(settings).await?;
     let bars = MultiProgress::new();
     let history = History { default_ttl_seconds: settings.default_ttl_seconds };
@@ -272,7 +323,7 @@ pub async fn verify(settings: &Settings, which: Which, out: &mut dyn Write) -> a
             until = until.min(rebuild::live_position(&pool, name).await?);
         }
     }
-    let (f1, f2) = shared_read(&pool, which, &history, until).await?;
+    let (f1, f2) = shared_read(&pool, which, &history, until, archive).await?;
     let (p1, p2, p3, p4) = (pool.clone(), pool.clone(), pool.clone(), pool);
     let (b1, b2, b3, b4) = (bars.clone(), bars.clone(), bars.clone(), bars);
     let found = side_by_side(

@@ -392,7 +392,10 @@ async fn count(client: &tokio_postgres::Client, published: usize) -> Counts {
     // History keeps rollups, not a copy of each report: every valid message's `seq` is counted
     // once in the daily rollups (more is a duplicate, fewer a message history missed).
     let history: i64 = client
-        .query_one("SELECT coalesce(sum(count), 0)::int8 FROM metric_rollups WHERE resolution = 'day' AND metric = 'seq'", &[])
+        .query_one(
+            "SELECT coalesce(sum(count), 0)::int8 FROM metric_rollups WHERE resolution = 'day' AND metric = 'seq'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -419,7 +422,9 @@ async fn count(client: &tokio_postgres::Client, published: usize) -> Counts {
         stored: events.len(),
         quarantined: quarantine.len(),
         duplicates: extra(&events) + (history - valid.len() as i64).max(0) as usize + extra(&quarantine),
-        missing: absent(&events, &valid) + (valid.len() as i64 - history).max(0) as usize + absent(&quarantine, &invalid),
+        missing: absent(&events, &valid)
+            + (valid.len() as i64 - history).max(0) as usize
+            + absent(&quarantine, &invalid),
     }
 }
 

@@ -3,6 +3,7 @@
 //! see each other's data nor a running `sitrep`. Set `TEST_LOG=1` to see the application's logs.
 
 mod alerts;
+mod archive;
 mod bad_input;
 mod browser;
 mod collectors;

@@ -156,7 +156,7 @@ async fn a_rebuild_fed_by_a_read_shared_with_another_equals_the_live_read_model(
 
     // Act: a read shared by two rebuilds, one of which gives up at once, that ends in the middle
     // of the log; the rebuild goes on from the log itself.
-    let mut feeds = feed::share(&app.pool, Metadata::Skip, middle, 2).await.unwrap();
+    let mut feeds = feed::share(&app.pool, Metadata::Skip, middle, 2, None).await.unwrap();
     drop(feeds.pop());
     rebuild::prepare(&app.pool, &LatestStatus).await.unwrap();
     let built = rebuild::build(&app.pool, &LatestStatus, i64::MAX, feeds.pop(), |_, _, _| {}).await.unwrap();

@@ -5,7 +5,7 @@ use sitrep_services::replay::{replay, verify, Which};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-async fn publish_round(app: &TestApp, round: usize) {
+pub(crate) async fn publish_round(app: &TestApp, round: usize) {
     let statuses = ["ok", "degraded", "failed", "ok"];
     let batch = serde_json::json!({
         "system": "derecho",

@@ -126,13 +126,23 @@ async fn a_new_report_stream_is_a_bounded_work_queue_and_the_alert_stream_keeps_
     let r = reports.info().await.unwrap().config.clone();
     assert_eq!(
         (r.retention, r.discard, r.max_age, r.max_bytes),
-        (stream::RetentionPolicy::WorkQueue, stream::DiscardPolicy::New, std::time::Duration::from_secs(7 * 86_400), 1 << 30)
+        (
+            stream::RetentionPolicy::WorkQueue,
+            stream::DiscardPolicy::New,
+            std::time::Duration::from_secs(7 * 86_400),
+            1 << 30
+        )
     );
     let mut alerts = app.js.get_stream(&app.settings.alerts_stream).await.unwrap();
     let a = alerts.info().await.unwrap().config.clone();
     assert_eq!(
         (a.retention, a.discard, a.max_age, a.max_bytes),
-        (stream::RetentionPolicy::Limits, stream::DiscardPolicy::Old, std::time::Duration::from_secs(30 * 86_400), 1 << 30)
+        (
+            stream::RetentionPolicy::Limits,
+            stream::DiscardPolicy::Old,
+            std::time::Duration::from_secs(30 * 86_400),
+            1 << 30
+        )
     );
     app.cleanup().await;
 }

@@ -231,10 +231,9 @@ pub async fn page(
     let end = at.unwrap_or(now);
     let current = match at {
         None => Some(live),
-        Some(at) => history::state_at(pool, Scope::Component(&system, &component), at)
-            .await
-            .map_err(WebError::page)?
-            .pop(),
+        Some(at) => {
+            history::state_at(pool, Scope::Component(&system, &component), at).await.map_err(WebError::page)?.pop()
+        }
     };
     let window = Window::new(end - RANGES[range].2, end, None, now, state.kept);
     let series = history::series(pool, &system, &component, None, window).await.map_err(WebError::page)?;
@@ -244,11 +243,13 @@ pub async fn page(
         .into_iter()
         .map(|(_, s)| s)
         .collect();
-    let reports = history::recent_reports(pool, &system, &component, end, REPORTS_SHOWN)
-        .await
-        .map_err(WebError::page)?;
+    let reports =
+        history::recent_reports(pool, &system, &component, end, REPORTS_SHOWN).await.map_err(WebError::page)?;
     let facts = Facts { system, component, current, range, segments, series, window, reports };
-    render("component", &component_page(&state, now, at, facts))
+    let until = crate::pages::archived_until(&state, at).await?;
+    let mut page = component_page(&state, now, at, facts);
+    page.layout = page.layout.archived(at, until);
+    render("component", &page)
 }
 
 #[cfg(test)]

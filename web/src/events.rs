@@ -196,9 +196,21 @@ pub async fn one(State(state): State<AppState>, Path(position): Path<String>) ->
         WebError::bad_request(Format::Html, "position", format!("{position:?} is not an event position"))
     })?;
     let client = state.pool.get().await.map_err(WebError::page)?;
-    let e = event_store::at(&**client, n).await.map_err(WebError::page)?.ok_or_else(|| {
-        WebError::not_found(Format::Html, format!("No event at position {n}."), "See /events for the log.")
-    })?;
+    let Some(e) = event_store::at(&**client, n).await.map_err(WebError::page)? else {
+        // Moved out by `sitrep archive`: say where it is.
+        let file = client
+            .query_opt("SELECT file, dir FROM archive_files WHERE $1 BETWEEN first_position AND last_position", &[&n])
+            .await
+            .map_err(|e| WebError::page(sitrep_infra::InfraError::from(e)))?;
+        return Err(match file {
+            Some(f) => WebError::not_found(
+                Format::Html,
+                format!("Event {n} is archived, in {} (folder {}).", f.get::<_, String>(0), f.get::<_, String>(1)),
+                "sitrep replay and verify read it from there; zcat shows the file's events, one JSON object a line.",
+            ),
+            None => WebError::not_found(Format::Html, format!("No event at position {n}."), "See /events for the log."),
+        });
+    };
     let subject_url = match e.aggregate_type.as_str() {
         sitrep_domain::component::AGGREGATE_TYPE => {
             e.aggregate_id.split_once(':').map(|(s, c)| format!("/systems/{s}/components/{c}"))

@@ -114,8 +114,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
                 .collect();
             let body = serde_json::json!({"ready": behind.is_empty(), "why": why, "warnings": warnings,
                                           "projections": lags, "report_backlog": backlog});
-            (status, Json(body))
-                .into_response()
+            (status, Json(body)).into_response()
         }
     }
 }

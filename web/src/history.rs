@@ -384,9 +384,10 @@ pub async fn state_at(pool: &Pool, scope: Scope<'_>, at: OffsetDateTime) -> anyh
     let mut states: Vec<ComponentState> =
         rows.iter().map(|r| from_payload(r.get(0)).map(|p| p.state)).collect::<anyhow::Result<_>>()?;
     // Since when: the start of the newest segment with the status it had then.
-    let since = client
+    let segments = client
         .query(
-            "SELECT DISTINCT ON (system, component) system, component, started_at
+            "SELECT DISTINCT ON (system, component) system, component, started_at, status, ended_at,
+                    last_report_at, ttl_seconds
              FROM status_segments
              WHERE ($2::text IS NULL OR system = $2) AND ($3::text IS NULL OR component = $3)
                AND started_at <= $1 AND status <> 'stale'
@@ -395,14 +396,89 @@ pub async fn state_at(pool: &Pool, scope: Scope<'_>, at: OffsetDateTime) -> anyh
         )
         .await
         .context("reading status_segments")?;
-    let since: HashMap<(String, String), OffsetDateTime> =
-        since.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect();
+    let mut since: HashMap<(String, String), OffsetDateTime> = HashMap::new();
+    let mut archived = Vec::new();
+    let found: std::collections::HashSet<(&str, &str)> =
+        states.iter().map(|s| (s.system.as_str(), s.component.as_str())).collect();
+    for r in &segments {
+        let key: (String, String) = (r.get(0), r.get(1));
+        if !found.contains(&(key.0.as_str(), key.1.as_str())) {
+            // Its reports up to `at` are archived (`sitrep archive`): its state from the segment.
+            archived.push(from_segment(key.clone(), r, at));
+        }
+        since.insert(key, r.get(2));
+    }
     for s in &mut states {
         if let Some(t) = since.get(&(s.system.clone(), s.component.clone())) {
             s.status_since = *t;
         }
     }
+    if !archived.is_empty() {
+        add_rollup_metrics(&client, &mut archived, at, system).await?;
+        states.extend(archived);
+        states.sort_by(|a, b| (&a.system, &a.component).cmp(&(&b.system, &b.component)));
+    }
     Ok(states)
+}
+
+/// A component's state at `at` from the status segment that held then, for a time whose raw
+/// reports are archived: the status it was reporting, observed at `at` while the segment went
+/// on past it (else at its last report, so the page ages it), no message.
+fn from_segment(key: (String, String), r: &tokio_postgres::Row, at: OffsetDateTime) -> ComponentState {
+    let started_at: OffsetDateTime = r.get(2);
+    let ended_at: Option<OffsetDateTime> = r.get(4);
+    let last_report_at: OffsetDateTime = r.get(5);
+    let observed_at = if ended_at.is_none_or(|e| e > at) { last_report_at.min(at) } else { last_report_at };
+    let status = sitrep_domain::Status::parse(r.get(3)).unwrap_or(sitrep_domain::Status::Unknown);
+    ComponentState {
+        system: key.0,
+        component: key.1,
+        status,
+        message: None,
+        metrics: Default::default(),
+        labels: Default::default(),
+        ttl_seconds: r.get::<_, i32>(6).try_into().ok(),
+        observed_at,
+        received_at: observed_at,
+        status_since: started_at,
+    }
+}
+
+/// Fills archived states' metrics with each metric's last value in the hourly rollups of the
+/// day before `at` (of buckets whose last value came at or before `at`).
+async fn add_rollup_metrics(
+    client: &deadpool_postgres::Client,
+    states: &mut [ComponentState],
+    at: OffsetDateTime,
+    system: Option<&str>,
+) -> anyhow::Result<()> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (system, component, metric) system, component, metric, last FROM metric_rollups
+             WHERE resolution = 'hour' AND bucket > $1::timestamptz - interval '1 day' AND bucket <= $1 AND last_at <= $1
+               AND ($2::text IS NULL OR system = $2)
+             ORDER BY system, component, metric, bucket DESC",
+            &[&at, &system],
+        )
+        .await
+        .context("reading metric_rollups")?;
+    let mut by_key: HashMap<(String, String), Vec<(String, f64)>> = HashMap::new();
+    for r in rows {
+        by_key.entry((r.get(0), r.get(1))).or_default().push((r.get(2), r.get(3)));
+    }
+    for s in states {
+        if let Some(values) = by_key.remove(&(s.system.clone(), s.component.clone())) {
+            s.metrics = values.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+        }
+    }
+    Ok(())
+}
+
+/// Until when raw reports are archived (the newest `observed_at` that `sitrep archive` moved
+/// out of the log), if any are.
+pub async fn archived_until(pool: &Pool) -> anyhow::Result<Option<OffsetDateTime>> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    Ok(client.query_one("SELECT max(last_observed_at) FROM archive_files", &[]).await?.get(0))
 }
 
 /// Hourly averages of the given metrics for a system's components over `[from, to)`, keyed by

@@ -55,6 +55,9 @@ pub struct Travel {
     pub now_url: String,
     /// Other query parameters the form keeps.
     pub hidden: Vec<Hidden>,
+    /// When the instant shown is one whose raw reports `sitrep archive` moved out of the log:
+    /// until when they are archived (the banner says states come from segments and rollups).
+    pub archived_until: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -97,9 +100,21 @@ impl Layout {
             input: shown.format(&input_fmt).unwrap_or_default(),
             now_url,
             hidden,
+            archived_until: None,
         };
         let layout = if at.is_some() { Self::still(title, nav, now) } else { Self::new(title, nav, now) };
         Self { travel: Some(travel), ..layout }
+    }
+
+    /// Says, on a page that shows an instant at or before `until`, that raw reports up to
+    /// `until` are archived.
+    pub fn archived(mut self, at: Option<OffsetDateTime>, until: Option<OffsetDateTime>) -> Self {
+        if let (Some(travel), Some(at), Some(until)) = (self.travel.as_mut(), at, until) {
+            if at <= until {
+                travel.archived_until = Some(view::utc_text(until));
+            }
+        }
+        self
     }
 
     /// The same layout, updated live over server-sent events from `url` (unless it shows the past).
@@ -310,7 +325,9 @@ pub async fn home_view(
             .map_err(WebError::page)?,
     };
     let notices = Notices::at(state, at, None).await.map_err(WebError::page)?;
-    Ok(home_page(state, now, at, &components, &open, &notices))
+    let mut page = home_page(state, now, at, &components, &open, &notices);
+    page.layout = page.layout.archived(at, archived_until(state, at).await?);
+    Ok(page)
 }
 
 #[tracing::instrument(skip_all)]
@@ -476,9 +493,7 @@ pub async fn system_view(
     }
     let components = match at {
         None => live,
-        Some(at) => history::state_at(&state.pool, Scope::System(system), at)
-            .await
-            .map_err(WebError::page)?,
+        Some(at) => history::state_at(&state.pool, Scope::System(system), at).await.map_err(WebError::page)?,
     };
     let clock = at.unwrap_or(now);
     let sparks = history::sparklines(&state.pool, system, &HEADLINE_METRICS, clock - SPARK_WINDOW, clock, at.is_none())
@@ -486,7 +501,17 @@ pub async fn system_view(
         .map_err(WebError::page)?;
     let open = open_alerts(state, at, system).await?;
     let notices = Notices::at(state, at, Some(system)).await.map_err(WebError::page)?;
-    Ok(system_page(state, now, at, system, &components, &sparks, &open, &notices))
+    let mut page = system_page(state, now, at, system, &components, &sparks, &open, &notices);
+    page.layout = page.layout.archived(at, archived_until(state, at).await?);
+    Ok(page)
+}
+
+/// Until when raw reports are archived, when a page shows the past (no query for the present).
+pub async fn archived_until(state: &AppState, at: Option<OffsetDateTime>) -> Result<Option<OffsetDateTime>, WebError> {
+    match at {
+        None => Ok(None),
+        Some(_) => history::archived_until(&state.pool).await.map_err(WebError::page),
+    }
 }
 
 #[tracing::instrument(skip_all, fields(system = %system))]
