@@ -172,7 +172,17 @@ async fn measure(bench: &Settings, args: &BenchArgs) -> anyhow::Result<(Vec<Figu
         client.query_one("SELECT count(*) FROM events WHERE event_type = 'StatusReported'", &[]).await?.get(0);
     anyhow::ensure!(stored as u64 == args.reports, "published {} reports but {stored} were stored", args.reports);
     let events: i64 = client.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
+    // What keeping them costs on disk: Postgres tables and indexes, and the report stream.
+    let pg_bytes: i64 = client
+        .query_one(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c
+             WHERE c.relkind IN ('r', 'm') AND c.relnamespace = 'public'::regnamespace",
+            &[],
+        )
+        .await?
+        .get(0);
     drop(client);
+    let stream_bytes = js.get_stream(&bench.reports_stream).await?.info().await?.state.bytes;
     let e2e = args.reports as f64 / e2e_secs;
 
     // 2. Latency at a fixed offered load, then the child's peak memory.
@@ -227,6 +237,17 @@ async fn measure(bench: &Settings, args: &BenchArgs) -> anyhow::Result<(Vec<Figu
             unit: "x",
             ratio: Some(e2e / cqrs),
             note: "ingest_e2e / cqrs_baseline".into(),
+        },
+        Figure {
+            name: "storage_per_report",
+            value: (pg_bytes as f64 + stream_bytes as f64) / args.reports as f64,
+            unit: "bytes",
+            ratio: None,
+            note: format!(
+                "after the end-to-end run: Postgres tables and indexes {:.1} MB + report stream {:.1} MB, per report",
+                pg_bytes as f64 / 1e6,
+                stream_bytes as f64 / 1e6
+            ),
         },
         Figure { name: "copy_baseline", value: copy, unit: "rows/s", ratio: None, note: "binary COPY of the same StatusReported rows, 5,000 a transaction, one connection".into() },
         Figure { name: "cqrs_baseline", value: cqrs, unit: "reports/s", ratio: None, note: format!("CqrsFramework::execute, one command and transaction per report, {} reports", args.cqrs_reports) },
