@@ -1,9 +1,14 @@
 //! sitrep reporting on itself as the system `sitrep`, through its own pipeline: every
 //! `SITREP_SELF_REPORT_SECONDS` it publishes a batch on `<prefix>.report.sitrep` with the
-//! components `postgres`, `nats`, `stream/reports` (ingest's backlog against the report stream's
-//! limits: degraded from half of a limit, failed from 80 %, so the `degraded` and `failed` rules
-//! alert well before unstored reports would be lost), `ingest` and `projection/<name>`, so
-//! sitrep's own health shows, alerts and is kept in history like any other system's.
+//! components `postgres`, `nats`, `ingest` and `projection/<name>`, so sitrep's own health shows,
+//! alerts and is kept in history like any other system's.
+//!
+//! One component takes another way: `stream/reports`, ingest's backlog against the report
+//! stream's limits (degraded from half of a limit, failed from 80 %, so the `degraded` and
+//! `failed` rules alert well before unstored reports would be lost). When ingest is down, a
+//! report on NATS would wait in that very backlog, so this one is recorded through the command
+//! side directly (cqrs-es on the event store, the path operators' forms take), and the alert
+//! evaluator sees it at once.
 
 use async_nats::jetstream::{self, consumer::pull};
 use deadpool_postgres::Pool;
@@ -41,19 +46,6 @@ pub async fn reports(pool: &Pool, js: &jetstream::Context, settings: &Settings, 
             Err(e) => out.push(component("postgres", "failed", format!("query failed: {e}"), json!({}))),
         },
         Err(e) => out.push(component("postgres", "failed", format!("no connection: {e}"), json!({}))),
-    }
-    match sitrep_infra::bus::read_report_stream(js, settings.into()).await {
-        Ok(reading) => {
-            let b = reading.backlog(time::OffsetDateTime::now_utc());
-            out.push(component(
-                "stream/reports",
-                b.level.status(),
-                b.message,
-                json!({"backlog_messages": b.messages, "backlog_bytes": b.bytes,
-                       "backlog_age_seconds": b.oldest_seconds.round(), "limit_used_pct": (b.used_pct * 10.0).round() / 10.0}),
-            ));
-        }
-        Err(e) => out.push(component("stream/reports", "unknown", format!("{e:#}"), json!({}))),
     }
     match js.get_stream(&settings.reports_stream).await {
         Ok(mut stream) => {
@@ -106,10 +98,56 @@ pub async fn reports(pool: &Pool, js: &jetstream::Context, settings: &Settings, 
     json!({"system": "sitrep", "ttl_seconds": every.as_secs() * 3, "reports": out})
 }
 
+/// The report on ingest's backlog: the `stream/reports` component, as the wire format has it.
+pub async fn backlog_report(js: &jetstream::Context, settings: &Settings) -> Value {
+    match sitrep_infra::bus::read_report_stream(js, settings.into()).await {
+        Ok(reading) => {
+            let b = reading.backlog(time::OffsetDateTime::now_utc());
+            component(
+                BACKLOG_COMPONENT,
+                b.level.status(),
+                b.message,
+                json!({"backlog_messages": b.messages, "backlog_bytes": b.bytes,
+                       "backlog_age_seconds": b.oldest_seconds.round(), "limit_used_pct": (b.used_pct * 10.0).round() / 10.0}),
+            )
+        }
+        Err(e) => component(BACKLOG_COMPONENT, "unknown", format!("{e:#}"), json!({})),
+    }
+}
+
+/// The component that reports ingest's backlog.
+pub const BACKLOG_COMPONENT: &str = "stream/reports";
+
+/// Records `report` (one component of system `sitrep`, freshness `ttl_seconds`) through the
+/// command side: the component aggregate on the event store, from its snapshot (so archived
+/// events are never needed), as operators' forms record theirs.
+pub async fn record(pool: &Pool, report: &Value, ttl_seconds: u64) -> anyhow::Result<()> {
+    use cqrs_es::persist::PersistedEventStore;
+    use sitrep_domain::component::{Component, ComponentCommand};
+    let mut item = report.clone();
+    item["system"] = json!("sitrep");
+    item["ttl_seconds"] = json!(ttl_seconds);
+    let now = time::OffsetDateTime::now_utc();
+    let mut decoded = sitrep_domain::wire::decode("sitrep", item.to_string().as_bytes(), now)
+        .map_err(|e| anyhow::anyhow!("the self-report does not decode: {e}"))?;
+    let report = decoded.reports.remove(0);
+    let id = sitrep_domain::component_aggregate_id(&report.system, &report.component);
+    let repo = sitrep_infra::event_store::PgEventRepository::new(pool.clone());
+    let cqrs =
+        cqrs_es::CqrsFramework::new(PersistedEventStore::<_, Component>::new_snapshot_store(repo, 100), vec![], ());
+    cqrs.execute(&id, ComponentCommand::ReportStatus { report, received_at: now })
+        .await
+        .map_err(|e| anyhow::anyhow!("recording {id}: {e}"))
+}
+
 /// Publishes self-reports every `every` until cancelled (the first at once).
 pub async fn run(pool: Pool, js: jetstream::Context, settings: Settings, every: Duration, cancel: CancellationToken) {
     let subject = settings.report_subject("sitrep");
     loop {
+        let backlog = backlog_report(&js, &settings).await;
+        if let Err(e) = record(&pool, &backlog, every.as_secs() * 3).await {
+            tracing::warn!(error = format!("{e:#}"), "the self-report on ingest's backlog was not recorded");
+        }
         let batch = reports(&pool, &js, &settings, every).await;
         match js.publish(subject.clone(), batch.to_string().into()).await {
             Ok(ack) => {

@@ -75,6 +75,9 @@ pub async fn isolated_settings() -> (Settings, String) {
     settings.reports_stream = format!("T{id}_REPORTS").to_uppercase();
     settings.alerts_stream = format!("T{id}_ALERTS").to_uppercase();
     settings.ingest_consumer = "ingest".into();
+    // JetStream reserves a stream's size limit on disk: small ones, as tests run side by side.
+    settings.reports_max_mb = 64;
+    settings.alerts_max_mb = 64;
     // No self-reports unless a test asks: they would add events to every test's log.
     settings.self_report_seconds = 0;
     // No rules unless a test writes some (never the working directory's alerts.toml).

@@ -18,7 +18,12 @@ fn big_batch(i: usize) -> Vec<u8> {
 #[tokio::test]
 async fn a_full_report_stream_with_ingest_stopped_refuses_new_reports_discards_none_and_says_so() {
     // Arrange: a 1 MiB report stream, and ingest down.
-    let mut app = spawn_app_with(|s| s.reports_max_mb = 1).await;
+    let rules = "[[rule]]\nname = \"failed\"\nkind = \"status\"\nstatus = [\"failed\"]\nseverity = \"critical\"\n";
+    let mut app = spawn_app_with(|s| {
+        s.reports_max_mb = 1;
+        s.alerts_file = Some(crate::helpers::write_rules(&s.reports_stream, rules));
+    })
+    .await;
     app.stop_ingest().await;
 
     // Act: publish until JetStream refuses (it must, well within 300 messages of 8 kB).
@@ -53,19 +58,25 @@ async fn a_full_report_stream_with_ingest_stopped_refuses_new_reports_discards_n
     assert_eq!(ready["report_backlog"]["level"], "critical", "{ready}");
     let (_, ops) = app.get("/ops").await;
     assert!(ops.contains("Ingest backlog:") && ops.contains("s-failed"), "{ops}");
-    let js = app.js.clone();
-    let every = std::time::Duration::from_secs(30);
-    let own = sitrep_services::selfwatch::reports(&app.pool, &js, &app.settings, every).await;
-    let stream = own["reports"].as_array().unwrap().iter().find(|r| r["component"] == "stream/reports").cloned();
-    let stream = stream.expect("a stream/reports self-report");
+    let stream = sitrep_services::selfwatch::backlog_report(&app.js, &app.settings).await;
     assert_eq!(stream["status"], "failed", "{stream}");
     assert_eq!(stream["metrics"]["backlog_messages"], accepted as u64, "{stream}");
+    // With ingest down, the self-report is recorded through the command side, and alerts.
+    sitrep_services::selfwatch::record(&app.pool, &stream, 90).await.expect("recorded");
+    eventually("an alert on sitrep's backlog while ingest is down", || async {
+        let (_, alerts) = app.get_json("/api/v1/alerts").await;
+        let found = alerts.to_string();
+        (found.contains("stream/reports") && found.contains("firing")).then_some(()).ok_or(found)
+    })
+    .await;
 
     // Ingest catches up: every accepted report stored once, and the work queue empties.
     app.start_ingest().await;
     let want = (accepted * 20) as i64;
     eventually("every accepted report stored", || async {
-        let n = app.scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported'").await;
+        let n = app
+            .scalar("SELECT count(*) FROM events WHERE event_type = 'StatusReported' AND aggregate_id LIKE 'derecho:%'")
+            .await;
         (n == want).then_some(()).ok_or(format!("{n} of {want} reports stored"))
     })
     .await;
@@ -111,7 +122,7 @@ async fn an_existing_stream_gets_the_limits_on_start_and_keeps_what_it_holds() {
     // Assert: bounded, the other subjects added, nothing lost; discard-old, since a limits
     // stream also holds stored reports and discard-new would refuse every report once full.
     assert_eq!(config.max_age, std::time::Duration::from_secs(7 * 86_400));
-    assert_eq!(config.max_bytes, 1024 * 1024 * 1024);
+    assert_eq!(config.max_bytes, 64 * 1024 * 1024);
     assert_eq!(config.discard, stream::DiscardPolicy::Old);
     assert_eq!(config.subjects.len(), 3, "{:?}", config.subjects);
     assert_eq!(s.cached_info().state.messages, 1);
@@ -121,7 +132,14 @@ async fn an_existing_stream_gets_the_limits_on_start_and_keeps_what_it_holds() {
 #[tokio::test]
 async fn a_new_report_stream_is_a_bounded_work_queue_and_the_alert_stream_keeps_thirty_days() {
     use async_nats::jetstream::stream;
-    let app = spawn_app_with(|_| {}).await;
+    // The defaults, as a user who sets nothing gets them.
+    let defaults = sitrep_infra::Settings::from_env();
+    assert_eq!((defaults.reports_max_mb, defaults.alerts_max_mb), (1024, 1024));
+    let app = spawn_app_with(|s| {
+        s.reports_max_mb = defaults.reports_max_mb;
+        s.alerts_max_mb = defaults.alerts_max_mb;
+    })
+    .await;
     let mut reports = app.js.get_stream(&app.settings.reports_stream).await.unwrap();
     let r = reports.info().await.unwrap().config.clone();
     assert_eq!(
