@@ -87,7 +87,9 @@ pub async fn share(
     archive: Option<Archive>,
 ) -> anyhow::Result<Vec<Feed>> {
     let client = pool.get().await.context("connecting to Postgres")?;
-    let through = event_store::head(&**client).await?.min(until);
+    // The newest events may be archived ones (the table's head is then below the archive's end).
+    let archived = archive.as_ref().map_or(0, Archive::last_position);
+    let through = event_store::head(&**client).await?.max(archived).min(until);
     let (txs, feeds): (Vec<_>, Vec<_>) = (0..readers)
         .map(|_| {
             let (tx, rx) = mpsc::channel(AHEAD);

@@ -44,7 +44,13 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
 
     if parts.ingest {
         let nats = bus::connect(&settings.nats_url).await?;
+        let js = async_nats::jetstream::new(nats.clone());
         let source = crate::ingest::prepare(nats, &settings).await?;
+        let (s, c) = (settings.clone(), cancel.clone());
+        tasks.spawn(async move {
+            crate::ingest::purge_stored(js, s, c).await;
+            Ok(())
+        });
         let (pool, settings, cancel) = (pool.clone(), settings.clone(), cancel.clone());
         tasks.spawn(async move { crate::ingest::run(pool, source, settings, cancel).await.context("ingest") });
     }
@@ -164,11 +170,12 @@ async fn start_alerting(
         alerting::run_publisher(p.clone(), j.clone(), s.clone(), stop)
     });
     if settings.self_report_seconds > 0 {
+        // One reporter among the project processes: the figures are global, and the backlog
+        // report goes through one aggregate, which two writers would contend for.
         let every = Duration::from_secs(settings.self_report_seconds);
-        let (p, c, s, j) = (pool.clone(), cancel.clone(), settings.clone(), js.clone());
-        tasks.spawn(async move {
-            crate::selfwatch::run(p, j, s, every, c).await;
-            Ok(())
+        let (p, s, j) = (pool.clone(), settings.clone(), js.clone());
+        spawn_exclusive(tasks, pg, "self_report", cancel, move |stop| {
+            crate::selfwatch::run(p.clone(), j.clone(), s.clone(), every, stop)
         });
     }
     // Runs with no routes too: it keeps its checkpoint at the head of the log.

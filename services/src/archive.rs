@@ -86,6 +86,15 @@ pub async fn command(settings: &Settings, args: &ArchiveArgs, out: &mut dyn Writ
     let (Some(before), Some(dir)) = (args.before, args.to.as_ref()) else {
         anyhow::bail!("sitrep archive needs --before and --to (or --verify DIR)");
     };
+    let raw = time::Duration::days(settings.history_raw_days.into());
+    let latest = OffsetDateTime::now_utc() - raw;
+    anyhow::ensure!(
+        before <= latest,
+        "--before {before} is within the last {} days, whose charts read every report from the event log \
+         (SITREP_HISTORY_RAW_DAYS); archive before {}, or lower SITREP_HISTORY_RAW_DAYS",
+        settings.history_raw_days,
+        latest.date()
+    );
     let pg = db::parse_url(settings.database_url.expose())?;
     db::migrate(&pg).await?;
     let pool = db::pool(&pg, 4)?;
@@ -143,11 +152,22 @@ fn verify_files(dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Takes the archive's session lock (held while the returned connection lives).
+/// Takes the archive's lock alone (held while the returned connection lives): no other archive,
+/// and no replay or verify, which would read the table while events leave it.
 async fn exclusive(pool: &Pool) -> anyhow::Result<deadpool_postgres::ClientWrapper> {
     let client = deadpool_postgres::Object::take(pool.get().await.context("connecting to Postgres")?);
     let got: bool = client.query_one("SELECT pg_try_advisory_lock(hashtext('sitrep archive'))", &[]).await?.get(0);
-    anyhow::ensure!(got, "another sitrep archive is running; wait for it to finish");
+    anyhow::ensure!(got, "another sitrep archive, or a sitrep replay or verify, is running; wait for it to finish");
+    Ok(client)
+}
+
+/// Takes the archive's lock shared, for a replay or verify (held while the returned connection
+/// lives): rebuilds run side by side, but not while an archive moves events out of the table.
+pub async fn hold_off(pool: &Pool) -> anyhow::Result<deadpool_postgres::ClientWrapper> {
+    let client = deadpool_postgres::Object::take(pool.get().await.context("connecting to Postgres")?);
+    let got: bool =
+        client.query_one("SELECT pg_try_advisory_lock_shared(hashtext('sitrep archive'))", &[]).await?.get(0);
+    anyhow::ensure!(got, "sitrep archive is running; start this again once it has finished");
     Ok(client)
 }
 
@@ -223,16 +243,42 @@ pub async fn cut(pool: &Pool, before: OffsetDateTime) -> anyhow::Result<i64> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let row = client
         .query_one(
-            "SELECT (SELECT coalesce(max(position), 0) FROM events WHERE recorded_at < $1),
-                    (SELECT coalesce(min(position), 0) FROM projection_checkpoints WHERE name = ANY($2)),
-                    (SELECT count(*) FROM projection_checkpoints WHERE name = ANY($2))",
-            &[&before, &&["latest_status", "history"][..]],
+            "SELECT (SELECT coalesce(min(position), 0) FROM projection_checkpoints WHERE name = ANY($1)),
+                    (SELECT count(*) FROM projection_checkpoints WHERE name = ANY($1))",
+            &[&&["latest_status", "history"][..]],
         )
         .await?;
-    let (by_date, applied, models): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let (applied, models): (i64, i64) = (row.get(0), row.get(1));
     // A read model that never ran has applied nothing.
     let applied = if models < 2 { 0 } else { applied };
-    Ok(by_date.min(applied).min(evaluator))
+    Ok(last_recorded_before(&client, before).await?.min(applied).min(evaluator))
+}
+
+/// The last position recorded before `before` (0 if none), by bisection on the positions:
+/// `recorded_at` grows with the position (one writer at a time), and has no index of its own.
+async fn last_recorded_before(client: &deadpool_postgres::Client, before: OffsetDateTime) -> anyhow::Result<i64> {
+    // The first event at or after `p`: its position and when it was recorded.
+    let at = |p: i64| async move {
+        let row = client
+            .query_opt("SELECT position, recorded_at FROM events WHERE position >= $1 ORDER BY position LIMIT 1", &[&p])
+            .await?;
+        anyhow::Ok(row.map(|r| (r.get::<_, i64>(0), r.get::<_, OffsetDateTime>(1))))
+    };
+    let Some((first, recorded)) = at(0).await? else { return Ok(0) };
+    if recorded >= before {
+        return Ok(0);
+    }
+    let head = event_store::head(&***client).await?;
+    // Invariant: the event at or after `lo` was recorded before `before`.
+    let (mut lo, mut hi) = (first, head);
+    while lo < hi {
+        let mid = lo + (hi - lo + 1) / 2;
+        match at(mid).await? {
+            Some((_, t)) if t < before => lo = mid,
+            _ => hi = mid - 1,
+        }
+    }
+    Ok(at(lo).await?.map_or(0, |(p, _)| p))
 }
 
 /// The first component event after `after` and up to `cut`.
@@ -263,6 +309,9 @@ async fn snapshot_components(pool: &Pool, start: i64, cut: i64) -> anyhow::Resul
         .collect();
     for chunk in ids.chunks(SNAPSHOT_BATCH) {
         let tx = client.transaction().await?;
+        // The writer lock: no snapshot or event of these components changes while they load
+        // (a batch of ingest waits a moment).
+        event_store::lock_writer(&*tx).await?;
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let mut states = crate::ingest::components::Components::default();
         states.load(&*tx, &refs).await?;

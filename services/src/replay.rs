@@ -203,17 +203,31 @@ async fn open_archive(pool: &Pool, dir: Option<&Path>) -> anyhow::Result<Option<
         None if archived == 0 => return Ok(None),
         None => crate::archive::recorded_dir(pool).await?.unwrap_or_default(),
     };
-    let archive = Archive::open(&dir).with_context(|| {
+    let moved = || {
         format!(
             "events up to position {archived} are archived in {}; pass --archive DIR with the folder that holds the files now",
             dir.display()
         )
-    })?;
+    };
+    let archive = Archive::open(&dir).with_context(moved)?;
+    // Every file `sitrep archive` recorded must be there, as it was written.
+    let found: std::collections::HashMap<String, String> =
+        sitrep_infra::archive::manifests(&dir).with_context(moved)?.into_iter().map(|m| (m.file, m.sha256)).collect();
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let missing: Vec<String> = client
+        .query("SELECT file, sha256 FROM archive_files ORDER BY first_position", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .filter(|(file, sha)| found.get(file) != Some(sha))
+        .map(|(file, _)| file)
+        .collect();
     anyhow::ensure!(
-        archive.last_position() >= archived,
-        "the archive in {} ends at position {} but events up to {archived} were archived: files are missing",
+        missing.is_empty(),
+        "{} of the archived files are not in {} as they were written: {}; pass --archive DIR with the folder that holds them",
+        missing.len(),
         dir.display(),
-        archive.last_position()
+        missing.join(", ")
     );
     Ok(Some(archive))
 }
@@ -233,6 +247,7 @@ pub async fn replay_with(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let pool = pool(settings).await?;
+    let _no_archive_meanwhile = crate::archive::hold_off(&pool).await?;
     let bars = MultiProgress::new();
     let history = History { default_ttl_seconds: settings.default_ttl_seconds };
     let retention = app::retention(settings);
@@ -311,6 +326,7 @@ pub async fn verify_with(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let pool = pool(settings).await?;
+    let _no_archive_meanwhile = crate::archive::hold_off(&pool).await?;
     let bars = MultiProgress::new();
     let history = History { default_ttl_seconds: settings.default_ttl_seconds };
     let retention = app::retention(settings);

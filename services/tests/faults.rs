@@ -390,15 +390,18 @@ async fn count(client: &tokio_postgres::Client, published: usize) -> Counts {
     )
     .await;
     // History keeps rollups, not a copy of each report: every valid message's `seq` is counted
-    // once in the daily rollups (more is a duplicate, fewer a message history missed).
-    let history: i64 = client
+    // once in the daily rollups (more is a duplicate, fewer a message history missed), and
+    // their sum is the sum of the valid messages' numbers (so a duplicate and a loss do not
+    // cancel out).
+    let row = client
         .query_one(
-            "SELECT coalesce(sum(count), 0)::int8 FROM metric_rollups WHERE resolution = 'day' AND metric = 'seq'",
+            "SELECT coalesce(sum(count), 0)::int8, coalesce(sum(sum), 0)::int8 FROM metric_rollups
+             WHERE resolution = 'day' AND metric = 'seq'",
             &[],
         )
         .await
-        .unwrap()
-        .get(0);
+        .unwrap();
+    let (history, history_sum): (i64, i64) = (row.get(0), row.get(1));
     let quarantine = tally(client, "SELECT split_part(source_key, ':', 3), count(*) FROM quarantine GROUP BY 1").await;
     let (valid, invalid): (Vec<usize>, Vec<usize>) = (0..published).partition(|i| message(*i).0);
     let id = |i: &usize| format!("m{i}");
@@ -417,14 +420,17 @@ async fn count(client: &tokio_postgres::Client, published: usize) -> Counts {
     );
     let extra = |m: &HashMap<String, i64>| m.values().map(|n| (n - 1) as usize).sum::<usize>();
     let absent = |m: &HashMap<String, i64>, want: &HashSet<String>| want.iter().filter(|k| !m.contains_key(*k)).count();
+    let want_sum: i64 = (0..published).filter(|i| message(*i).0).map(|i| i as i64).sum();
+    let (history_extra, history_absent) = match history - valid.len() as i64 {
+        0 if history_sum != want_sum => (1, 1),
+        d => (d.max(0) as usize, (-d).max(0) as usize),
+    };
     Counts {
         published,
         stored: events.len(),
         quarantined: quarantine.len(),
-        duplicates: extra(&events) + (history - valid.len() as i64).max(0) as usize + extra(&quarantine),
-        missing: absent(&events, &valid)
-            + (valid.len() as i64 - history).max(0) as usize
-            + absent(&quarantine, &invalid),
+        duplicates: extra(&events) + history_extra + extra(&quarantine),
+        missing: absent(&events, &valid) + history_absent + absent(&quarantine, &invalid),
     }
 }
 

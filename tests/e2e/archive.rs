@@ -181,6 +181,15 @@ async fn archived_events_leave_the_table_and_replay_from_archive_plus_table_equa
     let (status, event) = app.get(&format!("/events/{}", m.first_position)).await;
     assert_eq!(status, 404);
     assert!(event.contains(&m.file), "an archived event says where it is: {event}");
+    let (status, event) = app.get_json(&format!("/api/v1/events/{}", m.first_position)).await;
+    assert_eq!(status, 404);
+    assert!(event.to_string().contains(&m.file), "the API too: {event}");
+
+    // An archive never runs beside a replay or verify (which would read a table it empties).
+    let replaying = archive::hold_off(&app.pool).await.unwrap();
+    let e = archive::run(&app.pool, before, &dir).await.unwrap_err();
+    assert!(e.to_string().contains("a sitrep replay or verify, is running"), "{e}");
+    drop(replaying);
 
     // The files are needed: a replay without them says so.
     std::fs::remove_dir_all(&dir).unwrap();
@@ -256,6 +265,13 @@ async fn an_interrupted_archive_resumes_without_writing_a_file_twice_or_losing_a
     assert_eq!(files(&dir).len(), 4, "two files, two manifests");
     let (ok, said) = run_verify(&app).await;
     assert!(ok.is_ok(), "nothing lost: {said}");
+
+    // A file missing from the folder stops a rebuild, named (not only the last one counts).
+    std::fs::remove_file(dir.join(&written.file)).unwrap();
+    std::fs::remove_file(dir.join(format!("{}.manifest.json", written.file))).unwrap();
+    let (ok, _) = run_verify(&app).await;
+    let e = format!("{:#}", ok.unwrap_err());
+    assert!(e.contains(&written.file) && e.contains("--archive"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
     app.cleanup().await;
 }

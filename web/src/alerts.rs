@@ -515,9 +515,9 @@ pub async fn event_api(
         WebError::bad_request(Format::Json, "position", format!("{position:?} is not an event position"))
     })?;
     let client = state.pool.get().await.map_err(WebError::api)?;
-    let e = event_store::at(&**client, position).await.map_err(WebError::api)?.ok_or_else(|| {
-        WebError::not_found(Format::Json, format!("No event at position {position}."), "Positions start at 1.")
-    })?;
+    let Some(e) = event_store::at(&**client, position).await.map_err(WebError::api)? else {
+        return Err(crate::events::missing_event(&client, Format::Json, position).await);
+    };
     Ok(Json(serde_json::json!({
         "position": e.position, "event_id": e.event_id, "aggregate_type": e.aggregate_type,
         "aggregate_id": e.aggregate_id, "sequence": e.sequence, "event_type": e.event_type,

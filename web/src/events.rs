@@ -190,6 +190,26 @@ pub struct EventPage {
     pub subject_url: Option<String>,
 }
 
+/// The 404 for a position the events table does not hold: one `sitrep archive` moved out names
+/// its file; any other is simply not there.
+pub async fn missing_event(client: &deadpool_postgres::Client, format: Format, n: i64) -> WebError {
+    let file = client
+        .query_opt("SELECT file, dir FROM archive_files WHERE $1 BETWEEN first_position AND last_position", &[&n])
+        .await;
+    match file {
+        Ok(Some(f)) => WebError::not_found(
+            format,
+            format!("Event {n} is archived, in {} (folder {}).", f.get::<_, String>(0), f.get::<_, String>(1)),
+            "sitrep replay and verify read it from there; zcat shows the file's events, one JSON object a line.",
+        ),
+        Ok(None) => WebError::not_found(format, format!("No event at position {n}."), "See /events for the log."),
+        Err(e) => match format {
+            Format::Html => WebError::page(sitrep_infra::InfraError::from(e)),
+            Format::Json => WebError::api(sitrep_infra::InfraError::from(e)),
+        },
+    }
+}
+
 #[tracing::instrument(skip_all, fields(position = %position))]
 pub async fn one(State(state): State<AppState>, Path(position): Path<String>) -> Result<Html<String>, WebError> {
     let n: i64 = position.parse().map_err(|_| {
@@ -197,19 +217,7 @@ pub async fn one(State(state): State<AppState>, Path(position): Path<String>) ->
     })?;
     let client = state.pool.get().await.map_err(WebError::page)?;
     let Some(e) = event_store::at(&**client, n).await.map_err(WebError::page)? else {
-        // Moved out by `sitrep archive`: say where it is.
-        let file = client
-            .query_opt("SELECT file, dir FROM archive_files WHERE $1 BETWEEN first_position AND last_position", &[&n])
-            .await
-            .map_err(|e| WebError::page(sitrep_infra::InfraError::from(e)))?;
-        return Err(match file {
-            Some(f) => WebError::not_found(
-                Format::Html,
-                format!("Event {n} is archived, in {} (folder {}).", f.get::<_, String>(0), f.get::<_, String>(1)),
-                "sitrep replay and verify read it from there; zcat shows the file's events, one JSON object a line.",
-            ),
-            None => WebError::not_found(Format::Html, format!("No event at position {n}."), "See /events for the log."),
-        });
+        return Err(missing_event(&client, Format::Html, n).await);
     };
     let subject_url = match e.aggregate_type.as_str() {
         sitrep_domain::component::AGGREGATE_TYPE => {

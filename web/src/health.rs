@@ -99,14 +99,18 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             let status = if behind.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
             // Ingest's backlog near the report stream's limits is a warning, not unreadiness:
             // this process still serves the dashboard, which is what operators need then.
-            let backlog = match &state.bus {
-                Some(bus) => bus.backlog(state.now()).await.ok(),
-                None => None,
+            let (backlog, unread) = match &state.bus {
+                Some(bus) => match bus.backlog(state.now()).await {
+                    Ok(b) => (Some(b), None),
+                    Err(e) => (None, Some(format!("ingest's backlog is unknown: {e:#}"))),
+                },
+                None => (None, None),
             };
             let warnings: Vec<&str> = backlog
                 .iter()
                 .filter(|b| b.level != sitrep_infra::bus::BacklogLevel::Ok)
                 .map(|b| b.message.as_str())
+                .chain(unread.as_deref())
                 .collect();
             let why: Vec<String> = behind
                 .iter()

@@ -197,10 +197,17 @@ pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebErro
         },
     };
     let backlog = match &state.bus {
-        Some(bus) => bus.backlog(now).await.ok().map(|b| BacklogView {
-            badge: view::Shown::of_stored(b.level.status()).badge(),
-            used_pct: format!("{:.0}", b.used_pct),
-            message: b.message,
+        Some(bus) => Some(match bus.backlog(now).await {
+            Ok(b) => BacklogView {
+                badge: view::Shown::of_stored(b.level.status()).badge(),
+                used_pct: format!("{:.0}%", b.used_pct),
+                message: b.message,
+            },
+            Err(e) => BacklogView {
+                badge: view::Shown::Unknown.badge(),
+                used_pct: String::new(),
+                message: format!("unknown: {e:#}"),
+            },
         }),
         None => None,
     };

@@ -57,6 +57,9 @@ impl Default for AuthConfig {
     }
 }
 
+/// How long `/readyz` and `/ops` wait for JetStream to say how large ingest's backlog is.
+pub const BACKLOG_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
 /// JetStream and the names sitrep uses in it.
 #[derive(Clone)]
 pub struct Bus {
@@ -69,13 +72,17 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Ingest's backlog against the report stream's limits, now.
+    /// Ingest's backlog against the report stream's limits, now. Gives up after
+    /// [`BACKLOG_TIMEOUT`], so a slow NATS never holds up `/readyz` or `/ops`.
     pub async fn backlog(&self, now: OffsetDateTime) -> anyhow::Result<sitrep_infra::bus::Backlog> {
         let names = sitrep_infra::bus::StreamNames {
             reports_stream: &self.reports_stream,
             ingest_consumer: &self.ingest_consumer,
         };
-        Ok(sitrep_infra::bus::read_report_stream(&self.js, names).await?.backlog(now))
+        let reading = tokio::time::timeout(BACKLOG_TIMEOUT, sitrep_infra::bus::read_report_stream(&self.js, names))
+            .await
+            .map_err(|_| anyhow::anyhow!("JetStream did not answer within {BACKLOG_TIMEOUT:?}"))??;
+        Ok(reading.backlog(now))
     }
 }
 
