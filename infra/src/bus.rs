@@ -38,10 +38,10 @@ fn describe_limits(max_age: Duration, max_bytes: i64) -> String {
     format!("{age}, {size}")
 }
 
-/// The report stream as sitrep wants it: limits retention with discard-new, bounded by
-/// `SITREP_REPORTS_MAX_AGE` and `SITREP_REPORTS_MAX_MB`. At the size limit JetStream refuses new
-/// messages rather than discard any it holds; ingest keeps the stream small by purging what it
-/// has stored ([`purge_stored`]), so in normal running the stream holds only its backlog.
+/// The report stream as sitrep wants it: a work queue (a report leaves the stream once ingest
+/// has stored it and acked it, so JetStream keeps no second copy of the log), bounded by
+/// `SITREP_REPORTS_MAX_AGE` and `SITREP_REPORTS_MAX_MB`, and refusing new messages at the size
+/// limit rather than discarding unstored ones.
 pub fn reports_stream_config(settings: &Settings) -> stream::Config {
     stream::Config {
         name: settings.reports_stream.clone(),
@@ -49,6 +49,7 @@ pub fn reports_stream_config(settings: &Settings) -> stream::Config {
         storage: stream::StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
         num_replicas: settings.stream_replicas.into(),
+        retention: stream::RetentionPolicy::WorkQueue,
         discard: stream::DiscardPolicy::New,
         max_age: settings.reports_max_age.into(),
         max_bytes: max_bytes(settings.reports_max_mb),
@@ -56,8 +57,11 @@ pub fn reports_stream_config(settings: &Settings) -> stream::Config {
     }
 }
 
-/// Creates the report stream if it is missing, and returns it. An existing stream is brought to
-/// sitrep's subjects, limits and discard policy, and the change is logged.
+/// Creates the report stream if it is missing, and returns it. An existing stream is brought
+/// to sitrep's subjects and limits, and the change is logged. JetStream cannot change a stream's
+/// retention policy: a stream made by an earlier sitrep (limits retention) keeps it, with
+/// discard-old at its limits (discard-new would refuse every report once stored ones filled it),
+/// and a warning says how to move it to a work queue (docs/operations.md).
 pub async fn ensure_reports_stream(js: &jetstream::Context, settings: &Settings) -> anyhow::Result<stream::Stream> {
     let what = || {
         format!(
@@ -72,7 +76,18 @@ pub async fn ensure_reports_stream(js: &jetstream::Context, settings: &Settings)
     next.subjects.extend(wanted.subjects.iter().filter(|s| !current.subjects.contains(s)).cloned());
     next.max_age = wanted.max_age;
     next.max_bytes = wanted.max_bytes;
-    next.discard = wanted.discard;
+    if current.retention == stream::RetentionPolicy::WorkQueue {
+        next.discard = stream::DiscardPolicy::New;
+    } else {
+        next.discard = stream::DiscardPolicy::Old;
+        tracing::warn!(
+            stream = settings.reports_stream,
+            retention = ?current.retention,
+            "the report stream keeps every report until its limits, since JetStream cannot change a stream's \
+             retention policy; to make it a work queue, stop the collectors, wait until /ops shows no ingest \
+             backlog, delete the stream (nats stream rm) and start sitrep again"
+        );
+    }
     if let Some(change) = config_change(&current, &next) {
         tracing::info!(stream = settings.reports_stream, change, "updating the report stream");
         js.update_stream(next)
@@ -81,25 +96,6 @@ pub async fn ensure_reports_stream(js: &jetstream::Context, settings: &Settings)
         stream = js.get_stream(&settings.reports_stream).await.with_context(what)?;
     }
     Ok(stream)
-}
-
-/// Removes from the report stream every message ingest has stored: those up to its consumer's
-/// ack floor (ingest acks only after the commit). Returns how many went. One purge a few
-/// seconds drops whole blocks of the store, where a work queue would delete each message as
-/// it is acked (that cost publish-to-visible latency at 5,000 reports/s: docs/performance.md).
-pub async fn purge_stored(js: &jetstream::Context, names: StreamNames<'_>) -> anyhow::Result<u64> {
-    use consumer::pull;
-    let mut stream = js.get_stream(names.reports_stream).await.context("the report stream")?;
-    let first = stream.info().await.context("stream info")?.state.first_sequence;
-    let mut consumer = stream
-        .get_consumer::<pull::Config>(names.ingest_consumer)
-        .await
-        .map_err(|e| anyhow::anyhow!("the ingest consumer: {e}"))?;
-    let floor = consumer.info().await.context("consumer info")?.ack_floor.stream_sequence;
-    if floor < first {
-        return Ok(0);
-    }
-    Ok(stream.purge().sequence(floor + 1).await.context("purging stored reports")?.purged)
 }
 
 /// What differs between two configurations in the fields sitrep sets on existing streams, as a
@@ -233,8 +229,7 @@ pub struct StreamReading {
     pub unstored: u64,
     /// When the oldest of them reached the stream.
     pub oldest_unstored_at: Option<time::OffsetDateTime>,
-    /// A work queue holds unstored messages only; a limits stream also holds stored ones that
-    /// ingest has not purged yet.
+    /// A work queue holds unstored messages only; a limits stream holds stored ones as well.
     pub work_queue: bool,
     /// At the size limit, new messages are refused (else the oldest go).
     pub discard_new: bool,
@@ -340,8 +335,8 @@ pub async fn read_report_stream(js: &jetstream::Context, names: StreamNames<'_>)
     let oldest_unstored_at = if unstored == 0 {
         None
     } else {
-        // The first message past the ack floor is the oldest not stored (a purge may have
-        // dropped the stored ones before it already).
+        // The first message past the ack floor is the oldest not stored (a work queue has
+        // already dropped the stored ones before it).
         let seq = (floor + 1).max(info.state.first_sequence);
         Some(stream.get_raw_message(seq).await.map(|m| m.time).unwrap_or(info.state.first_timestamp))
     };

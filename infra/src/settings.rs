@@ -92,10 +92,10 @@ pub struct Settings {
     #[arg(long, global = true, env = "SITREP_ALERTS_STREAM", default_value = "SITREP_ALERTS")]
     pub alerts_stream: String,
 
-    /// Oldest message the report stream keeps, as `7d`, `36h` (`0` for no limit). Ingest purges
-    /// what it has stored every few seconds, so only a backlog of unstored reports ever ages.
-    /// Past this age they are discarded: `/ops`, `/readyz` and the self-report warn from half of
-    /// it (docs/operations.md).
+    /// Oldest message the report stream keeps, as `7d`, `36h` (`0` for no limit). The stream is a
+    /// work queue: a report leaves it once ingest has stored it, so only a backlog of unstored
+    /// reports ever ages. Past this age they are discarded: `/ops`, `/readyz` and the self-report
+    /// warn from half of it (docs/operations.md).
     #[arg(long, global = true, env = "SITREP_REPORTS_MAX_AGE", default_value = "7d")]
     pub reports_max_age: humantime::Duration,
 

@@ -44,13 +44,7 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
 
     if parts.ingest {
         let nats = bus::connect(&settings.nats_url).await?;
-        let js = async_nats::jetstream::new(nats.clone());
         let source = crate::ingest::prepare(nats, &settings).await?;
-        let (s, c) = (settings.clone(), cancel.clone());
-        tasks.spawn(async move {
-            crate::ingest::purge_stored(js, s, c).await;
-            Ok(())
-        });
         let (pool, settings, cancel) = (pool.clone(), settings.clone(), cancel.clone());
         tasks.spawn(async move { crate::ingest::run(pool, source, settings, cancel).await.context("ingest") });
     }

@@ -333,28 +333,6 @@ pub async fn prepare(nats: async_nats::Client, settings: &Settings) -> anyhow::R
     Ok(Source { consumer, stream_epoch: created.unix_timestamp_nanos().to_string() })
 }
 
-/// How often ingest purges what it has stored from the report stream.
-pub const PURGE_EVERY: Duration = Duration::from_secs(5);
-
-/// Purges the reports ingest has stored from the stream every [`PURGE_EVERY`] until cancelled,
-/// so the stream holds only the backlog (see `bus::purge_stored`). Every ingest process does;
-/// a purge up to the ack floor is the same whoever sends it.
-pub async fn purge_stored(js: jetstream::Context, settings: Settings, cancel: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(PURGE_EVERY) => {}
-        }
-        match bus::purge_stored(&js, (&settings).into()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(purged = n, "purged stored reports from the stream"),
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "purging stored reports from the stream failed; will retry")
-            }
-        }
-    }
-}
-
 /// Most payload bytes in one batch, so a batch of large messages stays one reasonable transaction.
 const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 

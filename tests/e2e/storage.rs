@@ -1,6 +1,6 @@
-//! Bounded storage: the report stream has limits and refuses new reports at its size limit, and
-//! ingest purges what it has stored, so JetStream keeps no second copy of the log; a backlog that
-//! nears a limit is said everywhere an operator looks.
+//! Bounded storage: the report stream is a work queue with limits that refuses new reports at its
+//! size limit, so JetStream keeps no second copy of the log, and a backlog that nears a limit is
+//! said everywhere an operator looks.
 
 use crate::helpers::{eventually, spawn_app_with};
 use serde_json::Value;
@@ -71,7 +71,7 @@ async fn a_full_report_stream_with_ingest_stopped_refuses_new_reports_discards_n
     })
     .await;
 
-    // Ingest catches up: every accepted report stored once, and its purges empty the stream.
+    // Ingest catches up: every accepted report stored once, and the work queue empties.
     app.start_ingest().await;
     let want = (accepted * 20) as i64;
     eventually("every accepted report stored", || async {
@@ -81,7 +81,7 @@ async fn a_full_report_stream_with_ingest_stopped_refuses_new_reports_discards_n
         (n == want).then_some(()).ok_or(format!("{n} of {want} reports stored"))
     })
     .await;
-    eventually("the stream emptied by ingest's purges", || async {
+    eventually("the stream emptied by ingest's acks", || async {
         let n = app.stream_messages().await;
         (n == 0).then_some(()).ok_or(format!("{n} messages left"))
     })
@@ -120,17 +120,18 @@ async fn an_existing_stream_gets_the_limits_on_start_and_keeps_what_it_holds() {
     let s = sitrep_infra::bus::ensure_reports_stream(&js, &settings).await.expect("ensure");
     let config = s.cached_info().config.clone();
 
-    // Assert: bounded, refusing new reports at the limit, the other subjects added, nothing lost.
+    // Assert: bounded, the other subjects added, nothing lost; discard-old, since a limits
+    // stream also holds stored reports and discard-new would refuse every report once full.
     assert_eq!(config.max_age, std::time::Duration::from_secs(7 * 86_400));
     assert_eq!(config.max_bytes, 64 * 1024 * 1024);
-    assert_eq!(config.discard, stream::DiscardPolicy::New);
+    assert_eq!(config.discard, stream::DiscardPolicy::Old);
     assert_eq!(config.subjects.len(), 3, "{:?}", config.subjects);
     assert_eq!(s.cached_info().state.messages, 1);
     let _ = js.delete_stream(&settings.reports_stream).await;
 }
 
 #[tokio::test]
-async fn a_new_report_stream_is_bounded_and_refuses_at_its_limit_and_the_alert_stream_keeps_thirty_days() {
+async fn a_new_report_stream_is_a_bounded_work_queue_and_the_alert_stream_keeps_thirty_days() {
     use async_nats::jetstream::stream;
     // The defaults, as a user who sets nothing gets them.
     let defaults = sitrep_infra::Settings::from_env();
@@ -145,7 +146,7 @@ async fn a_new_report_stream_is_bounded_and_refuses_at_its_limit_and_the_alert_s
     assert_eq!(
         (r.retention, r.discard, r.max_age, r.max_bytes),
         (
-            stream::RetentionPolicy::Limits,
+            stream::RetentionPolicy::WorkQueue,
             stream::DiscardPolicy::New,
             std::time::Duration::from_secs(7 * 86_400),
             1 << 30
