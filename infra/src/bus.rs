@@ -283,9 +283,9 @@ impl StreamReading {
                 humantime::format_duration(Duration::from_secs(oldest_seconds as u64))
             )];
             if let (Some(pct), Some(at)) = (age_pct, self.oldest_unstored_at) {
-                let discard_at = at + self.max_age;
+                let discard_at = (at + self.max_age).to_offset(time::UtcOffset::UTC);
                 let when = discard_at
-                    .format(&time::format_description::well_known::Rfc3339)
+                    .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
                     .unwrap_or_else(|_| discard_at.to_string());
                 parts.push(format!("{pct:.0}% of the age limit: unstored reports are discarded from {when}"));
             }
@@ -385,7 +385,7 @@ mod tests {
         let warn = reading(10, 1000, 84).backlog(NOW);
         assert_eq!(warn.level, BacklogLevel::Warning, "{warn:?}");
         assert!(
-            warn.message.contains("50% of the age limit: unstored reports are discarded from 2026-12-11T00:00:00Z"),
+            warn.message.contains("50% of the age limit: unstored reports are discarded from 2026-12-11 00:00:00 UTC"),
             "{}",
             warn.message
         );
