@@ -2,6 +2,7 @@
 //! command side carrying on as if nothing was archived, and replay and verify reading the files.
 
 use crate::helpers::{eventually, spawn_app_with_rules, TestApp};
+use crate::history::table;
 use crate::replay::publish_round;
 use sitrep_services::archive::{self, ArchiveArgs};
 use sitrep_services::replay::{replay, verify, Which};
@@ -59,12 +60,6 @@ async fn rounds_then_cut(app: &TestApp, rounds: std::ops::Range<usize>) -> Offse
 
 fn temp_dir() -> PathBuf {
     std::env::temp_dir().join(format!("sitrep-archive-{}", uuid::Uuid::new_v4().simple()))
-}
-
-async fn table(app: &TestApp, name: &str, order: &str) -> Vec<String> {
-    let client = app.pool.get().await.unwrap();
-    let rows = client.query(&format!("SELECT t::text FROM {name} t ORDER BY {order}"), &[]).await.unwrap();
-    rows.iter().map(|r| r.get(0)).collect()
 }
 
 async fn read_models(app: &TestApp) -> Vec<Vec<String>> {

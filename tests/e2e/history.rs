@@ -24,7 +24,8 @@ async fn history_caught_up(app: &TestApp, events: i64) -> i64 {
     .await
 }
 
-async fn table(app: &TestApp, name: &str, order: &str) -> Vec<String> {
+/// Every row of `name` as JSON text, in `order`.
+pub(crate) async fn table(app: &TestApp, name: &str, order: &str) -> Vec<String> {
     let client = app.pool.get().await.unwrap();
     let rows = client.query(&format!("SELECT row_to_json(t)::text FROM {name} t ORDER BY {order}"), &[]).await.unwrap();
     rows.iter().map(|r| r.get(0)).collect()
