@@ -86,15 +86,6 @@ pub async fn command(settings: &Settings, args: &ArchiveArgs, out: &mut dyn Writ
     let (Some(before), Some(dir)) = (args.before, args.to.as_ref()) else {
         anyhow::bail!("sitrep archive needs --before and --to (or --verify DIR)");
     };
-    let raw = time::Duration::days(settings.history_raw_days.into());
-    let latest = OffsetDateTime::now_utc() - raw;
-    anyhow::ensure!(
-        before <= latest,
-        "--before {before} is within the last {} days, whose charts read every report from the event log \
-         (SITREP_HISTORY_RAW_DAYS); archive before {}, or lower SITREP_HISTORY_RAW_DAYS",
-        settings.history_raw_days,
-        latest.date()
-    );
     let pg = db::parse_url(settings.database_url.expose())?;
     db::migrate(&pg).await?;
     let pool = db::pool(&pg, 4)?;

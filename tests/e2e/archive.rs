@@ -174,6 +174,10 @@ async fn archived_events_leave_the_table_and_replay_from_archive_plus_table_equa
     assert!(page.contains("login/derecho0") && page.contains("are archived"), "{page}");
     let (_, component) = app.get(&format!("/systems/derecho/components/login/derecho0?at={at}")).await;
     assert!(component.contains("are archived"), "{component}");
+    // A chart that reaches into archived time reads rollups, not the log (which lacks it).
+    let (status, history) = app.get_json("/api/v1/history/derecho/login/derecho0").await;
+    assert_eq!((status, history["resolution"].as_str()), (200, Some("hour")), "{history}");
+    assert!(!history["series"].as_array().unwrap().is_empty(), "{history}");
     let (status, event) = app.get(&format!("/events/{}", m.first_position)).await;
     assert_eq!(status, 404);
     assert!(event.contains(&m.file), "an archived event says where it is: {event}");

@@ -196,7 +196,8 @@ pub async fn history(
         Some(raw) => Some(params::duration(raw).map_err(|e| bad("step", e))?),
         None => None,
     };
-    let window = Window::new(from, to, step, now, state.kept);
+    let archived = history::archived_until(&state.pool).await.map_err(WebError::api)?;
+    let window = Window::new(from, to, step, now, state.kept, archived);
     let points = (to - from).whole_seconds() / window.step.whole_seconds().max(1);
     if points > MAX_POINTS {
         return Err(bad("step", format!("gives {points} points over this range; at most {MAX_POINTS} are allowed")));

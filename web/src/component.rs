@@ -235,7 +235,8 @@ pub async fn page(
             history::state_at(pool, Scope::Component(&system, &component), at).await.map_err(WebError::page)?.pop()
         }
     };
-    let window = Window::new(end - RANGES[range].2, end, None, now, state.kept);
+    let archived = history::archived_until(pool).await.map_err(WebError::page)?;
+    let window = Window::new(end - RANGES[range].2, end, None, now, state.kept, archived);
     let series = history::series(pool, &system, &component, None, window).await.map_err(WebError::page)?;
     let segments = history::segments(pool, &system, Some(&component), end - RANGES[2].2, end)
         .await

@@ -79,14 +79,20 @@ pub struct Window {
 
 impl Window {
     /// The window `[from, to)` with the source and step that suit it at `now` (`step` asked
-    /// for, or the default).
+    /// for, or the default). Reports observed up to `archived_until` are no longer in the log
+    /// (`sitrep archive`): a window that starts before then reads rollups.
     pub fn new(
         from: OffsetDateTime,
         to: OffsetDateTime,
         step: Option<Duration>,
         now: OffsetDateTime,
         kept: Retention,
+        archived_until: Option<OffsetDateTime>,
     ) -> Self {
+        let kept = match archived_until {
+            Some(until) if now - until < kept.raw => Retention { raw: (now - until).max(Duration::ZERO), ..kept },
+            _ => kept,
+        };
         let (source, step) = Source::choose(from, step.unwrap_or_else(|| default_step(from, to)), now, kept);
         Self { from, to, source, step, raw_from: now - kept.raw }
     }
