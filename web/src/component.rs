@@ -247,9 +247,9 @@ pub async fn page(
     let reports =
         history::recent_reports(pool, &system, &component, end, REPORTS_SHOWN).await.map_err(WebError::page)?;
     let facts = Facts { system, component, current, range, segments, series, window, reports };
-    let until = crate::pages::archived_until(&state, at).await?;
     let mut page = component_page(&state, now, at, facts);
-    page.layout = page.layout.archived(at, until);
+    // The archive's end, read once above for the chart, also decides the banner.
+    page.layout = page.layout.archived(at, archived);
     render("component", &page)
 }
 
