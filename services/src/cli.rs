@@ -76,6 +76,14 @@ pub enum Command {
     /// Manage the operators who may sign in to the dashboard.
     #[command(subcommand)]
     Users(crate::admin::UsersCommand),
+    /// Run a ready-made collector: read the site's scheduler, filesystems, login nodes or
+    /// JupyterHub and publish one batch report per round.
+    ///
+    /// Each source runs the site's own commands found on PATH (never as root), once with --once
+    /// (for cron) or every --interval. Failure is data: what cannot be read is reported unknown,
+    /// with the command and its error. See docs/collectors.md.
+    #[command(subcommand)]
+    Collect(crate::collect::SourceArgs),
     /// Publish realistic collector traffic (Derecho, Casper, JupyterHub, platform services).
     Simulate(SimulateArgs),
     /// Measure sitrep on this machine, in a database of its own, and print `BENCH` lines.
@@ -111,7 +119,13 @@ pub enum Command {
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     let Cli { command, mut settings } = cli;
-    telemetry::init(settings.log_format, "info,tower_http=warn,async_nats=warn,tokio_postgres=warn,refinery_core=warn");
+    // A collector under cron stays quiet unless something is wrong: cron mails whatever it prints.
+    let default_filter = if matches!(command, Command::Collect(_)) {
+        "warn"
+    } else {
+        "info,tower_http=warn,async_nats=warn,tokio_postgres=warn,refinery_core=warn"
+    };
+    telemetry::init(settings.log_format, default_filter);
     match command {
         Command::Run => serve(settings, Parts::ALL).await,
         Command::Ingest => serve(settings, Parts { ingest: true, project: false, web: false }).await,
@@ -131,6 +145,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Archive(args) => crate::archive::command(&settings, &args, &mut std::io::stdout()).await,
         Command::Keys(c) => crate::admin::keys(&settings, c, &mut std::io::stdout()).await,
         Command::Users(c) => crate::admin::users(&settings, c, &mut std::io::stdout()).await,
+        Command::Collect(source) => crate::collect::command(&settings, &source).await,
         Command::Simulate(args) => {
             let nats = bus::connect(&settings.nats_url).await?;
             let cancel = CancellationToken::new();
@@ -217,8 +232,8 @@ mod tests {
         Cli::command().debug_assert();
         let cmd = Cli::command();
         for name in [
-            "run", "ingest", "project", "web", "migrate", "replay", "verify", "keys", "users", "simulate", "bench",
-            "soak", "demo",
+            "run", "ingest", "project", "web", "migrate", "replay", "verify", "keys", "users", "collect", "simulate",
+            "bench", "soak", "demo",
         ] {
             let sub = cmd.find_subcommand(name).unwrap_or_else(|| panic!("no {name} command"));
             assert!(sub.get_about().is_some_and(|a| !a.to_string().is_empty()), "{name} has no help");

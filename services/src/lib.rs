@@ -4,8 +4,10 @@
 //! for the commands, then [`app`] for how the parts are put together.
 //!
 //! - [`cli`]: the command line (`run`, `ingest`, `project`, `web`, `migrate`, `replay`, `verify`,
-//!   `keys`, `users`, `archive`, `simulate`, `bench`, `demo`).
+//!   `keys`, `users`, `archive`, `collect`, `simulate`, `bench`, `demo`).
 //! - [`admin`]: `sitrep keys` and `sitrep users`.
+//! - [`collect`]: `sitrep collect <source>`, the ready-made collectors (PBS, Slurm, filesystems,
+//!   login nodes, JupyterHub) around the parsers of `sitrep-collect`.
 //! - [`archive`]: `sitrep archive`, old component events moved to checksummed files.
 //! - [`app`]: starts ingest, projections and web, alone or together, and stops them cleanly.
 //! - [`alerting`]: the alert clock, the bus publisher and the webhook notifier.
@@ -21,6 +23,7 @@ pub mod app;
 pub mod archive;
 pub mod bench;
 pub mod cli;
+pub mod collect;
 pub mod ingest;
 pub mod replay;
 pub mod selfwatch;

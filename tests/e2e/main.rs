@@ -11,6 +11,7 @@ mod event_store;
 mod health;
 mod helpers;
 mod history;
+mod hpc_collectors;
 mod ops;
 mod pipeline;
 mod projections;

@@ -1,0 +1,108 @@
+//! Running a site command: found on `PATH`, with a timeout, its failures named.
+//!
+//! This is the only part of a source that does I/O; what it returns goes to the pure parsers.
+
+use std::ffi::OsStr;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// A command that did not give output to parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{command}` {reason}")]
+pub struct CommandError {
+    /// The command line as run, for example `qstat -Q -f -F json`.
+    pub command: String,
+    /// What went wrong, in words: `was not found on PATH`, `exited with status 1: <stderr>`,
+    /// `did not finish within 30s`.
+    pub reason: String,
+}
+
+/// Runs `argv` (program first) and returns what it printed on stdout. It fails when the program
+/// is missing, exits non-zero (stderr's first lines are kept), prints what is not UTF-8, or
+/// runs past `timeout` (then it is killed).
+pub async fn run(argv: &[String], timeout: Duration) -> Result<String, CommandError> {
+    run_in(argv, timeout, None).await
+}
+
+/// Like [`run`], with the command looked up on `path` (a `PATH`-style search path) when given,
+/// which the child also gets as its `PATH`.
+pub async fn run_in(argv: &[String], timeout: Duration, path: Option<&OsStr>) -> Result<String, CommandError> {
+    let line = argv.join(" ");
+    let fail = |reason: String| CommandError { command: line.clone(), reason };
+    let (program, args) = argv.split_first().ok_or_else(|| fail("is empty".into()))?;
+    let mut cmd = Command::new(program);
+    if let Some(path) = path {
+        cmd.env("PATH", path);
+    }
+    let child = cmd.args(args).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
+    let out = match tokio::time::timeout(timeout, child).await {
+        Err(_) => return Err(fail(format!("did not finish within {}", humanize(timeout)))),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(fail("was not found on PATH".into()));
+        }
+        Ok(Err(e)) => return Err(fail(format!("could not be started: {e}"))),
+        Ok(Ok(out)) => out,
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr: String = stderr.lines().filter(|l| !l.trim().is_empty()).take(3).collect::<Vec<_>>().join(" / ");
+    if !out.status.success() {
+        let code = out
+            .status
+            .code()
+            .map_or_else(|| "was killed by a signal".to_owned(), |c| format!("exited with status {c}"));
+        let stdout_hint =
+            if stderr.is_empty() { crate::reading::first_line(&String::from_utf8_lossy(&out.stdout)) } else { stderr };
+        return Err(fail(if stdout_hint.is_empty() { code } else { format!("{code}: {}", cut(&stdout_hint, 300)) }));
+    }
+    String::from_utf8(out.stdout).map_err(|_| fail("printed output that is not UTF-8".into()))
+}
+
+fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Splits a configured command line on whitespace (`"sudo -n pbsnodes"` is three words).
+pub fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        words(s)
+    }
+
+    #[tokio::test]
+    async fn a_command_that_prints_is_read() {
+        assert_eq!(run(&argv("echo hello"), Duration::from_secs(5)).await.unwrap(), "hello\n");
+    }
+
+    #[tokio::test]
+    async fn a_missing_command_is_named() {
+        let e = run(&argv("sitrep-no-such-command -a"), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(e.to_string(), "`sitrep-no-such-command -a` was not found on PATH");
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_says_its_status_and_stderr() {
+        let cmd = vec!["sh".into(), "-c".into(), "echo 'pbsnodes: Server has no node list' >&2; exit 1".into()];
+        let e = run(&cmd, Duration::from_secs(5)).await.unwrap_err();
+        assert!(e.reason.ends_with("exited with status 1: pbsnodes: Server has no node list"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_hanging_command_is_killed_at_the_timeout() {
+        let e = run(&argv("sleep 30"), Duration::from_millis(200)).await.unwrap_err();
+        assert_eq!(e.to_string(), "`sleep 30` did not finish within 200ms");
+    }
+}
