@@ -533,7 +533,7 @@ mod tests {
     #[test]
     fn the_shipped_alerts_toml_is_valid() {
         let set = parse(include_str!("../../../alerts.toml")).unwrap();
-        assert_eq!(set.rules.len(), 5);
+        assert_eq!(set.rules.len(), 6);
         assert_eq!(set.parent_of("derecho:partition/cpu"), Some("derecho:fs/glade"));
     }
 
