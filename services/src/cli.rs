@@ -173,7 +173,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             let cancel = CancellationToken::new();
             let sim_cancel = cancel.clone();
             let sim_settings = settings.clone();
-            let args = SimulateArgs { rate, rounds: 0, seed: None, churn: 0.02 };
+            let args = SimulateArgs { rate, ..SimulateArgs::default() };
             let simulator = tokio::spawn(async move { simulate::run(nats, &sim_settings, &args, sim_cancel).await });
             // The demo's operator, so its forms can be tried (a real install adds users with `sitrep users add`).
             let demo_user = sitrep_infra::auth::User {
@@ -182,6 +182,12 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                 password_hash: sitrep_infra::auth::hash_password(DEMO_PASSWORD)?,
             };
             sitrep_infra::auth::put_user(&**running.pool.get().await?, &demo_user).await?;
+            // What a centre's operators post: an outage with updates, maintenance, a reservation.
+            let earlier = simulate::open_demo_notices(&**running.pool.get().await?).await?;
+            let stamp = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+            let notices = simulate::demo_notices(time::OffsetDateTime::now_utc(), &stamp, &earlier);
+            let js = async_nats::jetstream::new(bus::connect(&settings.nats_url).await?);
+            simulate::post_notices(&js, &settings, &notices).await?;
             if let Some(addr) = running.http_addr {
                 println!("\nsitrep is running: open http://{addr}/   (Ctrl-C stops it)");
                 println!("To acknowledge alerts or declare outages, sign in as demo / {DEMO_PASSWORD}");

@@ -126,7 +126,7 @@ async fn with_simulated_centre() -> TestApp {
 async fn with_simulated_centre_and_rules(rules: &str) -> TestApp {
     let app = if rules.is_empty() { spawn_app().await } else { crate::helpers::spawn_app_with_rules(rules).await };
     let nats = sitrep_infra::bus::connect(&app.settings.nats_url).await.unwrap();
-    let args = SimulateArgs { rate: 10_000.0, rounds: 1, seed: Some(3), churn: 0.3 };
+    let args = SimulateArgs { rate: 10_000.0, rounds: 1, seed: Some(3), churn: Some(0.3), ..SimulateArgs::default() };
     let published = simulate::run(nats, &app.settings, &args, CancellationToken::new()).await.unwrap();
     wait_for_components(&app, published as usize).await;
     // Collector text that must be shown as text, and a message for quarantine.
@@ -149,7 +149,7 @@ async fn every_page_renders_in_headless_chromium_with_a_screenshot() {
             "/systems/derecho",
             &[
                 "login/derecho1",
-                "partition/cpu",
+                "nodes/cpu",
                 "fs/glade",
                 "queue/main",
                 "Last report",
@@ -187,7 +187,7 @@ clear = 0.5
 name = "silent"
 kind = "stale"
 [[dependency]]
-match = "derecho:partition/*"
+match = "derecho:nodes/*"
 parent = "derecho:fs/glade"
 [[route]]
 name = "nowhere"

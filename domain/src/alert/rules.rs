@@ -534,7 +534,7 @@ mod tests {
     fn the_shipped_alerts_toml_is_valid() {
         let set = parse(include_str!("../../../alerts.toml")).unwrap();
         assert_eq!(set.rules.len(), 6);
-        assert_eq!(set.parent_of("derecho:partition/cpu"), Some("derecho:fs/glade"));
+        assert_eq!(set.parent_of("derecho:nodes/cpu"), Some("derecho:fs/glade"));
     }
 
     #[test]
