@@ -18,8 +18,8 @@ pub struct CommandError {
 }
 
 /// Runs `argv` (program first) and returns what it printed on stdout. It fails when the program
-/// is missing, exits non-zero (stderr's first lines are kept), prints what is not UTF-8, or
-/// runs past `timeout` (then it is killed).
+/// is missing, exits non-zero (stderr's first lines are kept), or runs past `timeout` (then it
+/// is killed). Bytes that are not UTF-8 become U+FFFD.
 pub async fn run(argv: &[String], timeout: Duration) -> Result<String, CommandError> {
     run_in(argv, timeout, None).await
 }
@@ -54,7 +54,11 @@ pub async fn run_in(argv: &[String], timeout: Duration, path: Option<&OsStr>) ->
             if stderr.is_empty() { crate::reading::first_line(&String::from_utf8_lossy(&out.stdout)) } else { stderr };
         return Err(fail(if stdout_hint.is_empty() { code } else { format!("{code}: {}", cut(&stdout_hint, 300)) }));
     }
-    String::from_utf8(out.stdout).map_err(|_| fail("printed output that is not UTF-8".into()))
+    // A stray Latin-1 byte in a node comment must not cost the whole round.
+    Ok(match String::from_utf8(out.stdout) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 fn cut(s: &str, n: usize) -> String {
@@ -85,6 +89,12 @@ mod tests {
     #[tokio::test]
     async fn a_command_that_prints_is_read() {
         assert_eq!(run(&argv("echo hello"), Duration::from_secs(5)).await.unwrap(), "hello\n");
+    }
+
+    #[tokio::test]
+    async fn output_that_is_not_utf8_is_read_with_replacement_characters() {
+        let cmd = vec!["sh".into(), "-c".into(), "printf 'caf\\351\\n'".into()];
+        assert_eq!(run(&cmd, Duration::from_secs(5)).await.unwrap(), "caf\u{FFFD}\n");
     }
 
     #[tokio::test]

@@ -106,11 +106,16 @@ fn state_count(v: Option<&Value>) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// The object under `key` of a top-level document, or an error naming the key.
+static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+/// The object under `key` of a top-level document (empty when a PBS document has nothing to
+/// list), or an error naming the key.
 fn section<'a>(doc: &'a Value, key: &str) -> Result<&'a Map<String, Value>, reading::ParseError> {
     match doc.get(key) {
         Some(Value::Object(m)) => Ok(m),
         Some(_) => Err(reading::ParseError::new(format!("printed JSON whose \"{key}\" is not an object"))),
+        // PBS leaves the key out when there is nothing to list (a server with no queues).
+        None if doc.get("pbs_server").is_some() || doc.get("pbs_version").is_some() => Ok(&EMPTY),
         None => Err(reading::ParseError::new(format!("printed JSON with no \"{key}\""))),
     }
 }
@@ -473,6 +478,13 @@ mod tests {
         );
         assert_eq!(rs[0].message, "aurora-pbs-0001.hostmgmt.cm.aurora.alcf.anl.gov is Scheduling");
         assert_eq!(rs[0].labels["pbs_version"], "2022.1.7.20241004133957");
+    }
+
+    #[test]
+    fn a_server_with_nothing_to_list_leaves_the_key_out_and_that_is_no_error() {
+        let text = r#"{"timestamp": 1, "pbs_version": "2024.1.2", "pbs_server": "pbs"}"#;
+        assert_eq!(queues(text).unwrap(), vec![]);
+        assert!(queues(r#"{"something": "else"}"#).unwrap_err().0.contains("no \"Queue\""));
     }
 
     #[test]
