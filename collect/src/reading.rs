@@ -79,11 +79,16 @@ impl Reading {
 }
 
 /// A valid component path `<kind>/<name>`: characters the wire format does not allow in a name
-/// become `-`, and an empty name becomes `unnamed`.
+/// become `-`, an empty name becomes `unnamed`, and a name `.` or `..` (a segment the wire
+/// format refuses, since its links would point elsewhere) becomes `-` or `--`.
 pub fn component(kind: &str, name: &str) -> String {
     let clean: String =
         name.trim().chars().map(|c| if c.is_ascii_alphanumeric() || "-_.@+".contains(c) { c } else { '-' }).collect();
-    let clean = if clean.is_empty() { "unnamed".to_owned() } else { clean };
+    let clean = match clean.as_str() {
+        "" => "unnamed".to_owned(),
+        "." | ".." => clean.replace('.', "-"),
+        _ => clean,
+    };
     let path = if kind.is_empty() { clean } else { format!("{kind}/{clean}") };
     path.chars().take(sitrep_domain::names::MAX_COMPONENT_LEN).collect()
 }
@@ -168,6 +173,10 @@ mod tests {
         assert_eq!(component("fs", "/glade/scratch"), "fs/-glade-scratch");
         assert_eq!(component("partition", "gpu:a100 x"), "partition/gpu-a100-x");
         assert_eq!(component("queue", " "), "queue/unnamed");
+        assert_eq!(component("fs", ".."), "fs/--");
+        assert_eq!(component("", "."), "-");
+        assert_eq!(component("fs", "..."), "fs/...");
+        assert!(sitrep_domain::names::ComponentName::parse(&component("fs", "..")).is_ok());
         let name = format!("queue/{}", "q".repeat(300));
         assert!(sitrep_domain::names::ComponentName::parse(&component("queue", &"q".repeat(300))).is_ok(), "{name}");
     }

@@ -39,14 +39,32 @@ impl SystemName {
 }
 
 /// A component of a system, as a `/`-separated path such as `login/derecho1`, `queue/main` or
-/// `fs/glade`. Each segment is non-empty and holds ASCII letters, digits, `-`, `_`, `.`, `@` or `+`.
+/// `fs/glade`. Each segment is non-empty, holds ASCII letters, digits, `-`, `_`, `.`, `@` or `+`,
+/// and is not `.` or `..` (the component's page is at `/systems/{system}/components/{name}`,
+/// and a browser resolves such segments: `../../../ops` would link to `/ops`).
+///
+/// Stored events are read back through [`ComponentName::parse_stored`], which keeps every rule
+/// but the last: names stored before it came in still replay.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ComponentName(String);
 
 impl ComponentName {
-    /// Parses a component name; the error says what is wrong with it.
+    /// Parses a new component name (from a collector, a form, a URL); the error says what is
+    /// wrong with it.
     pub fn parse(raw: &str) -> Result<Self, String> {
+        let name = Self::parse_stored(raw)?;
+        if raw.split('/').any(|segment| segment == "." || segment == "..") {
+            return Err(format!("{raw:?} has a \".\" or \"..\" segment, which would make its links point elsewhere"));
+        }
+        Ok(name)
+    }
+
+    /// Parses a name as it was stored: the rules of [`ComponentName::parse`] but the one
+    /// against `.` and `..` segments, which came later. Deserializing (replaying events, reading
+    /// snapshots) goes through this, so an event stored before that rule still replays; anything
+    /// new goes through `parse`.
+    pub fn parse_stored(raw: &str) -> Result<Self, String> {
         if raw.is_empty() {
             return Err("must not be empty".into());
         }
@@ -82,14 +100,23 @@ pub fn component_aggregate_id(system: &SystemName, component: &ComponentName) ->
     format!("{}:{}", system.0, component.0)
 }
 
+impl TryFrom<String> for SystemName {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value)
+    }
+}
+
+/// What serde uses: names read back from stored events (see [`ComponentName::parse_stored`]).
+impl TryFrom<String> for ComponentName {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse_stored(&value)
+    }
+}
+
 macro_rules! string_newtype_impls {
     ($t:ty) => {
-        impl TryFrom<String> for $t {
-            type Error = String;
-            fn try_from(value: String) -> Result<Self, String> {
-                Self::parse(&value)
-            }
-        }
         impl From<$t> for String {
             fn from(value: $t) -> String {
                 value.0
@@ -151,11 +178,33 @@ mod tests {
             ("a b", "' '"),
             ("a:b", "':'"),
             ("<script>", "'<'"),
+            (".", "\".\" or \"..\" segment"),
+            ("..", "\".\" or \"..\" segment"),
+            ("../../../ops", "would make its links point elsewhere"),
+            ("fs/./glade", "\".\" or \"..\" segment"),
+            ("fs/glade/..", "\".\" or \"..\" segment"),
         ];
         for (raw, why) in cases {
             let err = ComponentName::parse(raw).unwrap_err();
             assert!(err.contains(why), "{raw:?}: {err}");
         }
+    }
+
+    #[test]
+    fn dots_inside_a_segment_are_still_fine() {
+        for ok in ["...", "fs/.snapshot", "node.1/..x", "a../b", "v1.2.3"] {
+            assert!(ComponentName::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_stored_name_with_a_dot_segment_still_deserializes_so_old_events_replay() {
+        let name: ComponentName = serde_json::from_str(r#""fs/../ops""#).unwrap();
+        assert_eq!(name.as_str(), "fs/../ops");
+        assert!(ComponentName::parse_stored("fs/./glade").is_ok());
+        // The other rules hold for stored names too.
+        assert!(serde_json::from_str::<ComponentName>(r#""a b""#).is_err());
+        assert!(serde_json::from_str::<ComponentName>(r#""""#).is_err());
     }
 
     #[test]

@@ -299,3 +299,18 @@ impl Fields<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn an_outage_naming_a_component_with_a_dot_dot_segment_is_rejected_naming_that_component() {
+        let payload = br#"{"system":"derecho","id":"glade-slow","action":"declare","severity":"minor",
+            "title":"GLADE slow","components":["fs/glade","fs/../../ops"]}"#;
+        let err = decode(MessageKind::Outage, "derecho", payload, datetime!(2026-11-22 10:00 UTC)).unwrap_err();
+        assert_eq!(err.field, "components[1]");
+        assert!(err.reason.contains("\"..\" segment"), "{err}");
+    }
+}

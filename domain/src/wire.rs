@@ -506,6 +506,25 @@ mod tests {
         assert!(r.metrics.is_empty());
     }
 
+    #[test]
+    fn a_report_for_a_component_with_a_dot_dot_segment_is_rejected_naming_the_component() {
+        let err =
+            decode("derecho", br#"{"system":"derecho","component":"../../../ops","status":"ok"}"#, NOW).unwrap_err();
+        assert_eq!(err.field, "component");
+        assert!(err.reason.contains("segment, which would make its links point elsewhere"), "{err}");
+
+        let batch = decode(
+            "derecho",
+            br#"{"system":"derecho","reports":[{"component":"fs/glade","status":"ok"},
+                                               {"component":"fs/./glade","status":"ok"}]}"#,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(batch.reports.len(), 1);
+        assert_eq!(batch.rejected.len(), 1);
+        assert_eq!(batch.rejected[0].field, "reports[1].component");
+    }
+
     /// Each bad message, and the field and reason it must be rejected with.
     #[test]
     fn bad_messages_are_rejected_with_the_field_and_the_reason() {

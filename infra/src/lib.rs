@@ -12,6 +12,8 @@
 //! - [`alerts`]: alert rules from `alerts.toml`, the evaluator's recorded events, carrying out
 //!   its decisions, and alert events read back as transitions.
 //! - [`auth`]: collectors' API keys, operators (Argon2id passwords, roles) and their sessions.
+//! - [`provenance`]: the signed API key name HTTP ingest attaches to a message, so ingest
+//!   records only keys that really sent it.
 //! - [`metrics`]: the process's Prometheus metrics (ingest, HTTP, projection lag).
 //! - [`quarantine`]: messages that could not be decoded or validated, kept with their reason.
 //! - [`wakeup`]: LISTEN/NOTIFY, so readers wake as soon as events commit.
@@ -32,6 +34,7 @@ pub mod event_store;
 pub mod leader;
 pub mod leftovers;
 pub mod metrics;
+pub mod provenance;
 pub mod quarantine;
 pub mod settings;
 pub mod telemetry;

@@ -146,6 +146,23 @@ pub struct Settings {
     #[arg(long, global = true, env = "SITREP_SECURE_COOKIES", default_value_t = false, action = clap::ArgAction::Set)]
     pub secure_cookies: bool,
 
+    /// Sign-in attempts one client address may make per minute (`0` for no limit); more get
+    /// `429` with `Retry-After`. Failed sign-ins for one name are limited apart (5 in 15 minutes).
+    #[arg(long, global = true, env = "SITREP_SIGN_IN_PER_MINUTE", default_value_t = 10)]
+    pub sign_in_per_minute: u32,
+
+    /// HTTP ingest requests (`POST /api/v1/reports`, `/outages`, `/maintenance`) one client
+    /// address may make per second, with bursts of as many again (`0` for no limit); more get
+    /// `429` with `Retry-After`. NATS publishers are not limited here.
+    #[arg(long, global = true, env = "SITREP_INGEST_PER_SECOND", default_value_t = 50)]
+    pub ingest_per_second: u32,
+
+    /// Addresses of reverse proxies in front of the dashboard, comma-separated. Only for
+    /// requests from these is `X-Forwarded-For` believed: the client is then its right-most
+    /// address that is not a trusted proxy. Empty: the TCP peer is the client.
+    #[arg(long, global = true, env = "SITREP_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Log format: `text` or `json`.
     #[arg(long, global = true, env = "SITREP_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

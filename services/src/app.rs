@@ -78,6 +78,12 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
         let mut state =
             sitrep_web::AppState::new(pool.clone(), settings.default_ttl_seconds, settings.subject_prefix.clone());
         state.kept = retention(&settings);
+        state.provenance = sitrep_infra::provenance::Provenance::load(&**pool.get().await?).await?;
+        state.limits = sitrep_web::limits::Limits::new(
+            settings.sign_in_per_minute,
+            settings.ingest_per_second,
+            settings.trusted_proxies.clone(),
+        );
         state.auth = sitrep_web::state::AuthConfig {
             users_file: std::sync::Arc::new(match &settings.users_file {
                 Some(path) => sitrep_infra::auth::load_users_file(path)?,

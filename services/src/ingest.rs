@@ -18,6 +18,7 @@ use sitrep_domain::notice::{self, Notice, NoticeState};
 use sitrep_domain::outage;
 use sitrep_domain::wire::{self, Decoded, FieldError, MessageKind, Report};
 use sitrep_infra::event_store::{self, derived_event_id, NewEvent};
+use sitrep_infra::provenance::{self, Provenance};
 use sitrep_infra::quarantine::{self, NewQuarantined};
 use sitrep_infra::{bus, Settings};
 use std::collections::{HashMap, HashSet};
@@ -38,6 +39,20 @@ pub struct BatchOutcome {
     pub duplicates: usize,
 }
 
+/// The API key name HTTP ingest attached to the message, if its signature holds. A key header
+/// that a NATS publisher set itself has no valid signature, and is not believed.
+fn verified_key(provenance: &Provenance, msg: &jetstream::Message) -> Option<String> {
+    let headers = msg.headers.as_ref()?;
+    let name = headers.get(provenance::KEY_HEADER)?.as_str();
+    let signature = headers.get(provenance::SIGNATURE_HEADER).map(|v| v.as_str()).unwrap_or("");
+    if provenance.verify(name, &msg.payload, signature) {
+        Some(name.to_owned())
+    } else {
+        tracing::warn!(subject = %msg.subject, key = name, "a message names an API key it was not sent with; ignored");
+        None
+    }
+}
+
 /// One message, decoded.
 pub(crate) struct Incoming {
     key: String,
@@ -54,12 +69,14 @@ pub(crate) struct Incoming {
     notice: Option<Notice>,
     headers: Value,
     payload: bytes::Bytes,
+    /// The API key HTTP ingest says the message came in with, when its signature holds.
+    api_key: Option<String>,
 }
 
 impl Incoming {
     /// Decodes a message. `stream_epoch` tells this incarnation of the stream from an earlier
     /// one of the same name, whose sequence numbers started again from 1.
-    fn decode(settings: &Settings, stream_epoch: &str, msg: &jetstream::Message) -> Self {
+    fn decode(settings: &Settings, stream_epoch: &str, provenance: &Provenance, msg: &jetstream::Message) -> Self {
         let info = msg.info().ok();
         let (stream_seq, published) =
             info.as_ref().map(|i| (i.stream_sequence, i.published)).unwrap_or((0, OffsetDateTime::now_utc()));
@@ -98,7 +115,9 @@ impl Incoming {
                 Value::Object(map)
             })
             .unwrap_or_else(|| json!({}));
+        let api_key = verified_key(provenance, msg);
         Incoming {
+            api_key,
             key,
             msg_id,
             subject,
@@ -129,7 +148,7 @@ impl Incoming {
             "stream_seq": self.stream_seq,
             "msg_id": self.msg_id,
             "message_key": self.key,
-            "api_key": self.headers.get("Sitrep-Api-Key").and_then(|v| v.get(0)),
+            "api_key": self.api_key,
         })
     }
 
@@ -147,6 +166,7 @@ impl Incoming {
             received_at: self.received_at,
             headers: self.headers.clone(),
             payload: self.payload.clone(),
+            api_key: self.api_key.clone(),
         }
     }
 }
@@ -339,6 +359,9 @@ const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Runs ingest until cancelled.
 pub async fn run(pool: Pool, source: Source, settings: Settings, cancel: CancellationToken) -> anyhow::Result<()> {
     let Source { consumer, stream_epoch } = source;
+    let provenance = Provenance::load(&**pool.get().await.context("connecting to Postgres")?)
+        .await
+        .context("reading the provenance secret")?;
     let mut components = Components::default();
     let wait = Duration::from_millis(settings.ingest_wait_ms);
     tracing::info!(stream = %settings.reports_stream, consumer = %settings.ingest_consumer, "ingest started");
@@ -401,7 +424,7 @@ pub async fn run(pool: Pool, source: Source, settings: Settings, cancel: Cancell
                     Ok(None) | Err(_) => break,
                 }
             }
-            handle_batch(&pool, &mut components, &settings, &stream_epoch, &batch, &cancel).await;
+            handle_batch(&pool, &mut components, &settings, (&stream_epoch, &provenance), &batch, &cancel).await;
         }
     }
     save_behind_snapshots(&pool, &mut components).await;
@@ -461,11 +484,12 @@ async fn handle_batch(
     pool: &Pool,
     components: &mut Components,
     settings: &Settings,
-    stream_epoch: &str,
+    (stream_epoch, provenance): (&str, &Provenance),
     batch: &[jetstream::Message],
     cancel: &CancellationToken,
 ) {
-    let mut incoming: Vec<Incoming> = batch.iter().map(|m| Incoming::decode(settings, stream_epoch, m)).collect();
+    let mut incoming: Vec<Incoming> =
+        batch.iter().map(|m| Incoming::decode(settings, stream_epoch, provenance, m)).collect();
     let mut backoff = Duration::from_millis(100);
     let mut attempts = 0;
     let outcome = loop {

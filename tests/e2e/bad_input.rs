@@ -63,6 +63,11 @@ fn corpus() -> Vec<Case> {
         },
         Case { name: "wrong type", payload: report(json!({ "ttl_seconds": "soon" })), field: "ttl_seconds" },
         Case { name: "not an object", payload: b"[1,2,3]".to_vec(), field: "payload" },
+        Case {
+            name: "a component whose links would point elsewhere",
+            payload: br#"{"system":"derecho","component":"node/bad/../../../../ops","status":"ok"}"#.to_vec(),
+            field: "component",
+        },
     ]
 }
 

@@ -80,6 +80,10 @@ pub async fn isolated_settings() -> (Settings, String) {
     settings.alerts_max_mb = 64;
     // No self-reports unless a test asks: they would add events to every test's log.
     settings.self_report_seconds = 0;
+    // Tests sign in and post from one address many times; tests/e2e/limits.rs sets the limits
+    // it checks.
+    settings.sign_in_per_minute = 0;
+    settings.ingest_per_second = 0;
     // No rules unless a test writes some (never the working directory's alerts.toml).
     settings.alerts_file = Some(write_rules(&id, ""));
     settings.http_addr = "127.0.0.1:0".parse().unwrap();

@@ -22,7 +22,7 @@ use axum::Json;
 use serde::Serialize;
 use sitrep_domain::notice;
 use sitrep_domain::wire::{self, FieldError, MessageKind, MAX_PAYLOAD_BYTES};
-use sitrep_infra::auth;
+use sitrep_infra::{auth, provenance};
 
 /// What a `202` says.
 #[derive(Debug, Serialize)]
@@ -124,10 +124,11 @@ async fn post(
         .ok_or_else(|| WebError::Unavailable { what: "This process has no NATS connection.".into() })?;
     let subject = format!("{}.{}.{}", bus.subject_prefix, kind.token(), system.as_str());
     let mut nats_headers = async_nats::HeaderMap::new();
-    if let Some(id) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+    if let Some(id) = idempotency_key(&headers)? {
         nats_headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
     }
-    nats_headers.insert("Sitrep-Api-Key", key_name.as_str());
+    nats_headers.insert(provenance::KEY_HEADER, key_name.as_str());
+    nats_headers.insert(provenance::SIGNATURE_HEADER, state.provenance.sign(&key_name, &payload).as_str());
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::warn!(error = %e, %subject, "publishing an HTTP message failed");
         WebError::Unavailable { what: format!("Could not publish to NATS ({e}); nothing was stored.") }
@@ -163,5 +164,49 @@ async fn refused_by_aggregate(state: &AppState, notice: &notice::Notice) -> Resu
     match aggregate.decide(notice).await {
         Err(what) => Err(WebError::Refused { what: format!("{what}; nothing was stored") }),
         Ok(_) => Ok(()),
+    }
+}
+
+/// The longest `Idempotency-Key` taken, in bytes.
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// The `Idempotency-Key` header, if any: 1 to 200 printable ASCII characters, else a `400` that
+/// says so (a key that was silently dropped would store a retry twice).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, WebError> {
+    let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
+    let bad = |reason: String| WebError::Rejected { errors: vec![FieldError::new("Idempotency-Key", reason)] };
+    let bytes = raw.as_bytes();
+    if bytes.is_empty() {
+        return Err(bad("is empty; leave the header out, or give 1 to 200 printable ASCII characters".into()));
+    }
+    if bytes.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(bad(format!("is {} bytes long; at most {MAX_IDEMPOTENCY_KEY} are allowed", bytes.len())));
+    }
+    if !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(bad(
+            "may hold only printable ASCII characters (no spaces, no control or non-ASCII characters)".into()
+        ));
+    }
+    Ok(raw.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(value: &[u8]) -> Result<Option<String>, String> {
+        let mut h = HeaderMap::new();
+        h.insert("idempotency-key", axum::http::HeaderValue::from_bytes(value).unwrap());
+        idempotency_key(&h).map(|k| k.map(str::to_owned)).map_err(|e| format!("{e:?}"))
+    }
+
+    #[test]
+    fn an_idempotency_key_is_printable_ascii_of_at_most_200_bytes_or_refused_with_a_reason() {
+        assert_eq!(key(b"round-2026-12-07T10:00Z").unwrap().as_deref(), Some("round-2026-12-07T10:00Z"));
+        assert_eq!(idempotency_key(&HeaderMap::new()).map_err(|_| ()).unwrap(), None);
+        assert!(key("clé".as_bytes()).unwrap_err().contains("printable ASCII"));
+        assert!(key(b"a b").unwrap_err().contains("printable ASCII"));
+        assert!(key(&[b'k'; 70_000]).unwrap_err().contains("70000 bytes long"));
+        assert!(key(b"").unwrap_err().contains("is empty"));
     }
 }

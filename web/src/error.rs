@@ -22,6 +22,11 @@ pub enum WebError {
     /// 400: a query parameter is wrong; `field` names it and `what` says how.
     #[error("{field}: {what}")]
     BadRequest { format: Format, field: String, what: String },
+    /// 400: the path, a query parameter or a form field holds a byte no input may hold (a NUL,
+    /// or a control character where only a line of text belongs); `field` names it (`path`, the
+    /// parameter or the field) and `what` says where and which byte. See `crate::hardening`.
+    #[error("{what}")]
+    BadInput { format: Format, field: String, what: String },
     /// 404: the thing asked for does not exist; `hint` says what to do.
     #[error("{what}")]
     NotFound { format: Format, what: String, hint: String },
@@ -50,6 +55,10 @@ pub enum WebError {
     /// 409: the command does not fit the thing as it is now (pages only); `what` says why.
     #[error("{what}")]
     Conflict { what: String },
+    /// 429: this client sent more sign-ins or reports than its limit, or too many sign-ins are
+    /// being checked at once; `retry_after` (seconds) goes in `Retry-After`.
+    #[error("{what}")]
+    TooManyRequests { format: Format, what: String, retry_after: u64 },
     /// 500: something failed inside; logged, never shown.
     #[error("{source:#}")]
     Internal { format: Format, source: anyhow::Error },
@@ -109,6 +118,9 @@ impl IntoResponse for WebError {
                 bad_request = format!("{field}: {what}");
                 (StatusCode::BAD_REQUEST, *format, bad_request.as_str(), "Fix the parameter named and try again.")
             }
+            WebError::BadInput { format, what, .. } => {
+                (StatusCode::BAD_REQUEST, *format, what.as_str(), "Take it out and try again.")
+            }
             WebError::NotFound { format, what, hint } => (StatusCode::NOT_FOUND, *format, what.as_str(), hint.as_str()),
             WebError::Forbidden { format, what } => (
                 StatusCode::FORBIDDEN,
@@ -150,6 +162,12 @@ impl IntoResponse for WebError {
             WebError::Conflict { what } => {
                 (StatusCode::CONFLICT, Format::Html, what.as_str(), "Go back, reload the page, and look again.")
             }
+            WebError::TooManyRequests { format, what, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                *format,
+                what.as_str(),
+                "Wait for the time in the Retry-After header, then try again.",
+            ),
             WebError::Internal { format, source } => {
                 tracing::error!(error = format!("{source:#}"), "request failed");
                 (
@@ -160,11 +178,15 @@ impl IntoResponse for WebError {
                 )
             }
         };
-        match format {
+        let retry_after = match &self {
+            WebError::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        let mut response = match format {
             Format::Json => {
                 let mut body = serde_json::json!({"error": message, "hint": hint});
                 match &self {
-                    WebError::BadRequest { field, what, .. } => {
+                    WebError::BadRequest { field, what, .. } | WebError::BadInput { field, what, .. } => {
                         body["field"] = field.as_str().into();
                         body["errors"] = serde_json::json!([{"field": field, "reason": what}]);
                     }
@@ -188,6 +210,10 @@ impl IntoResponse for WebError {
                     }
                 }
             }
+        };
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
         }
+        response
     }
 }

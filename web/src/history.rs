@@ -144,9 +144,10 @@ pub async fn series(
 }
 
 /// The aggregate id of a component's events (`system:component`), or `None` for names no
-/// component can have.
+/// component can have. (Names are read as stored, so a component named before the rule against
+/// `.` and `..` segments keeps its history.)
 fn aggregate_id(system: &str, component: &str) -> Option<String> {
-    let (system, component) = (SystemName::parse(system).ok()?, ComponentName::parse(component).ok()?);
+    let (system, component) = (SystemName::parse(system).ok()?, ComponentName::parse_stored(component).ok()?);
     Some(component_aggregate_id(&system, &component))
 }
 

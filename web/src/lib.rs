@@ -14,7 +14,11 @@
 //!   its content (the outage banner); [`signin`]: `/sign-in` and `/sign-out`.
 //! - [`collect`]: HTTP ingest for collectors (`POST /api/v1/reports` and friends, API keys).
 //! - [`outages`]: outages and maintenance windows: banner, pages, forms, JSON.
+//! - [`limits`]: per-client limits on signing in and HTTP ingest (429 with `Retry-After`), and
+//!   password hashes a few at a time.
 //! - [`forms`]: the same-origin check every form post passes.
+//! - [`hardening`]: what every request passes (no NUL or control bytes in the path, query or
+//!   form fields) and every response gets (`Cache-Control`).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`, and the middleware that counts requests.
 //! - [`history`]: reading the past: series, segments, reports, the state at an instant (the
 //!   only place the web side reads the event log, for instants older than raw history).
@@ -37,8 +41,10 @@ pub mod component;
 pub mod error;
 pub mod events;
 pub mod forms;
+pub mod hardening;
 pub mod health;
 pub mod history;
+pub mod limits;
 pub mod live;
 pub mod ops;
 pub mod outages;

@@ -1,7 +1,10 @@
 //! Every URL of sitrep, in one place.
 
 use crate::state::AppState;
-use crate::{alerts, api, auth, collect, component, events, health, live, ops, outages, pages, signin, templates};
+use crate::{
+    alerts, api, auth, collect, component, events, hardening, health, limits, live, ops, outages, pages, signin,
+    templates,
+};
 use axum::http::header;
 use axum::routing::{get, post};
 use axum::Router;
@@ -74,8 +77,12 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(plumbing)
         .fallback(pages::not_found)
+        .route_layer(axum::middleware::from_fn(hardening::refuse_nul_in_forms))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::layer))
         .route_layer(axum::middleware::from_fn(health::count_requests))
+        .layer(axum::middleware::from_fn(hardening::refuse_control_bytes))
+        .layer(axum::middleware::from_fn(hardening::cache_control))
         .layer(security_header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -93,5 +100,7 @@ fn security_header(name: header::HeaderName, value: &'static str) -> SetResponse
 pub async fn serve(listener: TcpListener, mut state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
     // Live pages hold their connection open; they end when the server stops.
     state.shutdown = cancel.clone();
-    axum::serve(listener, router(state)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
+    // The peer's address is kept for per-client limits (limits.rs).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await }).await
 }

@@ -31,6 +31,10 @@ pub struct AppState {
     pub auth: AuthConfig,
     /// Rendered `/` and system pages, served again while nothing they show has changed.
     pub pages: crate::pagecache::PageCache,
+    /// Signs the API key name HTTP ingest attaches to what it publishes.
+    pub provenance: sitrep_infra::provenance::Provenance,
+    /// Per-client limits on signing in and HTTP ingest, and on password hashes at once.
+    pub limits: crate::limits::Limits,
 }
 
 /// Signing in: users from the users file, whether viewing needs it, how long it lasts.
@@ -99,6 +103,8 @@ impl AppState {
             live_versions: crate::live::Versions::default(),
             auth: AuthConfig::default(),
             pages: Default::default(),
+            provenance: sitrep_infra::provenance::Provenance::ephemeral(),
+            limits: crate::limits::Limits::default(),
         }
     }
 

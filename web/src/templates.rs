@@ -1,6 +1,9 @@
 //! The Handlebars registry. Templates and partials are compiled into the binary (operators'
 //! networks are often closed, and the binary must serve everything it needs). Strict mode is on,
 //! so a template that names a missing field fails loudly in the tests instead of rendering blank.
+//!
+//! Everything shown with `{{ }}` goes through [`escape`]: HTML escaping, and without the Unicode
+//! bidirectional controls that would reverse the text around them.
 
 use handlebars::{Context, Handlebars, RenderError, RenderErrorReason};
 use serde::Serialize;
@@ -48,6 +51,7 @@ pub const PARTIALS: &[(&str, &str)] = &[
 static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     let mut hbs = Handlebars::new();
     hbs.set_strict_mode(true);
+    hbs.register_escape_fn(escape);
     for (name, source) in PARTIALS {
         hbs.register_partial(name, *source).unwrap_or_else(|e| panic!("partial {name}: {e}"));
     }
@@ -56,6 +60,25 @@ static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     }
     hbs
 });
+
+/// The bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069). One in
+/// an outage title or a collector's message would reverse or reorder the text after it, in
+/// every banner and row that shows it, and could make a title read as something else. (The
+/// marks U+200E and U+200F only set the direction of neutral characters next to them, as a
+/// right-to-left name needs, and are kept.)
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The escape of every `{{ }}`: Handlebars' HTML escaping, without bidirectional controls.
+/// (The stored text keeps them, and the JSON API returns it as it was sent.)
+pub fn escape(text: &str) -> String {
+    if text.contains(is_bidi_control) {
+        handlebars::html_escape(&text.replace(is_bidi_control, ""))
+    } else {
+        handlebars::html_escape(text)
+    }
+}
 
 /// Renders a page template with its view model.
 pub fn render<T: Serialize>(name: &str, data: &T) -> Result<String, handlebars::RenderError> {
@@ -96,3 +119,43 @@ pub const HTMX_SSE: &str = include_str!("../static/vendor/htmx-ext-sse-2.2.4.js"
 
 /// The stylesheet, served at `/static/sitrep.css`.
 pub const CSS: &str = include_str!("../static/sitrep.css");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outages::Banner;
+    use crate::pages::Layout;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_title_with_bidi_controls_shows_without_them_and_html_is_still_escaped() {
+        let now = datetime!(2026-11-22 10:00 UTC);
+        let mut layout = Layout::still("Error", "", now);
+        layout.chrome.outages = vec![Banner {
+            system: "derecho".into(),
+            severity: "major".into(),
+            label: "MAJOR OUTAGE".into(),
+            title: "GLADE \u{202E}enilno\u{202C} \u{2066}again\u{2069} <script>x</script>".into(),
+            url: "/systems/derecho/outages/glade".into(),
+            since: crate::view::age(now, now, false),
+            estimate: None,
+        }];
+        let page = serde_json::json!({"layout": layout, "status": 400, "message": "a \u{202D}b & c", "hint": "h"});
+
+        let html = render("error", &page).unwrap();
+
+        for c in ['\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2069}'] {
+            assert!(!html.contains(c), "U+{:04X} is shown", c as u32);
+        }
+        assert!(html.contains("GLADE enilno again &lt;script&gt;x&lt;/script&gt;"), "{html}");
+        assert!(html.contains("a b &amp; c"), "{html}");
+        assert!(!html.contains("<script>x"), "{html}");
+    }
+
+    #[test]
+    fn the_escape_keeps_direction_marks_and_escapes_quotes() {
+        assert_eq!(escape("\u{05D0}\u{200F} \"x\" 'y'"), "\u{05D0}\u{200F} &quot;x&quot; &#x27;y&#x27;");
+        assert_eq!(escape("\u{2067}\u{2068}\u{202A}\u{202B}"), "");
+        assert_eq!(escape("plain"), "plain");
+    }
+}

@@ -10,14 +10,19 @@
 //!    publish until ingest has acked everything and every read model and the alert evaluator
 //!    have caught up with the log.
 //! 2. Latency: `--latency-rate` reports/s offered for `--latency-seconds`, with probe reports
-//!    whose publish-to-visible time in `/api/v1/status` is measured. Then the child's peak RSS.
-//! 3. Dashboard: `/` and a system page under `--clients` concurrent `wrk` clients, each beside a
+//!    whose publish-to-visible time in `/api/v1/status` is measured.
+//! 3. Sign-in flood: `--flood-clients` clients sign in with made-up names from ever-new
+//!    addresses for `--flood-seconds`, while a probe reads `/api/v1/status/<system>` and posts
+//!    a report over HTTP ingest every 50 ms; the same probe idle first gives the ratios.
+//!    Then the child's peak RSS.
+//! 4. Dashboard: `/` and a system page under `--clients` concurrent `wrk` clients, each beside a
 //!    static file of the same bytes from the same server.
-//! 4. Replay: `sitrep replay all` over the log, beside a sequential read of the events table.
-//! 5. Baselines: binary COPY of the same event rows, and the stock cqrs-es path.
+//! 5. Replay: `sitrep replay all` over the log, beside a sequential read of the events table.
+//! 6. Baselines: binary COPY of the same event rows, and the stock cqrs-es path.
 
 mod baselines;
 mod dashboard;
+mod flood;
 mod load;
 mod soak;
 
@@ -61,6 +66,13 @@ pub struct BenchArgs {
     /// Seconds of load on each page and static file.
     #[arg(long, default_value_t = 8)]
     pub http_seconds: u32,
+    /// Clients flooding `/sign-in` with made-up names, each attempt from a new address, while
+    /// the dashboard's JSON and HTTP ingest are probed (0 skips the phase).
+    #[arg(long, default_value_t = 32)]
+    pub flood_clients: u32,
+    /// Seconds the sign-in flood lasts.
+    #[arg(long, default_value_t = 10)]
+    pub flood_seconds: u32,
     /// Reports through the stock cqrs-es path (one transaction each, so few are enough).
     #[arg(long, default_value_t = 10_000)]
     pub cqrs_reports: u64,
@@ -185,20 +197,29 @@ async fn measure(bench: &Settings, args: &BenchArgs) -> anyhow::Result<(Vec<Figu
     let stream_bytes = js.get_stream(&bench.reports_stream).await?.info().await?.state.bytes;
     let e2e = args.reports as f64 / e2e_secs;
 
-    // 2. Latency at a fixed offered load, then the child's peak memory.
+    // 2. Latency at a fixed offered load; 3. the sign-in flood; then the child's peak memory.
     println!("latency: {} reports/s offered for {} s...", args.latency_rate, args.latency_seconds);
     let mut latency =
         load::latency(&js, bench, plan, args.reports, args.latency_rate, args.latency_seconds, child.addr).await?;
     caught_up(&js, bench, &pool, Instant::now()).await?;
+    let flood = if args.flood_clients > 0 {
+        println!(
+            "sign-in flood: {} clients for {} s, each attempt from a new address...",
+            args.flood_clients, args.flood_seconds
+        );
+        Some(flood::measure(&pool, child.addr, &plan.system(0), args.flood_clients, args.flood_seconds).await?)
+    } else {
+        None
+    };
     let rss_mb = child.rss_mb("VmHWM:")?;
     child.stop().await;
 
-    // 3. The dashboard.
+    // 4. The dashboard.
     let system_page = format!("/systems/{}", plan.system(0));
     println!("dashboard: / and {system_page} under {} clients...", args.clients);
     let pages = dashboard::measure(&pool, bench, args, &["/", &system_page]).await?;
 
-    // 4. Replay, and the sequential read it is compared with.
+    // 5. Replay, and the sequential read it is compared with.
     println!("replay: every read model from the log...");
     // Events, not the head's position: positions can have gaps.
     let replayed: i64 = pool.get().await?.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
@@ -211,7 +232,7 @@ async fn measure(bench: &Settings, args: &BenchArgs) -> anyhow::Result<(Vec<Figu
     }
     let (read, read_rows) = baselines::sequential_read(&pool).await?;
 
-    // 5. Baselines.
+    // 6. Baselines.
     println!(
         "baselines: binary COPY of {} event rows, then {} reports through cqrs-es...",
         args.reports, args.cqrs_reports
@@ -288,6 +309,37 @@ async fn measure(bench: &Settings, args: &BenchArgs) -> anyhow::Result<(Vec<Figu
         },
         Target { what: "RSS <= 200 MB".into(), met: rss_mb <= 200.0, shown: format!("{rss_mb:.0} MB") },
     ];
+    if let Some(mut f) = flood {
+        let answers: Vec<String> = f.answers.iter().map(|(s, n)| format!("{n} x {s}")).collect();
+        let (status_idle, status_flood, status_ratio) = f.medians(|p| &mut p.status_ms);
+        let (ingest_idle, ingest_flood, ingest_ratio) = f.medians(|p| &mut p.ingest_ms);
+        figures.extend([
+            Figure {
+                name: "flood_status_p50",
+                value: status_flood,
+                unit: "ms",
+                ratio: Some(status_ratio),
+                note: format!(
+                    "/api/v1/status/{} median under {} sign-in flooders (sign-ins answered {}); idle {status_idle:.2} ms; ratio to idle",
+                    plan.system(0),
+                    args.flood_clients,
+                    answers.join(", ")
+                ),
+            },
+            Figure {
+                name: "flood_ingest_p50",
+                value: ingest_flood,
+                unit: "ms",
+                ratio: Some(ingest_ratio),
+                note: format!("POST /api/v1/reports median under the same flood; idle {ingest_idle:.2} ms; ratio to idle"),
+            },
+        ]);
+        targets.push(Target {
+            what: "dashboard and HTTP ingest within 2x idle under a sign-in flood".into(),
+            met: status_ratio <= 2.0 && ingest_ratio <= 2.0,
+            shown: format!("{status_ratio:.2}x, {ingest_ratio:.2}x"),
+        });
+    }
     for ((short, path), c) in names.iter().zip(&pages) {
         let ratio = c.page.p99_ms / c.file.p99_ms;
         figures.push(Figure {
@@ -400,6 +452,11 @@ impl Child {
             .env("SITREP_INGEST_WAIT_MS", bench.ingest_wait_ms.to_string())
             .env("SITREP_DEFAULT_TTL_SECONDS", bench.default_ttl_seconds.to_string())
             .env("SITREP_SELF_REPORT_SECONDS", "0")
+            // The sign-in flood comes from the bench itself, as from a proxy, so that each
+            // attempt can claim a new client address (flood.rs).
+            .env("SITREP_TRUSTED_PROXIES", "127.0.0.1")
+            .env("SITREP_SIGN_IN_PER_MINUTE", "10")
+            .env("SITREP_INGEST_PER_SECOND", "50")
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(std::process::Stdio::null())
             .stderr(log)
