@@ -7,6 +7,7 @@ use crate::InfraError;
 use anyhow::Context;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::json;
+use sitrep_domain::alert::receivers::{self, Receiver, Resolved, Secret};
 use sitrep_domain::alert::{Alert, AlertEvent, Decision, EvaluatorEvent, RuleSet, Transition};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,55 @@ pub fn load_rules(configured: Option<&Path>, default_ttl_seconds: u32) -> anyhow
     let rules = RuleSet::parse_toml(&text, default_ttl_seconds.into())
         .with_context(|| format!("checking the alert rules in {}", path.display()))?;
     Ok(Some((rules, path.display().to_string())))
+}
+
+/// The `[[receiver]]`s of the rules file (the same file [`load_rules`] reads), checked, their
+/// secrets not read. No file: none.
+pub fn receivers_in_file(configured: Option<&Path>) -> anyhow::Result<Vec<Receiver>> {
+    let path: PathBuf = match configured {
+        Some(p) => p.to_owned(),
+        None if Path::new(DEFAULT_RULES_FILE).exists() => PathBuf::from(DEFAULT_RULES_FILE),
+        None => return Ok(Vec::new()),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the alert rules {} (SITREP_ALERTS_FILE)", path.display()))?;
+    receivers::parse(&text).with_context(|| format!("checking the receivers in {}", path.display()))
+}
+
+/// The receivers of the rules file, each with its secrets read now from where the file says:
+/// inline, an environment variable or a file. A secret that cannot be read is an error naming
+/// the receiver and the setting.
+pub fn load_receivers(configured: Option<&Path>) -> anyhow::Result<Vec<(Receiver, Resolved)>> {
+    receivers_in_file(configured)?
+        .into_iter()
+        .map(|r| {
+            let resolved = resolve(&r)?;
+            Ok((r, resolved))
+        })
+        .collect()
+}
+
+/// One receiver's secrets, read now.
+pub fn resolve(r: &Receiver) -> anyhow::Result<Resolved> {
+    let read = |field: &str, secret: &Secret| -> anyhow::Result<String> {
+        let value = match secret {
+            Secret::Inline(v) => v.clone(),
+            Secret::Env(var) => std::env::var(var).with_context(|| {
+                format!("receiver {:?}: {field}_env names the environment variable {var}, which is not set", r.name)
+            })?,
+            Secret::File(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("receiver {:?}: reading {field}_file {file}", r.name))?,
+        };
+        anyhow::ensure!(!value.trim().is_empty(), "receiver {:?}: its {field} is empty", r.name);
+        Ok(value.trim().to_owned())
+    };
+    let url = match &r.url {
+        Some(s) => read("url", s)?,
+        None => r.default_url().unwrap_or_default().to_owned(),
+    };
+    let field = if r.kind == receivers::Kind::Pagerduty { "routing_key" } else { "token" };
+    let token = r.token.as_ref().map(|s| read(field, s)).transpose()?;
+    Ok(Resolved { url, token })
 }
 
 /// Appends one evaluator event (rules loaded, clock ticked) at the next sequence of its stream.

@@ -12,7 +12,8 @@
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
 use deadpool_postgres::Pool;
-use sitrep_domain::alert::rules::Route;
+use sitrep_domain::alert::receivers::{self, Receiver, Resolved};
+use sitrep_domain::alert::rules::{Route, Severity};
 use sitrep_domain::alert::{AlertMessage, EvaluatorEvent, RuleSet};
 use sitrep_infra::event_store::StoredEvent;
 use sitrep_infra::{alerts, Settings};
@@ -205,11 +206,32 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Posts transitions to the routes' URLs.
+/// Where one transition goes: a route's own webhook URL, or one of its receivers.
+#[derive(Debug, Clone)]
+enum Target<'a> {
+    /// `[[route]] url = …`: the transition's JSON, POSTed.
+    Url { route: &'a str, url: &'a str },
+    /// A `[[receiver]]` a route names, with its secrets; None when this process's rules file
+    /// does not define it (the rules in force came from another file).
+    Receiver { name: &'a str, receiver: Option<&'a (Receiver, Resolved)> },
+}
+
+impl Target<'_> {
+    /// The name deliveries are recorded under (the `route` column of `alert_deliveries`).
+    fn name(&self) -> &str {
+        match self {
+            Target::Url { route, .. } => route,
+            Target::Receiver { name, .. } => name,
+        }
+    }
+}
+
+/// Delivers transitions to the routes' webhook URLs and receivers.
 #[derive(Clone)]
 pub struct Webhooks {
     client: reqwest::Client,
     routes: Vec<Route>,
+    receivers: Vec<(Receiver, Resolved)>,
     /// The waits between attempts; one attempt more than waits.
     backoff: Vec<Duration>,
 }
@@ -226,15 +248,60 @@ impl Webhooks {
             .user_agent(concat!("sitrep/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the webhook HTTP client")?;
-        Ok(Self { client, routes, backoff })
+        Ok(Self { client, routes, receivers: Vec::new(), backoff })
     }
 
-    /// Sends one message to one route: `(delivered, attempts, last error)`, or `None` when
+    /// The `[[receiver]]`s that routes name, with their secrets read
+    /// (`sitrep_infra::alerts::load_receivers`).
+    pub fn with_receivers(mut self, receivers: Vec<(Receiver, Resolved)>) -> Self {
+        self.receivers = receivers;
+        self
+    }
+
+    /// Every target of the routes that want this transition, each once.
+    fn targets(&self, severity: Severity, key: &str) -> Vec<Target<'_>> {
+        let mut out: Vec<Target<'_>> = Vec::new();
+        for route in self.routes.iter().filter(|r| r.wants(severity, key)) {
+            let mine: Vec<Target<'_>> = if route.receivers.is_empty() {
+                vec![Target::Url { route: &route.name, url: &route.url }]
+            } else {
+                route
+                    .receivers
+                    .iter()
+                    .map(|n| Target::Receiver { name: n, receiver: self.receivers.iter().find(|r| &r.0.name == n) })
+                    .collect()
+            };
+            for t in mine {
+                if !out.iter().any(|o| o.name() == t.name()) {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    }
+
+    /// The request that tells `target` of the transition; Err when it cannot be made, None when
+    /// the target's kind has nothing to say about it.
+    fn request(target: &Target<'_>, message: &AlertMessage) -> Result<Option<receivers::Request>, String> {
+        match target {
+            Target::Url { url, .. } => Ok(Some(receivers::Request {
+                method: "POST",
+                url: (*url).to_owned(),
+                headers: vec![],
+                body: receivers::Body::Json(serde_json::to_value(message).map_err(|e| e.to_string())?),
+            })),
+            Target::Receiver { receiver: Some((r, resolved)), .. } => Ok(receivers::request(r, resolved, message)),
+            Target::Receiver { name, receiver: None } => {
+                Err(format!("no [[receiver]] named {name:?} in this process's alerts.toml"))
+            }
+        }
+    }
+
+    /// Sends one request, with retries: `(delivered, attempts, last error)`, or `None` when
     /// cancelled first (nothing is recorded then, so it is sent again after a restart).
     async fn deliver(
         &self,
-        route: &Route,
-        message: &AlertMessage,
+        request: &receivers::Request,
         cancel: &CancellationToken,
     ) -> Option<(bool, i32, Option<String>)> {
         let mut last_error = None;
@@ -244,7 +311,7 @@ impl Webhooks {
                 if let Some(wait) = wait {
                     tokio::time::sleep(*wait).await;
                 }
-                self.client.post(&route.url).json(message).send().await
+                self.send(request).await
             };
             let answer = tokio::select! {
                 _ = cancel.cancelled() => return None,
@@ -258,6 +325,20 @@ impl Webhooks {
             }
         }
         Some((false, attempts, last_error))
+    }
+
+    /// One attempt. The URL is not in errors (`without_url`): it may hold a token.
+    pub async fn send(&self, request: &receivers::Request) -> Result<reqwest::Response, reqwest::Error> {
+        let method = if request.method == "PUT" { reqwest::Method::PUT } else { reqwest::Method::POST };
+        let mut builder = self.client.request(method, &request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        builder = match &request.body {
+            receivers::Body::Json(v) => builder.json(v),
+            receivers::Body::Text(t) => builder.header("Content-Type", "text/plain; charset=utf-8").body(t.clone()),
+        };
+        builder.send().await.map_err(reqwest::Error::without_url)
     }
 }
 
@@ -290,24 +371,37 @@ pub async fn webhook_step(pool: &Pool, hooks: &Webhooks, cancel: &CancellationTo
         let Some(message) = t.message().filter(|m| m.notify) else { continue };
         let key = format!("{}:{}", message.system, message.component);
         let severity = t.after.info.as_ref().map(|i| i.severity);
-        let targets: Vec<&Route> = hooks.routes.iter().filter(|r| severity.is_some_and(|s| r.wants(s, &key))).collect();
-        if targets.is_empty() {
+        let targets = severity.map(|s| hooks.targets(s, &key)).unwrap_or_default();
+        let requests: Vec<(Target<'_>, Result<receivers::Request, String>)> = targets
+            .into_iter()
+            .filter_map(|t| match Webhooks::request(&t, &message) {
+                Ok(Some(r)) => Some((t, Ok(r))),
+                Ok(None) => None,
+                Err(e) => Some((t, Err(e))),
+            })
+            .collect();
+        if requests.is_empty() {
             continue;
         }
-        for route in targets {
-            let Some((delivered, attempts, last_error)) = hooks.deliver(route, &message, cancel).await else {
+        for (target, request) in requests {
+            let outcome = match &request {
+                Ok(request) => hooks.deliver(request, cancel).await,
+                Err(why) => Some((false, 0, Some(why.clone()))),
+            };
+            let Some((delivered, attempts, last_error)) = outcome else {
                 tx.rollback().await?;
                 return Ok((made, false));
             };
+            let route = target.name();
             if !delivered {
-                tracing::warn!(route = route.name, alert = %t.alert_id, error = ?last_error, "webhook delivery failed");
+                tracing::warn!(route, alert = %t.alert_id, error = ?last_error, "notification delivery failed");
             }
             tx.execute(
                 "INSERT INTO alert_deliveries (event_id, route, alert_id, position, attempts, delivered, last_error)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (event_id, route) DO UPDATE SET attempts = alert_deliveries.attempts + excluded.attempts,
                     delivered = excluded.delivered, last_error = excluded.last_error, updated_at = now()",
-                &[&t.event_id, &route.name, &t.alert_id, &t.position, &attempts, &delivered, &last_error],
+                &[&t.event_id, &route, &t.alert_id, &t.position, &attempts, &delivered, &last_error],
             )
             .await?;
             made += 1;
@@ -324,4 +418,41 @@ pub async fn webhook_step(pool: &Pool, hooks: &Webhooks, cancel: &CancellationTo
 pub async fn run_webhooks(pool: Pool, hooks: Webhooks, cancel: CancellationToken) {
     let c = cancel.clone();
     repeat("webhook notifier", cancel, || async { Ok(webhook_step(&pool, &hooks, &c).await?.1) }).await;
+}
+
+/// `sitrep notify test <receiver>`: sends a sample alert (a critical failure of derecho
+/// fs/glade, marked as a test) to one receiver of the rules file, once, and prints what it
+/// answered. Fails when the receiver is unknown, its secrets cannot be read, or it does not
+/// answer with success.
+pub async fn notify_test(settings: &Settings, name: &str, out: &mut (dyn std::io::Write + Send)) -> anyhow::Result<()> {
+    let receivers = alerts::receivers_in_file(settings.alerts_file.as_deref())?;
+    let names: Vec<&str> = receivers.iter().map(|r| r.name.as_str()).collect();
+    let Some(receiver) = receivers.iter().find(|r| r.name == name) else {
+        anyhow::bail!(
+            "no [[receiver]] named {name:?} in {}; there are: {}",
+            settings
+                .alerts_file
+                .as_ref()
+                .map_or_else(|| alerts::DEFAULT_RULES_FILE.to_owned(), |p| p.display().to_string()),
+            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+        );
+    };
+    let resolved = alerts::resolve(receiver)?;
+    let message = receivers::sample(name, OffsetDateTime::now_utc());
+    let request = receivers::request(receiver, &resolved, &message).context("this receiver takes no firing alerts")?;
+    let hooks = Webhooks::new(vec![], vec![])?;
+    writeln!(
+        out,
+        "{} {} to {} ({})",
+        request.method,
+        receivers::title(&message),
+        receiver.name,
+        receiver.kind.as_str()
+    )?;
+    let answer = hooks.send(&request).await.map_err(|e| anyhow::anyhow!("{name} did not answer: {}", describe(&e)))?;
+    let status = answer.status();
+    let body = answer.text().await.unwrap_or_default();
+    writeln!(out, "{name} answered {status}: {}", body.chars().take(500).collect::<String>())?;
+    anyhow::ensure!(status.is_success(), "{name} did not take the message");
+    Ok(())
 }

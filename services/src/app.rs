@@ -79,6 +79,12 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
             sitrep_web::AppState::new(pool.clone(), settings.default_ttl_seconds, settings.subject_prefix.clone());
         state.kept = retention(&settings);
         state.provenance = sitrep_infra::provenance::Provenance::load(&**pool.get().await?).await?;
+        state.receivers = std::sync::Arc::new(
+            sitrep_infra::alerts::receivers_in_file(settings.alerts_file.as_deref()).unwrap_or_else(|e| {
+                tracing::warn!(error = format!("{e:#}"), "the receivers cannot be shown on /alerts/rules");
+                Vec::new()
+            }),
+        );
         state.limits = sitrep_web::limits::Limits::new(
             settings.sign_in_per_minute,
             settings.ingest_per_second,
@@ -158,7 +164,8 @@ async fn start_alerting(
     let rules = alerting::load_and_record_rules(pool, settings).await?;
     let js = async_nats::jetstream::new(bus::connect(&settings.nats_url).await?);
     bus::ensure_alerts_stream(&js, settings).await?;
-    let hooks = alerting::Webhooks::new(rules.routes, alerting::Webhooks::BACKOFF.to_vec())?;
+    let receivers = sitrep_infra::alerts::load_receivers(settings.alerts_file.as_deref())?;
+    let hooks = alerting::Webhooks::new(rules.routes, alerting::Webhooks::BACKOFF.to_vec())?.with_receivers(receivers);
     spawn_projection(tasks, pg, pool, AlertEvaluator::default(), &wakeups, cancel);
     spawn_projection(tasks, pg, pool, Alerts, &wakeups, cancel);
     let (p, s, j) = (pool.clone(), settings.clone(), js.clone());

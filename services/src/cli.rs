@@ -70,6 +70,10 @@ pub enum Command {
     /// again. Pages show times before the cut-off from status segments and rollups. See
     /// docs/operations.md.
     Archive(crate::archive::ArchiveArgs),
+    /// Try notifications: `notify test <receiver>` sends a sample alert to one receiver of the
+    /// rules file and prints its answer.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Manage collectors' API keys for HTTP ingest (POST /api/v1/reports and friends).
     #[command(subcommand)]
     Keys(crate::admin::KeysCommand),
@@ -117,6 +121,18 @@ pub enum Command {
     },
 }
 
+/// `sitrep notify`.
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a sample alert (a critical failure of derecho fs/glade, marked as a test) to a
+    /// `[[receiver]]` of the rules file, once, and print what it answered; exits 1 unless it
+    /// answered with success.
+    Test {
+        /// The receiver's name.
+        receiver: String,
+    },
+}
+
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     let Cli { command, mut settings } = cli;
     // A collector under cron stays quiet unless something is wrong: cron mails whatever it prints.
@@ -145,6 +161,9 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Archive(args) => crate::archive::command(&settings, &args, &mut std::io::stdout()).await,
         Command::Keys(c) => crate::admin::keys(&settings, c, &mut std::io::stdout()).await,
         Command::Users(c) => crate::admin::users(&settings, c, &mut std::io::stdout()).await,
+        Command::Notify(NotifyCommand::Test { receiver }) => {
+            crate::alerting::notify_test(&settings, &receiver, &mut std::io::stdout()).await
+        }
         Command::Collect(source) => crate::collect::command(&settings, &source).await,
         Command::Simulate(args) => {
             let nats = bus::connect(&settings.nats_url).await?;
@@ -238,8 +257,8 @@ mod tests {
         Cli::command().debug_assert();
         let cmd = Cli::command();
         for name in [
-            "run", "ingest", "project", "web", "migrate", "replay", "verify", "keys", "users", "collect", "simulate",
-            "bench", "soak", "demo",
+            "run", "ingest", "project", "web", "migrate", "replay", "verify", "keys", "users", "collect", "notify",
+            "simulate", "bench", "soak", "demo",
         ] {
             let sub = cmd.find_subcommand(name).unwrap_or_else(|| panic!("no {name} command"));
             assert!(sub.get_about().is_some_and(|a| !a.to_string().is_empty()), "{name} has no help");

@@ -328,6 +328,7 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
         url,
         severities: vec![Severity::Critical],
         matches: Matcher::parse("derecho:*").unwrap(),
+        receivers: vec![],
     };
     let hooks = Webhooks::new(
         vec![route("ops", format!("http://127.0.0.1:{port}/hook")), route("dead", "http://127.0.0.1:9/hook".into())],
@@ -373,6 +374,154 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
         "the resolve went by with no routes"
     );
     assert_eq!(received.lock().unwrap().len(), 1);
+    app.cleanup().await;
+}
+
+/// Slack, PagerDuty and Matrix receivers on loopback, each checking the body its service
+/// documents: one alert fires, is acknowledged and resolves.
+#[tokio::test]
+async fn receivers_get_their_services_bodies_and_pagerduty_one_incident_from_trigger_to_resolve() {
+    use axum::extract::Path;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::{post, put};
+    use axum::{Json, Router};
+    use sitrep_services::alerting::{webhook_step, Webhooks};
+    use std::sync::{Arc, Mutex};
+
+    type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+    let seen: Seen = Arc::default();
+    let (a, b, c) = (seen.clone(), seen.clone(), seen.clone());
+    let services = Router::new()
+        .route(
+            "/slack/T0/B0/XXXX",
+            post(move |Json(body): Json<Value>| async move {
+                a.lock().unwrap().push(("slack".into(), body));
+                StatusCode::OK
+            }),
+        )
+        .route(
+            "/v2/enqueue",
+            post(move |Json(body): Json<Value>| async move {
+                // What PagerDuty's Events API v2 refuses, this refuses too.
+                let ok = body["routing_key"] == "R0UT1NGKEY"
+                    && ["trigger", "acknowledge", "resolve"].contains(&body["event_action"].as_str().unwrap_or(""))
+                    && body["dedup_key"].is_string()
+                    && (body["event_action"] != "trigger"
+                        || (body["payload"]["summary"].is_string()
+                            && body["payload"]["source"].is_string()
+                            && ["critical", "error", "warning", "info"]
+                                .contains(&body["payload"]["severity"].as_str().unwrap_or(""))));
+                b.lock().unwrap().push(("pagerduty".into(), body));
+                if ok {
+                    StatusCode::ACCEPTED
+                } else {
+                    StatusCode::BAD_REQUEST
+                }
+            }),
+        )
+        .route(
+            "/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}",
+            put(move |Path((room, txn)): Path<(String, String)>, headers: HeaderMap, Json(body): Json<Value>| async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                c.lock().unwrap().push(("matrix".into(), json!({"room": room, "txn": txn, "auth": auth, "body": body})));
+                Json(json!({"event_id": "$x"}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, services).await });
+
+    let key_file = std::env::temp_dir().join(format!("sitrep-pd-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&key_file, "R0UT1NGKEY\n").unwrap();
+    let rules = format!(
+        r#"{FS_FAILED}
+[[receiver]]
+name = "ops-chat"
+kind = "slack"
+url = "{base}/slack/T0/B0/XXXX"
+
+[[receiver]]
+name = "oncall"
+kind = "pagerduty"
+url = "{base}/v2/enqueue"
+routing_key_file = "{key}"
+
+[[receiver]]
+name = "ops-room"
+kind = "matrix"
+url = "{base}"
+token = "syt_secret"
+room = "!ops:example.org"
+
+[[route]]
+name = "critical"
+receivers = ["ops-chat", "oncall", "ops-room"]
+severity = ["critical"]
+"#,
+        key = key_file.display()
+    );
+    let app = crate::helpers::spawn_app_with_rules_without_projections(&rules).await;
+    let set = sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
+    let receivers = sitrep_infra::alerts::load_receivers(app.settings.alerts_file.as_deref()).unwrap();
+    let hooks = Webhooks::new(set.routes, vec![Duration::from_millis(10)]).unwrap().with_receivers(receivers);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let step = || async {
+        sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+        sitrep_projections::catch_up(&app.pool, &Alerts).await.unwrap();
+        while webhook_step(&app.pool, &hooks, &cancel).await.unwrap().1 {}
+    };
+
+    report(&app, "fs/glade", "failed", 600).await;
+    crate::helpers::wait_for_events(&app, 3).await;
+    step().await;
+    let id = open_alert(&app, "firing").await["id"].as_str().unwrap().to_owned();
+    let ana = app.sign_in("ana", Role::Operator).await;
+    app.post_form(&ana, &format!("/alerts/{id}/acknowledge"), &[("comment", "on it")]).await;
+    step().await;
+    report(&app, "fs/glade", "ok", 600).await;
+    eventually("the alert resolved", || async {
+        sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+        sitrep_projections::catch_up(&app.pool, &Alerts).await.unwrap();
+        let (_, body) = app.get_json(&format!("/api/v1/alerts/{id}")).await;
+        if body["alert"]["state"] == "resolved" {
+            Ok(())
+        } else {
+            Err(body.to_string())
+        }
+    })
+    .await;
+    step().await;
+
+    let seen = seen.lock().unwrap().clone();
+    let of = |kind: &str| seen.iter().filter(|(k, _)| k == kind).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    let slack = of("slack");
+    assert_eq!(slack.len(), 3, "{slack:?}");
+    assert!(slack[0]["text"].as_str().unwrap().starts_with("[FIRING] CRITICAL derecho fs/glade: "), "{}", slack[0]);
+    assert!(slack[1]["blocks"][1]["elements"][0]["text"].as_str().unwrap().contains("By ana: on it"), "{}", slack[1]);
+    assert!(slack[2]["text"].as_str().unwrap().starts_with("[RESOLVED]"));
+    let pd = of("pagerduty");
+    let actions: Vec<&str> = pd.iter().map(|b| b["event_action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["trigger", "acknowledge", "resolve"]);
+    assert!(pd.iter().all(|b| b["dedup_key"] == id.as_str()), "{pd:?}");
+    let matrix = of("matrix");
+    assert_eq!(matrix.len(), 3);
+    assert_eq!(
+        (matrix[0]["room"].as_str(), matrix[0]["auth"].as_str()),
+        (Some("!ops:example.org"), Some("Bearer syt_secret"))
+    );
+    assert_ne!(matrix[0]["txn"], matrix[1]["txn"], "each transition is its own Matrix transaction");
+
+    // Each delivery is on the alert, per receiver; no secret is on the rules page.
+    let (_, body) = app.get_json(&format!("/api/v1/alerts/{id}")).await;
+    let names: std::collections::BTreeSet<&str> =
+        body["deliveries"].as_array().unwrap().iter().map(|d| d["route"].as_str().unwrap()).collect();
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["oncall", "ops-chat", "ops-room"]);
+    let (_, page) = app.get("/alerts/rules").await;
+    assert!(page.contains("ops-chat") && page.contains("pagerduty"), "the receivers are listed");
+    for secret in ["R0UT1NGKEY", "syt_secret", "/slack/T0/B0/XXXX"] {
+        assert!(!page.contains(secret), "{secret} is shown on /alerts/rules");
+    }
+    let _ = std::fs::remove_file(key_file);
     app.cleanup().await;
 }
 

@@ -656,6 +656,45 @@ pub struct RulesPage {
     pub rules: Vec<RuleRow>,
     pub dependencies: Vec<(String, String)>,
     pub routes: Vec<RouteRow>,
+    pub receivers: Vec<ReceiverRow>,
+}
+
+/// A receiver as the rules page shows it: where its endpoint and secrets come from, never
+/// what they are.
+#[derive(Debug, Serialize)]
+pub struct ReceiverRow {
+    pub name: String,
+    pub kind: &'static str,
+    pub endpoint: String,
+    pub secret: String,
+}
+
+impl ReceiverRow {
+    pub fn of(r: &sitrep_domain::alert::receivers::Receiver) -> Self {
+        use sitrep_domain::alert::receivers::Secret;
+        ReceiverRow {
+            name: r.name.clone(),
+            kind: r.kind.as_str(),
+            endpoint: match &r.url {
+                Some(Secret::Inline(url)) => masked_url(url),
+                Some(other) => other.describe(),
+                None => format!("{} (the service's own)", r.default_url().unwrap_or_default()),
+            },
+            secret: r.token.as_ref().map(|t| t.describe()).unwrap_or_default(),
+        }
+    }
+}
+
+/// A URL with only its scheme and host: the path and query of a webhook often hold its token.
+pub fn masked_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    if rest.len() > host.len() {
+        format!("{scheme}://{host}/… (the rest hidden)")
+    } else {
+        format!("{scheme}://{host}")
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -671,13 +710,19 @@ pub struct RuleRow {
 #[derive(Debug, Serialize)]
 pub struct RouteRow {
     pub name: String,
+    /// The route's own webhook URL, masked; empty when it names receivers.
     pub url: String,
+    pub receivers: String,
     pub severities: String,
     pub matches: String,
 }
 
 impl RulesPage {
-    pub fn of(set: &sitrep_domain::alert::RuleSet, now: OffsetDateTime) -> Self {
+    pub fn of(
+        set: &sitrep_domain::alert::RuleSet,
+        receivers: &[sitrep_domain::alert::receivers::Receiver],
+        now: OffsetDateTime,
+    ) -> Self {
         RulesPage {
             layout: Layout::still("Alert rules", "alerts", now),
             rules: set
@@ -698,18 +743,20 @@ impl RulesPage {
                 .iter()
                 .map(|r| RouteRow {
                     name: r.name.clone(),
-                    url: r.url.clone(),
+                    url: if r.url.is_empty() { String::new() } else { masked_url(&r.url) },
+                    receivers: r.receivers.join(", "),
                     severities: r.severities.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
                     matches: r.matches.as_str().to_owned(),
                 })
                 .collect(),
+            receivers: receivers.iter().map(ReceiverRow::of).collect(),
         }
     }
 }
 
 pub async fn rules_page(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let set = rules_in_force(&state).await.map_err(WebError::page)?;
-    render("alert_rules", &RulesPage::of(&set, state.now()))
+    render("alert_rules", &RulesPage::of(&set, &state.receivers, state.now()))
 }
 
 fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
@@ -851,17 +898,26 @@ mod tests {
     #[test]
     fn the_rules_page_renders_with_rules_and_empty() {
         let set = sitrep_domain::alert::RuleSet::parse_toml(include_str!("../../alerts.toml"), 600).unwrap();
-        let page = |set: &sitrep_domain::alert::RuleSet| RulesPage::of(set, NOW);
+        let receivers = sitrep_domain::alert::receivers::parse(
+            "[[receiver]]\nname='ops-chat'\nkind='slack'\nurl='https://hooks.slack.com/services/T0/B0/SECRET'\n\
+             [[receiver]]\nname='oncall'\nkind='pagerduty'\nrouting_key_env='PD_KEY'",
+        )
+        .unwrap();
+        let page = |set: &sitrep_domain::alert::RuleSet| RulesPage::of(set, &receivers, NOW);
         let html = templates::render("alert_rules", &page(&set)).unwrap();
         for needle in [
             "filesystem-full",
             "used_pct &gt; 90 for 10m; clears at ≤ 85",
             "derecho:fs/glade",
-            "None configured: transitions",
+            "ops-chat",
+            "https://hooks.slack.com/… (the rest hidden)",
+            "from the environment variable PD_KEY",
+            "https://events.pagerduty.com/v2/enqueue (the service&#x27;s own)",
         ] {
             assert!(html.contains(needle), "lacks {needle}");
         }
-        let empty = templates::render("alert_rules", &page(&Default::default())).unwrap();
+        assert!(!html.contains("SECRET"), "a webhook's token is shown");
+        let empty = templates::render("alert_rules", &RulesPage::of(&Default::default(), &[], NOW)).unwrap();
         assert!(empty.contains("No alert rules are in force"));
     }
 }

@@ -35,6 +35,8 @@ pub struct AppState {
     pub provenance: sitrep_infra::provenance::Provenance,
     /// Per-client limits on signing in and HTTP ingest, and on password hashes at once.
     pub limits: crate::limits::Limits,
+    /// The `[[receiver]]`s of this process's `alerts.toml`, for `/alerts/rules` (secrets unread).
+    pub receivers: Arc<Vec<sitrep_domain::alert::receivers::Receiver>>,
 }
 
 /// Signing in: users from the users file, whether viewing needs it, how long it lasts.
@@ -105,6 +107,7 @@ impl AppState {
             pages: Default::default(),
             provenance: sitrep_infra::provenance::Provenance::ephemeral(),
             limits: crate::limits::Limits::default(),
+            receivers: Arc::default(),
         }
     }
 

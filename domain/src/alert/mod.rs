@@ -5,6 +5,7 @@
 //! - [`evaluator`]: the process manager; a pure function of the log.
 //! - [`aggregate`]: raised → acknowledged / silenced → resolved (cqrs-es).
 //! - [`message`]: a transition as subscribers and webhooks get it.
+//! - [`receivers`]: `[[receiver]]`s (Slack, Teams, PagerDuty, …) and the request each takes.
 //! - [`summary`]: the words of an alert, filled in from its rule's template.
 
 /// The aggregate type alert events are stored under.
@@ -20,6 +21,7 @@ pub mod commands;
 pub mod evaluator;
 pub mod events;
 pub mod message;
+pub mod receivers;
 pub mod rules;
 pub mod summary;
 

@@ -201,9 +201,14 @@ pub struct Dependency {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Route {
     pub name: String,
+    /// A webhook URL written on the route itself (the form from before receivers); empty when
+    /// the route names receivers.
     pub url: String,
     pub severities: Vec<Severity>,
     pub matches: Matcher,
+    /// The `[[receiver]]`s it notifies, by name (their endpoints and secrets are not recorded).
+    #[serde(default)]
+    pub receivers: Vec<String>,
 }
 
 impl Route {
@@ -238,6 +243,9 @@ struct FileSpec {
     dependency: Vec<DependencySpec>,
     #[serde(default)]
     route: Vec<RouteSpec>,
+    /// Checked by `receivers::parse`; only their names are kept in the rule set.
+    #[serde(default, rename = "receiver")]
+    _receivers: Vec<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -280,7 +288,8 @@ struct DependencySpec {
 #[serde(deny_unknown_fields)]
 struct RouteSpec {
     name: String,
-    url: String,
+    url: Option<String>,
+    receivers: Option<Vec<String>>,
     severity: Option<Vec<String>>,
     #[serde(rename = "match")]
     matches: Option<String>,
@@ -292,7 +301,7 @@ fn seconds(raw: &str) -> Result<u64, String> {
         .map_err(|e| format!("{raw:?} is not a duration such as \"90s\", \"10m\" or \"1h\": {e}"))
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
@@ -323,17 +332,41 @@ impl RuleSet {
             }
             set.dependencies.push(Dependency { matches, parent: d.parent });
         }
+        let receivers = super::receivers::parse(text)?;
         for (i, r) in spec.route.into_iter().enumerate() {
             let at = |field: &str| format!("route[{i}] {:?} field {field:?}", r.name);
             if !valid_name(&r.name) {
                 return Err(RuleError { at: at("name"), reason: "use 1 to 64 of a-z, 0-9, - and _".into() });
             }
-            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
-                return Err(RuleError {
-                    at: at("url"),
-                    reason: format!("{:?} is not an http:// or https:// URL", r.url),
-                });
-            }
+            let (url, receivers) = match (&r.url, &r.receivers) {
+                (Some(url), None) => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(RuleError {
+                            at: at("url"),
+                            reason: format!("{url:?} is not an http:// or https:// URL"),
+                        });
+                    }
+                    (url.clone(), vec![])
+                }
+                (None, Some(names)) if !names.is_empty() => {
+                    for n in names {
+                        if !receivers.iter().any(|rc| &rc.name == n) {
+                            return Err(RuleError {
+                                at: at("receivers"),
+                                reason: format!("{n:?} is not the name of a [[receiver]]"),
+                            });
+                        }
+                    }
+                    (String::new(), names.clone())
+                }
+                _ => {
+                    return Err(RuleError {
+                        at: at("receivers"),
+                        reason: "name the receivers to notify (receivers = [\"ops-chat\"]), or give a webhook url"
+                            .into(),
+                    })
+                }
+            };
             let severities = match &r.severity {
                 None => Severity::ALL.to_vec(),
                 Some(list) => list
@@ -344,7 +377,7 @@ impl RuleSet {
             };
             let matches = Matcher::parse(r.matches.as_deref().unwrap_or("*"))
                 .map_err(|reason| RuleError { at: at("match"), reason })?;
-            set.routes.push(Route { name: r.name.clone(), url: r.url.clone(), severities, matches });
+            set.routes.push(Route { name: r.name.clone(), url, severities, matches, receivers });
         }
         Ok(set)
     }
