@@ -77,7 +77,11 @@ pub fn resolve(r: &Receiver) -> anyhow::Result<Resolved> {
         Some(s) => read("url", s)?,
         None => r.default_url().unwrap_or_default().to_owned(),
     };
-    let field = if r.kind == receivers::Kind::Pagerduty { "routing_key" } else { "token" };
+    let field = match r.kind {
+        receivers::Kind::Pagerduty => "routing_key",
+        receivers::Kind::Email => "password",
+        _ => "token",
+    };
     let token = r.token.as_ref().map(|s| read(field, s)).transpose()?;
     Ok(Resolved { url, token })
 }

@@ -12,7 +12,7 @@
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
 use deadpool_postgres::Pool;
-use sitrep_domain::alert::receivers::{self, Receiver, Resolved};
+use sitrep_domain::alert::receivers::{self, Receiver, Resolved, Smtp, Tls};
 use sitrep_domain::alert::rules::{Route, Severity};
 use sitrep_domain::alert::{AlertMessage, EvaluatorEvent, RuleSet};
 use sitrep_infra::event_store::StoredEvent;
@@ -206,6 +206,45 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A message on its way: an HTTP request, or an e-mail.
+enum Outgoing<'a> {
+    Http(receivers::Request),
+    Email { smtp: &'a Smtp, password: Option<String>, mail: receivers::EmailBody },
+}
+
+/// Sends one e-mail, a plain-text and an HTML part, over SMTP as the receiver says (STARTTLS,
+/// TLS or plain; with a username and password when given). The error says what the server said.
+pub async fn send_email(smtp: &Smtp, password: Option<&str>, mail: &receivers::EmailBody) -> Result<(), String> {
+    use lettre::message::{Mailbox, MultiPart};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    install_tls_provider();
+    let mailbox = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("{a:?} is not an e-mail address: {e}"));
+    let mut builder = Message::builder().from(mailbox(&smtp.from)?).subject(mail.subject.clone());
+    for to in &smtp.to {
+        builder = builder.to(mailbox(to)?);
+    }
+    let message = builder
+        .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
+        .map_err(|e| format!("building the e-mail: {e}"))?;
+    let transport = match smtp.tls {
+        Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
+        Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
+        Tls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)),
+    }
+    .map_err(|e| format!("the mail server {}: {e}", smtp.host))?;
+    let mut transport = transport.port(smtp.port).timeout(Some(Duration::from_secs(10)));
+    if let Some(user) = &smtp.username {
+        transport = transport.credentials(Credentials::new(user.clone(), password.unwrap_or_default().to_owned()));
+    }
+    transport
+        .build()
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("the mail server {}:{} refused it: {e}", smtp.host, smtp.port))
+}
+
 /// Where one transition goes: a route's own webhook URL, or one of its receivers.
 #[derive(Debug, Clone)]
 enum Target<'a> {
@@ -280,28 +319,33 @@ impl Webhooks {
         out
     }
 
-    /// The request that tells `target` of the transition; Err when it cannot be made, None when
-    /// the target's kind has nothing to say about it.
-    fn request(target: &Target<'_>, message: &AlertMessage) -> Result<Option<receivers::Request>, String> {
+    /// What tells `target` of the transition; Err when it cannot be made, None when the
+    /// target's kind has nothing to say about it.
+    fn outgoing<'a>(target: &Target<'a>, message: &AlertMessage) -> Result<Option<Outgoing<'a>>, String> {
         match target {
-            Target::Url { url, .. } => Ok(Some(receivers::Request {
+            Target::Url { url, .. } => Ok(Some(Outgoing::Http(receivers::Request {
                 method: "POST",
                 url: (*url).to_owned(),
                 headers: vec![],
                 body: receivers::Body::Json(serde_json::to_value(message).map_err(|e| e.to_string())?),
-            })),
-            Target::Receiver { receiver: Some((r, resolved)), .. } => Ok(receivers::request(r, resolved, message)),
+            }))),
+            Target::Receiver { receiver: Some((r, resolved)), .. } => Ok(match &r.smtp {
+                Some(smtp) => {
+                    Some(Outgoing::Email { smtp, password: resolved.token.clone(), mail: receivers::email(message) })
+                }
+                None => receivers::request(r, resolved, message).map(Outgoing::Http),
+            }),
             Target::Receiver { name, receiver: None } => {
                 Err(format!("no [[receiver]] named {name:?} in this process's alerts.toml"))
             }
         }
     }
 
-    /// Sends one request, with retries: `(delivered, attempts, last error)`, or `None` when
+    /// Sends one message, with retries: `(delivered, attempts, last error)`, or `None` when
     /// cancelled first (nothing is recorded then, so it is sent again after a restart).
     async fn deliver(
         &self,
-        request: &receivers::Request,
+        outgoing: &Outgoing<'_>,
         cancel: &CancellationToken,
     ) -> Option<(bool, i32, Option<String>)> {
         let mut last_error = None;
@@ -311,7 +355,14 @@ impl Webhooks {
                 if let Some(wait) = wait {
                     tokio::time::sleep(*wait).await;
                 }
-                self.send(request).await
+                match outgoing {
+                    Outgoing::Http(request) => match self.send(request).await {
+                        Ok(r) if r.status().is_success() => Ok(()),
+                        Ok(r) => Err(format!("HTTP {}", r.status())),
+                        Err(e) => Err(describe(&e)),
+                    },
+                    Outgoing::Email { smtp, password, mail } => send_email(smtp, password.as_deref(), mail).await,
+                }
             };
             let answer = tokio::select! {
                 _ = cancel.cancelled() => return None,
@@ -319,9 +370,8 @@ impl Webhooks {
             };
             attempts += 1;
             match answer {
-                Ok(r) if r.status().is_success() => return Some((true, attempts, None)),
-                Ok(r) => last_error = Some(format!("HTTP {}", r.status())),
-                Err(e) => last_error = Some(describe(&e)),
+                Ok(()) => return Some((true, attempts, None)),
+                Err(e) => last_error = Some(e),
             }
         }
         Some((false, attempts, last_error))
@@ -372,9 +422,9 @@ pub async fn webhook_step(pool: &Pool, hooks: &Webhooks, cancel: &CancellationTo
         let key = format!("{}:{}", message.system, message.component);
         let severity = t.after.info.as_ref().map(|i| i.severity);
         let targets = severity.map(|s| hooks.targets(s, &key)).unwrap_or_default();
-        let requests: Vec<(Target<'_>, Result<receivers::Request, String>)> = targets
+        let requests: Vec<(Target<'_>, Result<Outgoing<'_>, String>)> = targets
             .into_iter()
-            .filter_map(|t| match Webhooks::request(&t, &message) {
+            .filter_map(|t| match Webhooks::outgoing(&t, &message) {
                 Ok(Some(r)) => Some((t, Ok(r))),
                 Ok(None) => None,
                 Err(e) => Some((t, Err(e))),
@@ -439,6 +489,13 @@ pub async fn notify_test(settings: &Settings, name: &str, out: &mut (dyn std::io
     };
     let resolved = alerts::resolve(receiver)?;
     let message = receivers::sample(name, OffsetDateTime::now_utc());
+    if let Some(smtp) = &receiver.smtp {
+        let mail = receivers::email(&message);
+        writeln!(out, "e-mail {:?} to {} over {}:{}", mail.subject, smtp.to.join(", "), smtp.host, smtp.port)?;
+        send_email(smtp, resolved.token.as_deref(), &mail).await.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        writeln!(out, "{name}: the mail server took it")?;
+        return Ok(());
+    }
     let request = receivers::request(receiver, &resolved, &message).context("this receiver takes no firing alerts")?;
     let hooks = Webhooks::new(vec![], vec![])?;
     writeln!(

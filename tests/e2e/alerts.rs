@@ -525,6 +525,82 @@ severity = ["critical"]
     app.cleanup().await;
 }
 
+/// An `email` receiver against a real SMTP server (aiosmtpd, from the test command's venv):
+/// the message it stores has the alert as subject, a plain-text and an HTML part.
+#[tokio::test]
+async fn an_email_receiver_sends_a_text_and_html_message_that_a_real_smtp_server_takes() {
+    use sitrep_services::alerting::{webhook_step, Webhooks};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let python = root.join(".sitrep/venv/bin/python");
+    assert!(python.exists(), "the SMTP server (aiosmtpd) is in .sitrep/venv: scripts/test installs it");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let maildir = std::env::temp_dir().join(format!("sitrep-mail-{}", uuid::Uuid::new_v4().simple()));
+    let mut server = tokio::process::Command::new(&python)
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("the SMTP server listening", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+
+    let rules = format!(
+        r#"{FS_FAILED}
+[[receiver]]
+name = "ops-mail"
+kind = "email"
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+tls = "none"
+from = "sitrep@example.org"
+to = ["hpc-ops@example.org", "oncall@example.org"]
+
+[[route]]
+name = "mail"
+receivers = ["ops-mail"]
+"#
+    );
+    let app = crate::helpers::spawn_app_with_rules_without_projections(&rules).await;
+    let set = sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
+    let receivers = sitrep_infra::alerts::load_receivers(app.settings.alerts_file.as_deref()).unwrap();
+    let hooks = Webhooks::new(set.routes, vec![Duration::from_millis(10)]).unwrap().with_receivers(receivers);
+    report(&app, "fs/glade", "failed", 600).await;
+    crate::helpers::wait_for_events(&app, 3).await;
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    sitrep_projections::catch_up(&app.pool, &Alerts).await.unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    assert_eq!(webhook_step(&app.pool, &hooks, &cancel).await.unwrap().0, 1);
+
+    let stored = eventually("the message in the mailbox", || async {
+        let dir = maildir.join("new");
+        let files: Vec<_> =
+            std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        match files.as_slice() {
+            [one] => Ok(std::fs::read_to_string(one).unwrap()),
+            other => Err(format!("{} messages in {}", other.len(), dir.display())),
+        }
+    })
+    .await;
+    let header = |name: &str| {
+        stored
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {stored}"))
+            .to_owned()
+    };
+    assert_eq!(header("Subject"), "[FIRING] CRITICAL derecho fs/glade: fs/glade on derecho is failed");
+    assert_eq!(header("From"), "sitrep@example.org");
+    assert_eq!(header("To"), "hpc-ops@example.org, oncall@example.org");
+    assert!(stored.contains("multipart/alternative"), "{stored}");
+    assert!(stored.contains("Content-Type: text/plain") && stored.contains("Content-Type: text/html"), "{stored}");
+    assert!(stored.contains("Component: fs/glade"), "{stored}");
+    let _ = server.kill().await;
+    let _ = std::fs::remove_dir_all(&maildir);
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn sitrep_with_alerting_keeps_running_until_told_to_stop() {
     // Every part runs until cancelled; one that returned early would stop the whole process.

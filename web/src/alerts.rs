@@ -675,10 +675,18 @@ impl ReceiverRow {
         ReceiverRow {
             name: r.name.clone(),
             kind: r.kind.as_str(),
-            endpoint: match &r.url {
-                Some(Secret::Inline(url)) => masked_url(url),
-                Some(other) => other.describe(),
-                None => format!("{} (the service's own)", r.default_url().unwrap_or_default()),
+            endpoint: match (&r.url, &r.smtp) {
+                (_, Some(smtp)) => format!(
+                    "smtp://{}:{} ({}) from {} to {}",
+                    smtp.host,
+                    smtp.port,
+                    format!("{:?}", smtp.tls).to_ascii_lowercase(),
+                    smtp.from,
+                    smtp.to.join(", ")
+                ),
+                (Some(Secret::Inline(url)), _) => masked_url(url),
+                (Some(other), _) => other.describe(),
+                (None, _) => format!("{} (the service's own)", r.default_url().unwrap_or_default()),
             },
             secret: r.token.as_ref().map(|t| t.describe()).unwrap_or_default(),
         }

@@ -14,7 +14,8 @@
 //! - `gotify`: `POST /message` with `X-Gotify-Key`;
 //! - `matrix`: `PUT …/send/m.room.message/<txn>`, the transaction id derived from the transition
 //!   and receiver, so a retry is the same message;
-//! - `telegram`: `sendMessage` with `chat_id`.
+//! - `telegram`: `sendMessage` with `chat_id`;
+//! - `email`: SMTP (STARTTLS, TLS or plain), a plain-text and an HTML part ([`email`]).
 
 use super::message::AlertMessage;
 use super::rules::RuleError;
@@ -34,6 +35,7 @@ pub enum Kind {
     Gotify,
     Matrix,
     Telegram,
+    Email,
 }
 
 impl Kind {
@@ -48,6 +50,7 @@ impl Kind {
             Kind::Gotify => "gotify",
             Kind::Matrix => "matrix",
             Kind::Telegram => "telegram",
+            Kind::Email => "email",
         }
     }
 
@@ -65,6 +68,7 @@ impl Kind {
         match self {
             Kind::Pagerduty => Some("routing_key"),
             Kind::Gotify | Kind::Matrix | Kind::Telegram => Some("token"),
+            Kind::Email => Some("password"),
             _ => None,
         }
     }
@@ -109,6 +113,31 @@ pub struct Receiver {
     pub chat_id: Option<String>,
     /// Matrix's room id (`!abc:example.org`).
     pub room: Option<String>,
+    /// How an `email` receiver reaches its mail server, and whom it writes to.
+    pub smtp: Option<Smtp>,
+}
+
+/// An `email` receiver's server and addresses. The password, if any, is the receiver's `token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tls {
+    /// Plain at first, then `STARTTLS` (required), usually port 587.
+    Starttls,
+    /// TLS from the first byte, usually port 465.
+    Tls,
+    /// No encryption: only for a relay on the same host or network.
+    None,
 }
 
 /// A receiver's secrets, read.
@@ -155,6 +184,16 @@ struct Spec {
     token_file: Option<String>,
     chat_id: Option<toml::Value>,
     room: Option<String>,
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    tls: Option<Tls>,
+    username: Option<String>,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+    from: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -200,7 +239,7 @@ pub fn parse(text: &str) -> Result<Vec<Receiver>, RuleError> {
             return Err(RuleError { at: at("name"), reason: "another receiver already has this name".into() });
         }
         let url = secret(&at, "url", spec.url, spec.url_env, spec.url_file)?;
-        if url.is_none() && spec.kind.default_url().is_none() {
+        if url.is_none() && spec.kind.default_url().is_none() && spec.kind != Kind::Email {
             return Err(RuleError {
                 at: at("url"),
                 reason: format!("a {} receiver needs url, url_env or url_file", spec.kind.as_str()),
@@ -211,13 +250,61 @@ pub fn parse(text: &str) -> Result<Vec<Receiver>, RuleError> {
                 return Err(RuleError { at: at("url"), reason: "must start with https:// or http://".into() });
             }
         }
+        let smtp = if spec.kind == Kind::Email {
+            let host = spec.smtp_host.filter(|h| !h.trim().is_empty()).ok_or_else(|| RuleError {
+                at: at("smtp_host"),
+                reason: "an email receiver needs the mail server: smtp_host".into(),
+            })?;
+            let tls = spec.tls.unwrap_or(Tls::Starttls);
+            let address = |field: &str, a: &str| {
+                if a.contains('@') && !a.starts_with('@') && !a.ends_with('@') {
+                    Ok(a.trim().to_owned())
+                } else {
+                    Err(RuleError { at: at(field), reason: format!("{a:?} is not an e-mail address") })
+                }
+            };
+            let from = address("from", spec.from.as_deref().unwrap_or(""))?;
+            if spec.to.is_empty() {
+                return Err(RuleError {
+                    at: at("to"),
+                    reason: "an email receiver needs at least one address: to = [...]".into(),
+                });
+            }
+            let to = spec.to.iter().map(|a| address("to", a)).collect::<Result<Vec<_>, _>>()?;
+            let port = spec.smtp_port.unwrap_or(match tls {
+                Tls::Starttls => 587,
+                Tls::Tls => 465,
+                Tls::None => 25,
+            });
+            Some(Smtp { host, port, tls, username: spec.username, from, to })
+        } else {
+            for (field, given) in
+                [("smtp_host", spec.smtp_host.is_some()), ("from", spec.from.is_some()), ("to", !spec.to.is_empty())]
+            {
+                if given {
+                    return Err(RuleError {
+                        at: at(field),
+                        reason: format!("is for email receivers, not {}", spec.kind.as_str()),
+                    });
+                }
+            }
+            None
+        };
+        let password = secret(&at, "password", spec.password, spec.password_env, spec.password_file)?;
         let routing_key = secret(&at, "routing_key", spec.routing_key, spec.routing_key_env, spec.routing_key_file)?;
         let token = secret(&at, "token", spec.token, spec.token_env, spec.token_file)?;
         let (token, field) = match spec.kind.token_field() {
             Some("routing_key") => (routing_key, "routing_key"),
+            Some("password") => (password, ""),
             Some(_) => (token, "token"),
             None => (None, ""),
         };
+        if smtp.as_ref().is_some_and(|s| s.username.is_some()) && token.is_none() {
+            return Err(RuleError {
+                at: at("password"),
+                reason: "a username needs password, password_env or password_file".into(),
+            });
+        }
         if !field.is_empty() && token.is_none() {
             return Err(RuleError {
                 at: at(field),
@@ -241,7 +328,7 @@ pub fn parse(text: &str) -> Result<Vec<Receiver>, RuleError> {
                 reason: "a matrix receiver needs the room id, such as \"!abc123:example.org\"".into(),
             });
         }
-        receivers.push(Receiver { name: spec.name, kind: spec.kind, url, token, chat_id, room: spec.room });
+        receivers.push(Receiver { name: spec.name, kind: spec.kind, url, token, chat_id, room: spec.room, smtp });
     }
     Ok(receivers)
 }
@@ -404,11 +491,46 @@ pub fn request(receiver: &Receiver, resolved: &Resolved, m: &AlertMessage) -> Op
                 body: Body::Json(json!({"msgtype": "m.text", "body": text})),
             }
         }
+        // E-mail goes over SMTP, not HTTP: see [`email`].
+        Kind::Email => return None,
         Kind::Telegram => json(
             format!("{url}/bot{token}/sendMessage"),
             json!({"chat_id": receiver.chat_id.clone().unwrap_or_default(), "text": cut(&text, 4096)}),
         ),
     })
+}
+
+/// An e-mail's subject and its two parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailBody {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The e-mail for a transition: the title as subject, the details as plain text, and the same
+/// as simple HTML (every value escaped).
+pub fn email(m: &AlertMessage) -> EmailBody {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let lines = details(m);
+    let text = format!(
+        "{}\n\n{}\n\nSystem: {}\nComponent: {}\nState: {}\n",
+        title(m),
+        lines.join("\n"),
+        m.system,
+        m.component,
+        m.state
+    );
+    let html = format!(
+        "<!DOCTYPE html><html><body><h2>{}</h2><p>{}</p><table><tr><th align=\"left\">System</th><td>{}</td></tr>\
+         <tr><th align=\"left\">Component</th><td>{}</td></tr><tr><th align=\"left\">State</th><td>{}</td></tr></table></body></html>",
+        esc(&title(m)),
+        lines.iter().map(|l| esc(l)).collect::<Vec<_>>().join("<br>"),
+        esc(&m.system),
+        esc(&m.component),
+        esc(&m.state)
+    );
+    EmailBody { subject: cut(&title(m), 200), text, html }
 }
 
 /// Percent-encodes a path segment (a Matrix room id holds `!` and `:`).
@@ -620,5 +742,35 @@ name = "x"
         // The rule set, which is recorded in the log, holds no endpoint or secret of a receiver.
         let recorded = serde_json::to_string(&with("receivers = ['ops-chat']").unwrap()).unwrap();
         assert!(!recorded.contains("SLACK_URL"), "{recorded}");
+    }
+
+    #[test]
+    fn an_email_receiver_names_its_server_and_addresses_and_gets_a_text_and_an_html_part() {
+        let r = receiver(
+            "[[receiver]]\nname='ops-mail'\nkind='email'\nsmtp_host='mail.example.org'\nfrom='sitrep@example.org'\n\
+             to=['hpc-ops@example.org']\nusername='sitrep'\npassword_env='SMTP_PASSWORD'",
+        );
+        let smtp = r.smtp.clone().unwrap();
+        assert_eq!((smtp.port, smtp.tls), (587, Tls::Starttls));
+        assert_eq!(r.token, Some(Secret::Env("SMTP_PASSWORD".into())));
+        assert!(request(&r, &Resolved::default(), &message("firing", "firing")).is_none(), "not over HTTP");
+        let mut m = message("firing", "firing");
+        m.summary = "<b>disk</b> & more".into();
+        let mail = email(&m);
+        assert_eq!(mail.subject, "[FIRING] CRITICAL derecho fs/glade: <b>disk</b> & more");
+        assert!(mail.text.contains("Component: fs/glade"));
+        assert!(mail.html.contains("&lt;b&gt;disk&lt;/b&gt; &amp; more") && !mail.html.contains("<b>disk"));
+        for (text, at) in [
+            ("[[receiver]]\nname='m'\nkind='email'\nfrom='a@b'\nto=['c@d']", "smtp_host"),
+            ("[[receiver]]\nname='m'\nkind='email'\nsmtp_host='h'\nfrom='nobody'\nto=['c@d']", "from"),
+            ("[[receiver]]\nname='m'\nkind='email'\nsmtp_host='h'\nfrom='a@b'", "to"),
+            ("[[receiver]]\nname='m'\nkind='email'\nsmtp_host='h'\nfrom='a@b'\nto=['c@d']\nusername='u'", "password"),
+            ("[[receiver]]\nname='m'\nkind='slack'\nurl='https://s'\nto=['c@d']", "to"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.at.contains(&format!("field \"{at}\"")), "{text}: {e}");
+        }
+        let plain = receiver("[[receiver]]\nname='relay'\nkind='email'\nsmtp_host='localhost'\ntls='none'\nfrom='a@b.org'\nto=['c@d.org']");
+        assert_eq!(plain.smtp.unwrap().port, 25);
     }
 }
