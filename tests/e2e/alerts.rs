@@ -356,6 +356,13 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
     assert!(dead["last_error"].as_str().unwrap().contains("onnection refused"), "{dead}");
     let (_, page) = app.get(&format!("/alerts/{id}")).await;
     assert!(page.contains("FAILED") && page.contains("dead"), "the failure shows on the alert");
+    let (_, ops) = app.get("/ops").await;
+    let notifications = &ops[ops.find("<h2>Notifications</h2>").expect("/ops has a Notifications section")..];
+    assert!(
+        notifications.contains(">dead</th>") && notifications.contains("onnection refused"),
+        "/ops names the failing route"
+    );
+    assert!(!notifications.contains(">ops</th>"), "a route that delivered is not failing");
     assert_eq!(
         webhook_step(&app.pool, &hooks, &cancel).await.unwrap(),
         (0, false),

@@ -667,6 +667,9 @@ pub struct ReceiverRow {
     pub kind: &'static str,
     pub endpoint: String,
     pub secret: String,
+    /// What the receiver would get for a sample alert (a critical failure of derecho fs/glade),
+    /// with its secrets left out: to check a message's shape before it is needed.
+    pub preview: String,
 }
 
 impl ReceiverRow {
@@ -689,6 +692,34 @@ impl ReceiverRow {
                 (None, _) => format!("{} (the service's own)", r.default_url().unwrap_or_default()),
             },
             secret: r.token.as_ref().map(|t| t.describe()).unwrap_or_default(),
+            preview: preview(r),
+        }
+    }
+}
+
+/// The sample alert as `r` would get it, secrets shown as `(hidden)`.
+fn preview(r: &sitrep_domain::alert::receivers::Receiver) -> String {
+    use sitrep_domain::alert::receivers::{self, Body, Resolved};
+    let sample = receivers::sample(&r.name, time::macros::datetime!(2026-01-01 00:00 UTC));
+    if r.smtp.is_some() {
+        let mail = receivers::email(&sample);
+        return format!("Subject: {}\n\n{}", mail.subject, mail.text);
+    }
+    let hidden = Resolved { url: String::new(), token: Some("(hidden)".into()) };
+    match receivers::request(r, &hidden, &sample) {
+        None => String::new(),
+        Some(req) => {
+            let headers: String = req
+                .headers
+                .iter()
+                .filter(|(name, _)| !matches!(*name, "Authorization" | "X-Gotify-Key"))
+                .map(|(name, value)| format!("{name}: {value}\n"))
+                .collect();
+            let body = match req.body {
+                Body::Json(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
+                Body::Text(t) => t,
+            };
+            format!("{} {headers}\n{body}", req.method).replace(" \n\n", "\n\n")
         }
     }
 }
@@ -921,6 +952,9 @@ mod tests {
             "https://hooks.slack.com/… (the rest hidden)",
             "from the environment variable PD_KEY",
             "https://events.pagerduty.com/v2/enqueue (the service&#x27;s own)",
+            "What <strong>oncall</strong> gets for a sample alert",
+            "&quot;event_action&quot;: &quot;trigger&quot;",
+            "&quot;routing_key&quot;: &quot;(hidden)&quot;",
         ] {
             assert!(html.contains(needle), "lacks {needle}");
         }

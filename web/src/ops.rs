@@ -30,7 +30,21 @@ pub struct OpsPage {
     pub bus_error: Option<String>,
     pub quarantine_total: i64,
     pub quarantined: Vec<QuarantinedRow>,
+    /// Receivers and webhook routes with deliveries that failed in the last 24 hours.
+    pub failing_receivers: Vec<FailingReceiver>,
     pub postgres: PostgresView,
+}
+
+/// A receiver (or a route's own webhook) whose deliveries failed lately.
+#[derive(Debug, Serialize)]
+pub struct FailingReceiver {
+    pub name: String,
+    pub failed: i64,
+    pub delivered: i64,
+    pub last_error: String,
+    pub last_failed: view::Age,
+    /// The latest alert it failed to tell of, to look at its page.
+    pub alert_url: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -212,6 +226,28 @@ pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebErro
         None => None,
     };
     let (quarantine_total, recent) = quarantine::recent(&**client, 10).await.map_err(WebError::page)?;
+    let failing_receivers = client
+        .query(
+            "SELECT route, count(*) FILTER (WHERE NOT delivered), count(*) FILTER (WHERE delivered),
+                    (array_agg(last_error ORDER BY updated_at DESC) FILTER (WHERE NOT delivered))[1],
+                    max(updated_at) FILTER (WHERE NOT delivered),
+                    (array_agg(alert_id ORDER BY updated_at DESC) FILTER (WHERE NOT delivered))[1]
+             FROM alert_deliveries WHERE updated_at > now() - interval '24 hours'
+             GROUP BY route HAVING count(*) FILTER (WHERE NOT delivered) > 0 ORDER BY 2 DESC, 1",
+            &[],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| FailingReceiver {
+            name: r.get(0),
+            failed: r.get(1),
+            delivered: r.get(2),
+            last_error: r.get::<_, Option<String>>(3).unwrap_or_default(),
+            last_failed: view::age(r.get(4), now, false),
+            alert_url: format!("/alerts/{}", r.get::<_, uuid::Uuid>(5)),
+        })
+        .collect();
     let pg = client
         .query_one(
             "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),
@@ -249,6 +285,7 @@ pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebErro
                 received: view::age(q.received_at, now, false),
             })
             .collect(),
+        failing_receivers,
         postgres: PostgresView { connections: pg.get(0), size: bytes(pg.get(1)), tables },
     };
     templates::render("ops", &page).map(Html).map_err(WebError::page)
