@@ -43,7 +43,19 @@ pub fn receivers_in_file(configured: Option<&Path>) -> anyhow::Result<Vec<Receiv
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading the alert rules {} (SITREP_ALERTS_FILE)", path.display()))?;
-    receivers::parse(&text).with_context(|| format!("checking the receivers in {}", path.display()))
+    let mut receivers =
+        receivers::parse(&text).with_context(|| format!("checking the receivers in {}", path.display()))?;
+    // A body template in a file is read now, like the rules (it is not a secret).
+    for r in &mut receivers {
+        if let Some(t) = &mut r.template {
+            if let receivers::TemplateSource::File(file) = &t.source {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("receiver {:?}: reading template_file {file}", r.name))?;
+                t.source = receivers::TemplateSource::Inline(text);
+            }
+        }
+    }
+    Ok(receivers)
 }
 
 /// The receivers of the rules file, each with its secrets read now from where the file says:

@@ -206,6 +206,35 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A webhook receiver's request with its body from the receiver's template, if it has one.
+fn with_template(
+    r: &Receiver,
+    mut req: receivers::Request,
+    message: &AlertMessage,
+) -> Result<receivers::Request, String> {
+    let Some(t) = &r.template else { return Ok(req) };
+    let receivers::TemplateSource::Inline(source) = &t.source else {
+        return Err(format!("receiver {:?}: its template_file was not read", r.name));
+    };
+    let body = sitrep_web::templates::render_body(source, &t.content_type, message)
+        .map_err(|e| format!("receiver {:?}: its template: {e}", r.name))?;
+    req.headers.push(("Content-Type", t.content_type.clone()));
+    req.body = receivers::Body::Text(body);
+    Ok(req)
+}
+
+/// Checks that every receiver's body template renders a sample transition, so a mistake stops
+/// sitrep at start rather than at 3 a.m.
+pub fn check_templates(receivers: &[(Receiver, Resolved)]) -> anyhow::Result<()> {
+    let sample = receivers::sample("check", OffsetDateTime::now_utc());
+    for (r, resolved) in receivers {
+        if let Some(req) = receivers::request(r, resolved, &sample) {
+            with_template(r, req, &sample).map_err(|e| anyhow::anyhow!(e))?;
+        }
+    }
+    Ok(())
+}
+
 /// A message on its way: an HTTP request, or an e-mail.
 enum Outgoing<'a> {
     Http(receivers::Request),
@@ -333,7 +362,10 @@ impl Webhooks {
                 Some(smtp) => {
                     Some(Outgoing::Email { smtp, password: resolved.token.clone(), mail: receivers::email(message) })
                 }
-                None => receivers::request(r, resolved, message).map(Outgoing::Http),
+                None => receivers::request(r, resolved, message)
+                    .map(|req| with_template(r, req, message))
+                    .transpose()?
+                    .map(Outgoing::Http),
             }),
             Target::Receiver { name, receiver: None } => {
                 Err(format!("no [[receiver]] named {name:?} in this process's alerts.toml"))
@@ -386,6 +418,9 @@ impl Webhooks {
         }
         builder = match &request.body {
             receivers::Body::Json(v) => builder.json(v),
+            receivers::Body::Text(t) if request.headers.iter().any(|(n, _)| *n == "Content-Type") => {
+                builder.body(t.clone())
+            }
             receivers::Body::Text(t) => builder.header("Content-Type", "text/plain; charset=utf-8").body(t.clone()),
         };
         builder.send().await.map_err(reqwest::Error::without_url)
@@ -497,6 +532,7 @@ pub async fn notify_test(settings: &Settings, name: &str, out: &mut (dyn std::io
         return Ok(());
     }
     let request = receivers::request(receiver, &resolved, &message).context("this receiver takes no firing alerts")?;
+    let request = with_template(receiver, request, &message).map_err(|e| anyhow::anyhow!(e))?;
     let hooks = Webhooks::new(vec![], vec![])?;
     writeln!(
         out,

@@ -165,6 +165,7 @@ async fn start_alerting(
     let js = async_nats::jetstream::new(bus::connect(&settings.nats_url).await?);
     bus::ensure_alerts_stream(&js, settings).await?;
     let receivers = sitrep_infra::alerts::load_receivers(settings.alerts_file.as_deref())?;
+    alerting::check_templates(&receivers)?;
     let hooks = alerting::Webhooks::new(rules.routes, alerting::Webhooks::BACKOFF.to_vec())?.with_receivers(receivers);
     spawn_projection(tasks, pg, pool, AlertEvaluator::default(), &wakeups, cancel);
     spawn_projection(tasks, pg, pool, Alerts, &wakeups, cancel);

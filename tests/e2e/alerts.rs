@@ -407,6 +407,18 @@ async fn receivers_get_their_services_bodies_and_pagerduty_one_incident_from_tri
             }),
         )
         .route(
+            "/custom",
+            post({
+                let d = seen.clone();
+                move |headers: HeaderMap, body: String| async move {
+                    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    let parsed: Value = serde_json::from_str(&body).unwrap_or(json!({"unparsed": body}));
+                    d.lock().unwrap().push(("custom".into(), json!({"content_type": ct, "body": parsed})));
+                    StatusCode::OK
+                }
+            }),
+        )
+        .route(
             "/v2/enqueue",
             post(move |Json(body): Json<Value>| async move {
                 // What PagerDuty's Events API v2 refuses, this refuses too.
@@ -460,9 +472,15 @@ url = "{base}"
 token = "syt_secret"
 room = "!ops:example.org"
 
+[[receiver]]
+name = "custom"
+kind = "webhook"
+url = "{base}/custom"
+template = '{{"msg": "{{{{title}}}}", "where": "{{{{system}}}}/{{{{component}}}}"}}'
+
 [[route]]
 name = "critical"
-receivers = ["ops-chat", "oncall", "ops-room"]
+receivers = ["ops-chat", "oncall", "ops-room", "custom"]
 severity = ["critical"]
 "#,
         key = key_file.display()
@@ -517,12 +535,21 @@ severity = ["critical"]
         (Some("!ops:example.org"), Some("Bearer syt_secret"))
     );
     assert_ne!(matrix[0]["txn"], matrix[1]["txn"], "each transition is its own Matrix transaction");
+    let custom = of("custom");
+    assert_eq!(custom.len(), 3);
+    assert_eq!(custom[0]["content_type"], "application/json");
+    assert!(
+        custom[0]["body"]["msg"].as_str().unwrap().starts_with("[FIRING] CRITICAL derecho fs/glade"),
+        "{}",
+        custom[0]
+    );
+    assert_eq!(custom[0]["body"]["where"], "derecho/fs/glade");
 
     // Each delivery is on the alert, per receiver; no secret is on the rules page.
     let (_, body) = app.get_json(&format!("/api/v1/alerts/{id}")).await;
     let names: std::collections::BTreeSet<&str> =
         body["deliveries"].as_array().unwrap().iter().map(|d| d["route"].as_str().unwrap()).collect();
-    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["oncall", "ops-chat", "ops-room"]);
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["custom", "oncall", "ops-chat", "ops-room"]);
     let (_, page) = app.get("/alerts/rules").await;
     assert!(page.contains("ops-chat") && page.contains("pagerduty"), "the receivers are listed");
     for secret in ["R0UT1NGKEY", "syt_secret", "/slack/T0/B0/XXXX"] {

@@ -709,6 +709,13 @@ fn preview(r: &sitrep_domain::alert::receivers::Receiver) -> String {
     match receivers::request(r, &hidden, &sample) {
         None => String::new(),
         Some(req) => {
+            if let Some(t) = &r.template {
+                let receivers::TemplateSource::Inline(source) = &t.source else { return String::new() };
+                return match crate::templates::render_body(source, &t.content_type, &sample) {
+                    Ok(body) => format!("POST Content-Type: {}\n\n{body}", t.content_type),
+                    Err(e) => format!("The template does not render: {e}"),
+                };
+            }
             let headers: String = req
                 .headers
                 .iter()

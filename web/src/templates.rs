@@ -61,6 +61,32 @@ static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     hbs
 });
 
+/// Renders a webhook receiver's body template over a transition. Values are escaped for JSON
+/// (a `{{summary}}` inside quotes stays valid JSON whatever the summary holds) when the
+/// content type is JSON, and left as they are otherwise. Besides the transition's fields
+/// (`system`, `component`, `summary`, `severity`, `state`, `transition`, `rule`, `alert_id`,
+/// `since`, …), `title` is the one-line title the chat receivers use. A template that does not
+/// compile, or names a field the transition does not have, is an error.
+pub fn render_body(
+    template: &str,
+    content_type: &str,
+    message: &sitrep_domain::alert::AlertMessage,
+) -> Result<String, handlebars::RenderError> {
+    let mut hbs = Handlebars::new();
+    hbs.set_strict_mode(true);
+    if content_type.contains("json") {
+        hbs.register_escape_fn(|v| {
+            let quoted = serde_json::Value::String(v.to_owned()).to_string();
+            quoted[1..quoted.len() - 1].to_owned()
+        });
+    } else {
+        hbs.register_escape_fn(handlebars::no_escape);
+    }
+    let mut data = serde_json::to_value(message).unwrap_or_default();
+    data["title"] = sitrep_domain::alert::receivers::title(message).into();
+    hbs.render_template(template, &data)
+}
+
 /// The bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069). One in
 /// an outage title or a collector's message would reverse or reorder the text after it, in
 /// every banner and row that shows it, and could make a title read as something else. (The
@@ -122,6 +148,23 @@ pub const CSS: &str = include_str!("../static/sitrep.css");
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_webhook_body_template_renders_valid_json_whatever_the_text_holds() {
+        let mut m = sitrep_domain::alert::receivers::sample("t", time::OffsetDateTime::UNIX_EPOCH);
+        m.summary = "a \"quoted\" summary\nwith a line break and <b>".into();
+        let body = render_body(r#"{"text": "{{title}}", "where": "{{system}}:{{component}}"}"#, "application/json", &m)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["where"], "derecho:fs/glade");
+        assert!(v["text"].as_str().unwrap().ends_with("a \"quoted\" summary\nwith a line break and <b>"));
+        let plain = render_body("{{severity}}: {{summary}}", "text/plain", &m).unwrap();
+        assert!(plain.starts_with("critical: a \"quoted\""));
+        assert!(
+            render_body("{{nosuchfield}}", "application/json", &m).is_err(),
+            "strict: a wrong field name is an error"
+        );
+    }
+
     use super::*;
     use crate::outages::Banner;
     use crate::pages::Layout;

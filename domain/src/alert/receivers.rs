@@ -115,6 +115,22 @@ pub struct Receiver {
     pub room: Option<String>,
     /// How an `email` receiver reaches its mail server, and whom it writes to.
     pub smtp: Option<Smtp>,
+    /// A `webhook` receiver's body, as a Handlebars template over the transition (rendered
+    /// where requests are sent; `web::templates::render_body`), with its `Content-Type`.
+    pub template: Option<BodyTemplate>,
+}
+
+/// A body template: inline, or the path of a file read when sitrep starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyTemplate {
+    pub source: TemplateSource,
+    pub content_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    Inline(String),
+    File(String),
 }
 
 /// An `email` receiver's server and addresses. The password, if any, is the receiver's `token`.
@@ -194,6 +210,9 @@ struct Spec {
     from: Option<String>,
     #[serde(default)]
     to: Vec<String>,
+    template: Option<String>,
+    template_file: Option<String>,
+    content_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -290,6 +309,31 @@ pub fn parse(text: &str) -> Result<Vec<Receiver>, RuleError> {
             }
             None
         };
+        let template = match (spec.template, spec.template_file) {
+            (Some(_), Some(_)) => {
+                return Err(RuleError { at: at("template"), reason: "give template or template_file, not both".into() })
+            }
+            (None, None) => None,
+            (t, f) => {
+                if spec.kind != Kind::Webhook {
+                    return Err(RuleError {
+                        at: at("template"),
+                        reason: format!("is for webhook receivers, not {}", spec.kind.as_str()),
+                    });
+                }
+                let source = t.map(TemplateSource::Inline).or(f.map(TemplateSource::File)).expect("one is given");
+                Some(BodyTemplate {
+                    source,
+                    content_type: spec.content_type.clone().unwrap_or_else(|| "application/json".into()),
+                })
+            }
+        };
+        if spec.content_type.is_some() && template.is_none() {
+            return Err(RuleError {
+                at: at("content_type"),
+                reason: "goes with a template (template or template_file)".into(),
+            });
+        }
         let password = secret(&at, "password", spec.password, spec.password_env, spec.password_file)?;
         let routing_key = secret(&at, "routing_key", spec.routing_key, spec.routing_key_env, spec.routing_key_file)?;
         let token = secret(&at, "token", spec.token, spec.token_env, spec.token_file)?;
@@ -328,7 +372,16 @@ pub fn parse(text: &str) -> Result<Vec<Receiver>, RuleError> {
                 reason: "a matrix receiver needs the room id, such as \"!abc123:example.org\"".into(),
             });
         }
-        receivers.push(Receiver { name: spec.name, kind: spec.kind, url, token, chat_id, room: spec.room, smtp });
+        receivers.push(Receiver {
+            name: spec.name,
+            kind: spec.kind,
+            url,
+            token,
+            chat_id,
+            room: spec.room,
+            smtp,
+            template,
+        });
     }
     Ok(receivers)
 }
@@ -639,6 +692,16 @@ name = "x"
             ("[[receiver]]\nname='a'\nkind='telegram'\ntoken='t'", "field \"chat_id\"", "chat_id"),
             ("[[receiver]]\nname='A'\nkind='discord'\nurl='https://d'", "field \"name\"", "a-z"),
             ("[[receiver]]\nname='a'\nkind='discord'\nurl='ftp://d'", "field \"url\"", "https://"),
+            (
+                "[[receiver]]\nname='a'\nkind='slack'\nurl='https://s'\ntemplate='{}'",
+                "field \"template\"",
+                "webhook receivers",
+            ),
+            (
+                "[[receiver]]\nname='a'\nkind='webhook'\nurl='https://s'\ncontent_type='text/plain'",
+                "field \"content_type\"",
+                "goes with a template",
+            ),
         ];
         for (text, at, reason) in cases {
             let e = parse(text).unwrap_err();
