@@ -7,6 +7,7 @@ use crate::InfraError;
 use anyhow::Context;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::json;
+use sitrep_domain::alert::notify::{self, NotifierEvent};
 use sitrep_domain::alert::receivers::{self, Receiver, Resolved, Secret};
 use sitrep_domain::alert::{Alert, AlertEvent, Decision, EvaluatorEvent, RuleSet, Transition};
 use std::collections::HashMap;
@@ -125,6 +126,48 @@ pub async fn record(client: &mut deadpool_postgres::Client, event: &EvaluatorEve
     .await?;
     tx.commit().await?;
     Ok(last + 1)
+}
+
+/// Appends notifier events (decisions, the notifier's start) in one transaction, at the next
+/// sequences of the notifier's stream. A decision's event id is its id.
+pub async fn record_notifier(
+    client: &mut deadpool_postgres::Client,
+    events: &[NotifierEvent],
+) -> Result<(), InfraError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let tx = client.transaction().await?;
+    event_store::lock_writer(&*tx).await?;
+    let last: i64 = tx
+        .query_one(
+            "SELECT coalesce(max(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+            &[&notify::AGGREGATE_TYPE, &notify::AGGREGATE_ID],
+        )
+        .await?
+        .get(0);
+    let new: Vec<NewEvent> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            Ok(NewEvent {
+                event_id: match e {
+                    NotifierEvent::NotificationDecided(d) => d.id,
+                    NotifierEvent::NotifierStarted { .. } => Uuid::new_v4(),
+                },
+                aggregate_type: notify::AGGREGATE_TYPE.into(),
+                aggregate_id: notify::AGGREGATE_ID.into(),
+                sequence: last + 1 + i as i64,
+                event_type: e.event_type().into(),
+                event_version: "1".into(),
+                payload: serde_json::to_value(e)?,
+                metadata: json!({}),
+            })
+        })
+        .collect::<Result<_, InfraError>>()?;
+    event_store::append(&*tx, &new).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The rules last recorded in the log, if any.

@@ -12,8 +12,9 @@
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
 use deadpool_postgres::Pool;
+use sitrep_domain::alert::notify::{self, Decision, NotifierEvent, Planner};
 use sitrep_domain::alert::receivers::{self, Receiver, Resolved, Smtp, Tls};
-use sitrep_domain::alert::rules::{Route, Severity};
+use sitrep_domain::alert::rules::Route;
 use sitrep_domain::alert::{AlertMessage, EvaluatorEvent, RuleSet};
 use sitrep_infra::event_store::StoredEvent;
 use sitrep_infra::{alerts, Settings};
@@ -25,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 /// Checkpoint names (rows in `projection_checkpoints`).
 pub const PUBLISHER: &str = "alert_publisher";
 pub const WEBHOOKS: &str = "alert_webhooks";
+/// The exclusive job that records notification decisions.
+pub const PLANNER: &str = "notification_planner";
 
 /// Alert events handled per step.
 const BATCH: i64 = 200;
@@ -278,20 +281,10 @@ pub async fn send_email(smtp: &Smtp, password: Option<&str>, mail: &receivers::E
 #[derive(Debug, Clone)]
 enum Target<'a> {
     /// `[[route]] url = …`: the transition's JSON, POSTed.
-    Url { route: &'a str, url: &'a str },
+    Url { url: &'a str },
     /// A `[[receiver]]` a route names, with its secrets; None when this process's rules file
     /// does not define it (the rules in force came from another file).
     Receiver { name: &'a str, receiver: Option<&'a (Receiver, Resolved)> },
-}
-
-impl Target<'_> {
-    /// The name deliveries are recorded under (the `route` column of `alert_deliveries`).
-    fn name(&self) -> &str {
-        match self {
-            Target::Url { route, .. } => route,
-            Target::Receiver { name, .. } => name,
-        }
-    }
 }
 
 /// Delivers transitions to the routes' webhook URLs and receivers.
@@ -326,33 +319,11 @@ impl Webhooks {
         self
     }
 
-    /// Every target of the routes that want this transition, each once.
-    fn targets(&self, severity: Severity, key: &str) -> Vec<Target<'_>> {
-        let mut out: Vec<Target<'_>> = Vec::new();
-        for route in self.routes.iter().filter(|r| r.wants(severity, key)) {
-            let mine: Vec<Target<'_>> = if route.receivers.is_empty() {
-                vec![Target::Url { route: &route.name, url: &route.url }]
-            } else {
-                route
-                    .receivers
-                    .iter()
-                    .map(|n| Target::Receiver { name: n, receiver: self.receivers.iter().find(|r| &r.0.name == n) })
-                    .collect()
-            };
-            for t in mine {
-                if !out.iter().any(|o| o.name() == t.name()) {
-                    out.push(t);
-                }
-            }
-        }
-        out
-    }
-
     /// What tells `target` of the transition; Err when it cannot be made, None when the
     /// target's kind has nothing to say about it.
     fn outgoing<'a>(target: &Target<'a>, message: &AlertMessage) -> Result<Option<Outgoing<'a>>, String> {
         match target {
-            Target::Url { url, .. } => Ok(Some(Outgoing::Http(receivers::Request {
+            Target::Url { url } => Ok(Some(Outgoing::Http(receivers::Request {
                 method: "POST",
                 url: (*url).to_owned(),
                 headers: vec![],
@@ -371,6 +342,29 @@ impl Webhooks {
                 Err(format!("no [[receiver]] named {name:?} in this process's alerts.toml"))
             }
         }
+    }
+
+    /// What tells a decision's target of it: one message, or one per alert for kinds whose
+    /// bodies are per alert. Err when the target is not known to this process.
+    fn outgoing_for(&self, d: &Decision) -> Result<Vec<Outgoing<'_>>, String> {
+        let own_url = self.routes.iter().find(|r| r.name == d.route && r.name == d.target && r.receivers.is_empty());
+        if let Some(route) = own_url {
+            let target = Target::Url { url: &route.url };
+            return d.messages.iter().filter_map(|m| Self::outgoing(&target, m).transpose()).collect();
+        }
+        let Some(pair) = self.receivers.iter().find(|(r, _)| r.name == d.target) else {
+            return Err(format!("no [[receiver]] named {:?} in this process's alerts.toml", d.target));
+        };
+        let (r, resolved) = pair;
+        if let Some(smtp) = &r.smtp {
+            let mail = receivers::email_group(&d.messages);
+            return Ok(vec![Outgoing::Email { smtp, password: resolved.token.clone(), mail }]);
+        }
+        if r.template.is_some() {
+            let target = Target::Receiver { name: &r.name, receiver: Some(pair) };
+            return d.messages.iter().filter_map(|m| Self::outgoing(&target, m).transpose()).collect();
+        }
+        Ok(receivers::request_group(r, resolved, &d.messages, d.id).into_iter().map(Outgoing::Http).collect())
     }
 
     /// Sends one message, with retries: `(delivered, attempts, last error)`, or `None` when
@@ -437,66 +431,200 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// Delivers alert transitions to the webhooks, one transition per transaction: it moves the
-/// checkpoint over transitions no route wants, up to and including the first one some route
-/// does, delivers that one (retrying), records the outcome, and commits. Returns how many
-/// deliveries it made and whether more events wait. With no routes it only moves the
-/// checkpoint, so a route added later gets new transitions, not the whole past.
+/// Delivers the notification decisions recorded in the log, one decision per transaction: it
+/// sends the decision's message to its target (retrying), records each alert's outcome in
+/// `alert_deliveries`, moves the checkpoint past the decision, and commits. A restart therefore
+/// never sends a delivered decision again, and sends an undelivered one once. Returns how many
+/// deliveries it made and whether more decisions wait.
 pub async fn webhook_step(pool: &Pool, hooks: &Webhooks, cancel: &CancellationToken) -> anyhow::Result<(usize, bool)> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
-    let events = take_alert_events(&tx, WEBHOOKS).await?;
-    let Some(last) = events.last().map(|e| e.position) else {
+    let position = lock_checkpoint(&tx, WEBHOOKS).await?;
+    // Positions are given out in commit order, so nothing at or below the head read now can
+    // still appear: the checkpoint may skip to it when no decision is there.
+    let head = sitrep_infra::event_store::head(&*tx).await?;
+    let events = sitrep_infra::event_store::read_types_between(
+        &*tx,
+        &[notify::AGGREGATE_TYPE],
+        position,
+        head,
+        1,
+        sitrep_infra::event_store::Metadata::Skip,
+    )
+    .await?;
+    let Some(event) = events.into_iter().next() else {
+        if head > position {
+            move_checkpoint(&tx, WEBHOOKS, head).await?;
+        }
         tx.commit().await?;
         return Ok((0, false));
     };
-    let mut upto = last;
     let mut made = 0;
-    for t in alerts::transitions(&*tx, &events).await? {
-        let Some(message) = t.message().filter(|m| m.notify) else { continue };
-        let key = format!("{}:{}", message.system, message.component);
-        let severity = t.after.info.as_ref().map(|i| i.severity);
-        let targets = severity.map(|s| hooks.targets(s, &key)).unwrap_or_default();
-        let requests: Vec<(Target<'_>, Result<Outgoing<'_>, String>)> = targets
-            .into_iter()
-            .filter_map(|t| match Webhooks::outgoing(&t, &message) {
-                Ok(Some(r)) => Some((t, Ok(r))),
-                Ok(None) => None,
-                Err(e) => Some((t, Err(e))),
-            })
-            .collect();
-        if requests.is_empty() {
-            continue;
-        }
-        for (target, request) in requests {
-            let outcome = match &request {
-                Ok(request) => hooks.deliver(request, cancel).await,
-                Err(why) => Some((false, 0, Some(why.clone()))),
-            };
-            let Some((delivered, attempts, last_error)) = outcome else {
-                tx.rollback().await?;
-                return Ok((made, false));
-            };
-            let route = target.name();
-            if !delivered {
-                tracing::warn!(route, alert = %t.alert_id, error = ?last_error, "notification delivery failed");
+    if let NotifierEvent::NotificationDecided(d) = event.payload.decode::<NotifierEvent>()? {
+        let outgoing = hooks.outgoing_for(&d);
+        let outcome = match &outgoing {
+            Ok(list) if list.is_empty() => None,
+            Ok(list) => {
+                let mut result = (true, 0, None);
+                for o in list {
+                    let Some((ok, attempts, error)) = hooks.deliver(o, cancel).await else {
+                        tx.rollback().await?;
+                        return Ok((0, false));
+                    };
+                    result = (result.0 && ok, result.1.max(attempts), error.or(result.2));
+                }
+                Some(result)
             }
-            tx.execute(
-                "INSERT INTO alert_deliveries (event_id, route, alert_id, position, attempts, delivered, last_error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (event_id, route) DO UPDATE SET attempts = alert_deliveries.attempts + excluded.attempts,
-                    delivered = excluded.delivered, last_error = excluded.last_error, updated_at = now()",
-                &[&t.event_id, &route, &t.alert_id, &t.position, &attempts, &delivered, &last_error],
+            Err(why) => Some((false, 0, Some(why.clone()))),
+        };
+        if let Some((delivered, attempts, last_error)) = outcome {
+            if !delivered {
+                tracing::warn!(target = d.target, decision = %d.id, error = ?last_error, "notification delivery failed");
+            }
+            for m in &d.messages {
+                tx.execute(
+                    "INSERT INTO alert_deliveries (event_id, route, alert_id, position, attempts, delivered, last_error)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (event_id, route) DO UPDATE SET attempts = alert_deliveries.attempts + excluded.attempts,
+                        delivered = excluded.delivered, last_error = excluded.last_error, updated_at = now()",
+                    &[&m.event_id, &d.target, &m.alert_id, &m.position, &attempts, &delivered, &last_error],
+                )
+                .await?;
+            }
+            made = d.messages.len();
+        }
+    }
+    move_checkpoint(&tx, WEBHOOKS, event.position).await?;
+    tx.commit().await?;
+    Ok((made, true))
+}
+
+/// The notification planner as it runs: its state, folded from the log up to `position`.
+pub struct PlanRunner {
+    routes: Vec<Route>,
+    planner: Planner,
+    position: i64,
+    started: bool,
+}
+
+impl PlanRunner {
+    pub fn new(routes: Vec<Route>) -> Self {
+        Self { routes, planner: Planner::default(), position: 0, started: false }
+    }
+
+    /// Finds where the notifier's history starts and since when each route takes transitions,
+    /// recording them when this is the notifier's first start or the routes changed.
+    async fn start(&mut self, pool: &Pool) -> anyhow::Result<()> {
+        let mut client = pool.get().await.context("connecting to Postgres")?;
+        let latest = client
+            .query_opt(
+                "SELECT payload FROM events WHERE aggregate_type = $1 AND event_type = 'NotifierStarted'
+                 ORDER BY position DESC LIMIT 1",
+                &[&notify::AGGREGATE_TYPE],
             )
             .await?;
-            made += 1;
+        let head = sitrep_infra::event_store::head(&**client).await?;
+        let (from, before) = match latest.map(|r| serde_json::from_value::<NotifierEvent>(r.get(0))).transpose()? {
+            Some(NotifierEvent::NotifierStarted { from_position, routes_since }) => (Some(from_position), routes_since),
+            _ => (None, Default::default()),
+        };
+        let first = from.is_none();
+        // The first start: what an earlier sitrep's notifier went past is not sent again.
+        let from = match from {
+            Some(f) => f,
+            None => client
+                .query_opt("SELECT position FROM projection_checkpoints WHERE name = $1", &[&WEBHOOKS])
+                .await?
+                .map_or(0, |r| r.get(0)),
+        };
+        let since: std::collections::BTreeMap<String, i64> = self
+            .routes
+            .iter()
+            .map(|r| (r.name.clone(), before.get(&r.name).copied().unwrap_or(if first { from } else { head })))
+            .collect();
+        // With no routes there is nothing to decide, and nothing to record: a route added later
+        // starts from where the notifier is then.
+        if !self.routes.is_empty() && (first || since != before) {
+            let started = NotifierEvent::NotifierStarted { from_position: from, routes_since: since.clone() };
+            alerts::record_notifier(&mut client, &[started]).await?;
         }
-        upto = t.position;
-        break;
+        self.position = from;
+        self.planner.routes_since = since;
+        self.started = true;
+        Ok(())
     }
-    move_checkpoint(&tx, WEBHOOKS, upto).await?;
-    tx.commit().await?;
-    Ok((made, upto < last || events.len() as i64 == BATCH))
+
+    /// Reads what the log added since the last step, then records the decisions due at `now`.
+    /// Returns how many it recorded.
+    pub async fn step(&mut self, pool: &Pool, now: OffsetDateTime) -> anyhow::Result<usize> {
+        if !self.started {
+            self.start(pool).await?;
+        }
+        loop {
+            let client = pool.get().await.context("connecting to Postgres")?;
+            let events = sitrep_infra::event_store::read_types_between(
+                &**client,
+                &[sitrep_domain::alert::AGGREGATE_TYPE, notify::AGGREGATE_TYPE],
+                self.position,
+                i64::MAX,
+                BATCH,
+                sitrep_infra::event_store::Metadata::Skip,
+            )
+            .await?;
+            let Some(last) = events.last().map(|e| e.position) else { break };
+            let transitions = alerts::transitions(&**client, &events).await?;
+            let mut transitions = transitions.into_iter().peekable();
+            for e in &events {
+                if e.aggregate_type == notify::AGGREGATE_TYPE {
+                    if let NotifierEvent::NotificationDecided(d) = e.payload.decode::<NotifierEvent>()? {
+                        self.planner.apply(&d);
+                    }
+                    continue;
+                }
+                while let Some(t) = transitions.next_if(|t| t.position <= e.position) {
+                    if let Some(message) = t.message() {
+                        self.planner.on_transition(&self.routes, &message);
+                    }
+                }
+            }
+            self.position = last;
+            if (events.len() as i64) < BATCH {
+                break;
+            }
+        }
+        let decisions = self.planner.decide(&self.routes, now);
+        let n = decisions.len();
+        if n > 0 {
+            let mut client = pool.get().await.context("connecting to Postgres")?;
+            let events: Vec<NotifierEvent> = decisions.into_iter().map(NotifierEvent::NotificationDecided).collect();
+            alerts::record_notifier(&mut client, &events).await?;
+        }
+        Ok(n)
+    }
+
+    /// When the next decision is due, as far as the log has been read.
+    pub fn due(&self) -> Option<OffsetDateTime> {
+        self.planner.due(&self.routes)
+    }
+}
+
+/// Records notification decisions as they fall due, until cancelled.
+pub async fn run_planner(pool: Pool, routes: Vec<Route>, cancel: CancellationToken) {
+    let mut runner = PlanRunner::new(routes);
+    while !cancel.is_cancelled() {
+        let wait = match runner.step(&pool, OffsetDateTime::now_utc()).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => POLL / 4,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "notification planner failed; retrying");
+                POLL
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
 /// Delivers webhooks as transitions are committed, until cancelled.

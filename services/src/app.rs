@@ -166,7 +166,8 @@ async fn start_alerting(
     bus::ensure_alerts_stream(&js, settings).await?;
     let receivers = sitrep_infra::alerts::load_receivers(settings.alerts_file.as_deref())?;
     alerting::check_templates(&receivers)?;
-    let hooks = alerting::Webhooks::new(rules.routes, alerting::Webhooks::BACKOFF.to_vec())?.with_receivers(receivers);
+    let hooks =
+        alerting::Webhooks::new(rules.routes.clone(), alerting::Webhooks::BACKOFF.to_vec())?.with_receivers(receivers);
     spawn_projection(tasks, pg, pool, AlertEvaluator::default(), &wakeups, cancel);
     spawn_projection(tasks, pg, pool, Alerts, &wakeups, cancel);
     let (p, s, j) = (pool.clone(), settings.clone(), js.clone());
@@ -186,7 +187,12 @@ async fn start_alerting(
             crate::selfwatch::run(p.clone(), j.clone(), s.clone(), every, stop)
         });
     }
-    // Runs with no routes too: it keeps its checkpoint at the head of the log.
+    // The planner decides (grouping, waits, reminders, escalation) and records its decisions;
+    // the notifier delivers them. Both run with no routes too, keeping up with the log.
+    let (p, routes) = (pool.clone(), rules.routes.clone());
+    spawn_exclusive(tasks, pg, alerting::PLANNER, cancel, move |stop| {
+        alerting::run_planner(p.clone(), routes.clone(), stop)
+    });
     let p = pool.clone();
     spawn_exclusive(tasks, pg, alerting::WEBHOOKS, cancel, move |stop| {
         alerting::run_webhooks(p.clone(), hooks.clone(), stop)

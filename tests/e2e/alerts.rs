@@ -19,6 +19,28 @@ severity = "critical"
 summary = "{{component}} on {{system}} is {{status}}"
 "#;
 
+/// Brings the evaluator and the alerts read model up to the log, runs the notification planner
+/// once (now) and delivers every decision it recorded; returns how many alert deliveries were
+/// made.
+async fn notify_all(
+    app: &TestApp,
+    runner: &mut sitrep_services::alerting::PlanRunner,
+    hooks: &sitrep_services::alerting::Webhooks,
+) -> usize {
+    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+    sitrep_projections::catch_up(&app.pool, &Alerts).await.unwrap();
+    runner.step(&app.pool, time::OffsetDateTime::now_utc()).await.unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut made = 0;
+    loop {
+        let (n, more) = sitrep_services::alerting::webhook_step(&app.pool, hooks, &cancel).await.unwrap();
+        made += n;
+        if !more {
+            return made;
+        }
+    }
+}
+
 async fn report(app: &TestApp, component: &str, status: &str, ttl: u32) {
     let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
     let payload = json!({"system": "derecho", "component": component, "status": status, "observed_at": now,
@@ -294,7 +316,7 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
     use axum::{http::StatusCode, routing::post, Json, Router};
     use sitrep_domain::alert::rules::{Matcher, Route};
     use sitrep_domain::alert::Severity;
-    use sitrep_services::alerting::{webhook_step, Webhooks};
+    use sitrep_services::alerting::Webhooks;
     use std::sync::{Arc, Mutex};
 
     // A receiver that fails its first request and takes the rest.
@@ -329,20 +351,22 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
         severities: vec![Severity::Critical],
         matches: Matcher::parse("derecho:*").unwrap(),
         receivers: vec![],
+        group_by: vec![],
+        group_wait_secs: 0,
+        group_interval_secs: 0,
+        repeat_interval_secs: None,
+        escalate_after_secs: None,
+        escalate_to: None,
     };
-    let hooks = Webhooks::new(
-        vec![route("ops", format!("http://127.0.0.1:{port}/hook")), route("dead", "http://127.0.0.1:9/hook".into())],
-        vec![Duration::from_millis(10), Duration::from_millis(20)],
-    )
-    .unwrap();
-    let cancel = tokio_util::sync::CancellationToken::new();
+    let routes =
+        vec![route("ops", format!("http://127.0.0.1:{port}/hook")), route("dead", "http://127.0.0.1:9/hook".into())];
+    let hooks = Webhooks::new(routes.clone(), vec![Duration::from_millis(10), Duration::from_millis(20)]).unwrap();
+    let mut runner = sitrep_services::alerting::PlanRunner::new(routes);
 
     report(&app, "fs/glade", "failed", 600).await;
     crate::helpers::wait_for_events(&app, 3).await; // the rules, the report, the status change
-    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
-    sitrep_projections::catch_up(&app.pool, &Alerts).await.unwrap();
+    assert_eq!(notify_all(&app, &mut runner, &hooks).await, 2, "one delivery per route");
     let id = open_alert(&app, "firing").await["id"].as_str().unwrap().to_owned();
-    assert_eq!(webhook_step(&app.pool, &hooks, &cancel).await.unwrap(), (2, false), "one delivery per route");
 
     let got = received.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
@@ -363,24 +387,15 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
         "/ops names the failing route"
     );
     assert!(!notifications.contains(">ops</th>"), "a route that delivered is not failing");
-    assert_eq!(
-        webhook_step(&app.pool, &hooks, &cancel).await.unwrap(),
-        (0, false),
-        "each transition is delivered once"
-    );
+    assert_eq!(notify_all(&app, &mut runner, &hooks).await, 0, "each transition is delivered once");
 
-    // A route added later gets new transitions only: with no routes the checkpoint still moves.
+    // The resolution reaches the route that was told of the failure.
     report(&app, "fs/glade", "ok", 600).await;
-    crate::helpers::wait_for_events(&app, 6).await; // and the raise, the report, the change
-    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
-    let none = Webhooks::new(vec![], vec![]).unwrap();
-    assert_eq!(webhook_step(&app.pool, &none, &cancel).await.unwrap(), (0, false));
-    assert_eq!(
-        webhook_step(&app.pool, &hooks, &cancel).await.unwrap(),
-        (0, false),
-        "the resolve went by with no routes"
-    );
-    assert_eq!(received.lock().unwrap().len(), 1);
+    // and the raise, the notifier's start, its two decisions, the report, the change
+    crate::helpers::wait_for_events(&app, 9).await;
+    notify_all(&app, &mut runner, &hooks).await;
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.iter().map(|m| m["transition"].as_str().unwrap()).collect::<Vec<_>>(), ["firing", "resolved"]);
     app.cleanup().await;
 }
 
@@ -392,7 +407,7 @@ async fn receivers_get_their_services_bodies_and_pagerduty_one_incident_from_tri
     use axum::http::{HeaderMap, StatusCode};
     use axum::routing::{post, put};
     use axum::{Json, Router};
-    use sitrep_services::alerting::{webhook_step, Webhooks};
+    use sitrep_services::alerting::Webhooks;
     use std::sync::{Arc, Mutex};
 
     type Seen = Arc<Mutex<Vec<(String, Value)>>>;
@@ -482,27 +497,24 @@ template = '{{"msg": "{{{{title}}}}", "where": "{{{{system}}}}/{{{{component}}}}
 name = "critical"
 receivers = ["ops-chat", "oncall", "ops-room", "custom"]
 severity = ["critical"]
+group_wait = "0s"
+group_interval = "0s"
 "#,
         key = key_file.display()
     );
     let app = crate::helpers::spawn_app_with_rules_without_projections(&rules).await;
     let set = sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
     let receivers = sitrep_infra::alerts::load_receivers(app.settings.alerts_file.as_deref()).unwrap();
-    let hooks = Webhooks::new(set.routes, vec![Duration::from_millis(10)]).unwrap().with_receivers(receivers);
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let step = || async {
-        sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
-        sitrep_projections::catch_up(&app.pool, &Alerts).await.unwrap();
-        while webhook_step(&app.pool, &hooks, &cancel).await.unwrap().1 {}
-    };
+    let hooks = Webhooks::new(set.routes.clone(), vec![Duration::from_millis(10)]).unwrap().with_receivers(receivers);
+    let mut runner = sitrep_services::alerting::PlanRunner::new(set.routes);
 
     report(&app, "fs/glade", "failed", 600).await;
     crate::helpers::wait_for_events(&app, 3).await;
-    step().await;
+    notify_all(&app, &mut runner, &hooks).await;
     let id = open_alert(&app, "firing").await["id"].as_str().unwrap().to_owned();
     let ana = app.sign_in("ana", Role::Operator).await;
     app.post_form(&ana, &format!("/alerts/{id}/acknowledge"), &[("comment", "on it")]).await;
-    step().await;
+    notify_all(&app, &mut runner, &hooks).await;
     report(&app, "fs/glade", "ok", 600).await;
     eventually("the alert resolved", || async {
         sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
@@ -515,7 +527,7 @@ severity = ["critical"]
         }
     })
     .await;
-    step().await;
+    notify_all(&app, &mut runner, &hooks).await;
 
     let seen = seen.lock().unwrap().clone();
     let of = |kind: &str| seen.iter().filter(|(k, _)| k == kind).map(|(_, v)| v.clone()).collect::<Vec<_>>();
@@ -563,7 +575,7 @@ severity = ["critical"]
 /// the message it stores has the alert as subject, a plain-text and an HTML part.
 #[tokio::test]
 async fn an_email_receiver_sends_a_text_and_html_message_that_a_real_smtp_server_takes() {
-    use sitrep_services::alerting::{webhook_step, Webhooks};
+    use sitrep_services::alerting::Webhooks;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let python = root.join(".sitrep/venv/bin/python");
     assert!(python.exists(), "the SMTP server (aiosmtpd) is in .sitrep/venv: scripts/test installs it");
@@ -594,18 +606,17 @@ to = ["hpc-ops@example.org", "oncall@example.org"]
 [[route]]
 name = "mail"
 receivers = ["ops-mail"]
+group_wait = "0s"
 "#
     );
     let app = crate::helpers::spawn_app_with_rules_without_projections(&rules).await;
     let set = sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
     let receivers = sitrep_infra::alerts::load_receivers(app.settings.alerts_file.as_deref()).unwrap();
-    let hooks = Webhooks::new(set.routes, vec![Duration::from_millis(10)]).unwrap().with_receivers(receivers);
+    let hooks = Webhooks::new(set.routes.clone(), vec![Duration::from_millis(10)]).unwrap().with_receivers(receivers);
+    let mut runner = sitrep_services::alerting::PlanRunner::new(set.routes);
     report(&app, "fs/glade", "failed", 600).await;
     crate::helpers::wait_for_events(&app, 3).await;
-    sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
-    sitrep_projections::catch_up(&app.pool, &Alerts).await.unwrap();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    assert_eq!(webhook_step(&app.pool, &hooks, &cancel).await.unwrap().0, 1);
+    assert_eq!(notify_all(&app, &mut runner, &hooks).await, 1);
 
     let stored = eventually("the message in the mailbox", || async {
         let dir = maildir.join("new");
@@ -632,6 +643,129 @@ receivers = ["ops-mail"]
     assert!(stored.contains("Component: fs/glade"), "{stored}");
     let _ = server.kill().await;
     let _ = std::fs::remove_dir_all(&maildir);
+    app.cleanup().await;
+}
+
+/// A chat receiver and a webhook receiver on loopback, recording what they get.
+async fn recording_receivers() -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>) {
+    use axum::routing::post;
+    use axum::{extract::Path, Json, Router};
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>> = Default::default();
+    let s = seen.clone();
+    let app = Router::new().route(
+        "/{name}",
+        post(move |Path(name): Path<String>, Json(body): Json<Value>| async move {
+            s.lock().unwrap().push((name, body));
+            axum::http::StatusCode::OK
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, seen)
+}
+
+fn grouped_rules(base: &str) -> String {
+    format!(
+        r#"{FS_FAILED}
+[[receiver]]
+name = "ops-chat"
+kind = "slack"
+url = "{base}/slack"
+
+[[receiver]]
+name = "ops-hook"
+kind = "discord"
+url = "{base}/discord"
+
+[[route]]
+name = "all"
+receivers = ["ops-chat", "ops-hook"]
+group_by = ["system"]
+group_wait = "30s"
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_burst_of_50_failures_in_one_system_inside_group_wait_is_one_message_per_receiver() {
+    use sitrep_services::alerting::{PlanRunner, Webhooks};
+    let (base, seen) = recording_receivers().await;
+    let app = crate::helpers::spawn_app_with_rules_without_projections(&grouped_rules(&base)).await;
+    let set = sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
+    let receivers = sitrep_infra::alerts::load_receivers(app.settings.alerts_file.as_deref()).unwrap();
+    let hooks = Webhooks::new(set.routes.clone(), vec![]).unwrap().with_receivers(receivers);
+    let mut runner = PlanRunner::new(set.routes);
+
+    let reports: Vec<Value> =
+        (0..50).map(|i| json!({"component": format!("fs/pool{i:02}"), "status": "failed"})).collect();
+    app.publish("derecho", json!({"system": "derecho", "reports": reports}).to_string()).await;
+    eventually("50 alerts raised", || async {
+        sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+        let n = app.scalar("SELECT count(*) FROM events WHERE aggregate_type = 'alert'").await;
+        if n == 50 {
+            Ok(())
+        } else {
+            Err(format!("{n}"))
+        }
+    })
+    .await;
+    // Inside group_wait, nothing is decided; at its end, one decision per receiver.
+    assert_eq!(notify_all(&app, &mut runner, &hooks).await, 0);
+    assert!(seen.lock().unwrap().is_empty());
+    let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(31);
+    assert_eq!(runner.step(&app.pool, later).await.unwrap(), 2);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    while sitrep_services::alerting::webhook_step(&app.pool, &hooks, &cancel).await.unwrap().1 {}
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let slack = &seen.iter().find(|(n, _)| n == "slack").unwrap().1;
+    assert_eq!(slack["text"], "50 alerts on derecho: 50 firing");
+    let discord = &seen.iter().find(|(n, _)| n == "discord").unwrap().1;
+    assert!(discord["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("50 alerts on derecho: 50 firing\n[FIRING] CRITICAL derecho fs/pool"));
+    // Every alert's page shows its delivery to both.
+    let delivered = app.scalar("SELECT count(*) FROM alert_deliveries WHERE delivered").await;
+    assert_eq!(delivered, 100);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_decision_recorded_before_a_restart_is_delivered_once_after_it() {
+    use sitrep_services::alerting::{PlanRunner, Webhooks};
+    let (base, seen) = recording_receivers().await;
+    let rules = grouped_rules(&base).replace("group_wait = \"30s\"", "group_wait = \"0s\"");
+    let app = crate::helpers::spawn_app_with_rules_without_projections(&rules).await;
+    let set = sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
+    report(&app, "fs/glade", "failed", 600).await;
+    eventually("the alert raised", || async {
+        sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+        let n = app.scalar("SELECT count(*) FROM events WHERE aggregate_type = 'alert'").await;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(format!("{n}"))
+        }
+    })
+    .await;
+    // The planner decides and records; sitrep stops before anything is delivered.
+    let mut before = PlanRunner::new(set.routes.clone());
+    assert_eq!(before.step(&app.pool, time::OffsetDateTime::now_utc()).await.unwrap(), 2);
+    drop(before);
+    assert!(seen.lock().unwrap().is_empty());
+
+    // After the restart: a new planner folds the log and decides nothing again; delivery sends
+    // each recorded decision once.
+    let receivers = sitrep_infra::alerts::load_receivers(app.settings.alerts_file.as_deref()).unwrap();
+    let hooks = Webhooks::new(set.routes.clone(), vec![]).unwrap().with_receivers(receivers);
+    let mut after = PlanRunner::new(set.routes);
+    assert_eq!(notify_all(&app, &mut after, &hooks).await, 2);
+    assert_eq!(notify_all(&app, &mut after, &hooks).await, 0);
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(app.scalar("SELECT count(*) FROM events WHERE event_type = 'NotificationDecided'").await, 2);
     app.cleanup().await;
 }
 

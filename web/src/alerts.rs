@@ -731,6 +731,24 @@ fn preview(r: &sitrep_domain::alert::receivers::Receiver) -> String {
     }
 }
 
+fn grouping(r: &sitrep_domain::alert::rules::Route) -> String {
+    let d = |secs: u64| humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
+    if r.group_wait_secs == 0 && r.group_interval_secs == 0 && r.group_by.is_empty() {
+        return "each transition at once".into();
+    }
+    let mut words = vec![
+        if r.group_by.is_empty() { "one group".to_owned() } else { format!("by {}", r.group_by.join(", ")) },
+        format!("wait {}, then every {}", d(r.group_wait_secs), d(r.group_interval_secs)),
+    ];
+    if let Some(repeat) = r.repeat_interval_secs {
+        words.push(format!("reminds every {}", d(repeat)));
+    }
+    if let (Some(after), Some(to)) = (r.escalate_after_secs, &r.escalate_to) {
+        words.push(format!("escalates to {to} after {}", d(after)));
+    }
+    words.join("; ")
+}
+
 /// A URL with only its scheme and host: the path and query of a webhook often hold its token.
 pub fn masked_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
@@ -759,6 +777,8 @@ pub struct RouteRow {
     /// The route's own webhook URL, masked; empty when it names receivers.
     pub url: String,
     pub receivers: String,
+    /// How it groups, waits, reminds and escalates, in words.
+    pub grouping: String,
     pub severities: String,
     pub matches: String,
 }
@@ -791,6 +811,7 @@ impl RulesPage {
                     name: r.name.clone(),
                     url: if r.url.is_empty() { String::new() } else { masked_url(&r.url) },
                     receivers: r.receivers.join(", "),
+                    grouping: grouping(r),
                     severities: r.severities.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
                     matches: r.matches.as_str().to_owned(),
                 })

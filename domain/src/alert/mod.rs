@@ -5,6 +5,8 @@
 //! - [`evaluator`]: the process manager; a pure function of the log.
 //! - [`aggregate`]: raised → acknowledged / silenced → resolved (cqrs-es).
 //! - [`message`]: a transition as subscribers and webhooks get it.
+//! - [`notify`]: which transitions go to which receiver, grouped how and when (the decisions
+//!   recorded in the log).
 //! - [`receivers`]: `[[receiver]]`s (Slack, Teams, PagerDuty, …) and the request each takes.
 //! - [`summary`]: the words of an alert, filled in from its rule's template.
 
@@ -21,6 +23,7 @@ pub mod commands;
 pub mod evaluator;
 pub mod events;
 pub mod message;
+pub mod notify;
 pub mod receivers;
 pub mod rules;
 pub mod summary;

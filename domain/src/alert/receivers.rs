@@ -437,7 +437,56 @@ fn cut(s: &str, n: usize) -> String {
 /// The request that tells `receiver` of a transition, or None when the kind has nothing to say
 /// for it (PagerDuty has no event for a silence).
 pub fn request(receiver: &Receiver, resolved: &Resolved, m: &AlertMessage) -> Option<Request> {
-    let text = std::iter::once(title(m)).chain(details(m)).collect::<Vec<_>>().join("\n");
+    request_with(receiver, resolved, m, &title(m), &details(m), m.event_id)
+}
+
+/// One message about several alerts: webhooks and PagerDuty get one request per alert (their
+/// bodies are per alert), the others one message listing them all. `seed` makes Matrix's
+/// transaction id (the decision's id: a repeat is a new message).
+pub fn request_group(
+    receiver: &Receiver,
+    resolved: &Resolved,
+    messages: &[AlertMessage],
+    seed: uuid::Uuid,
+) -> Vec<Request> {
+    match (receiver.kind, messages) {
+        (_, []) => vec![],
+        (Kind::Webhook | Kind::Pagerduty, _) => {
+            messages.iter().filter_map(|m| request(receiver, resolved, m)).collect()
+        }
+        (_, [one]) => request_with(receiver, resolved, one, &title(one), &details(one), seed).into_iter().collect(),
+        (_, many) => {
+            let lines: Vec<String> = many.iter().map(title).collect();
+            request_with(receiver, resolved, &many[0], &group_title(many), &lines, seed).into_iter().collect()
+        }
+    }
+}
+
+/// `3 alerts on derecho: 2 firing, 1 resolved`.
+pub fn group_title(messages: &[AlertMessage]) -> String {
+    let mut systems: Vec<&str> = messages.iter().map(|m| m.system.as_str()).collect();
+    systems.sort_unstable();
+    systems.dedup();
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for m in messages {
+        match counts.iter_mut().find(|(t, _)| *t == m.transition) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((m.transition.clone(), 1)),
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
+    format!("{} alerts on {}: {}", messages.len(), systems.join(", "), counts.join(", "))
+}
+
+fn request_with(
+    receiver: &Receiver,
+    resolved: &Resolved,
+    m: &AlertMessage,
+    head: &str,
+    lines: &[String],
+    seed: uuid::Uuid,
+) -> Option<Request> {
+    let text = std::iter::once(head.to_owned()).chain(lines.iter().cloned()).collect::<Vec<_>>().join("\n");
     let url = resolved.url.trim_end_matches('/').to_owned();
     let json = |url: String, body: Value| Request { method: "POST", url, headers: vec![], body: Body::Json(body) };
     let token = resolved.token.clone().unwrap_or_default();
@@ -446,10 +495,10 @@ pub fn request(receiver: &Receiver, resolved: &Resolved, m: &AlertMessage) -> Op
         Kind::Slack => json(
             resolved.url.clone(),
             json!({
-                "text": title(m),
+                "text": head,
                 "blocks": [
-                    {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", cut(&title(m), 2900))}},
-                    {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(&details(m).join("\n"), 2900)}]},
+                    {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", cut(head, 2900))}},
+                    {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(&lines.join("\n"), 2900)}]},
                 ],
             }),
         ),
@@ -465,7 +514,7 @@ pub fn request(receiver: &Receiver, resolved: &Resolved, m: &AlertMessage) -> Op
                         "type": "AdaptiveCard",
                         "version": "1.4",
                         "body": [
-                            {"type": "TextBlock", "text": title(m), "weight": "Bolder", "size": "Medium", "wrap": true,
+                            {"type": "TextBlock", "text": head, "weight": "Bolder", "size": "Medium", "wrap": true,
                              "color": if m.state == "resolved" { "Good" } else if m.severity == "critical" { "Attention" } else { "Warning" }},
                             {"type": "FactSet", "facts": [
                                 {"title": "System", "value": m.system},
@@ -509,7 +558,7 @@ pub fn request(receiver: &Receiver, resolved: &Resolved, m: &AlertMessage) -> Op
             method: "POST",
             url: resolved.url.clone(),
             headers: vec![
-                ("Title", cut(&title(m), 250)),
+                ("Title", cut(head, 250)),
                 (
                     "Priority",
                     match (m.state.as_str(), m.severity.as_str()) {
@@ -522,21 +571,21 @@ pub fn request(receiver: &Receiver, resolved: &Resolved, m: &AlertMessage) -> Op
                 ),
                 ("Tags", if m.state == "resolved" { "white_check_mark".into() } else { "rotating_light".into() }),
             ],
-            body: Body::Text(details(m).join("\n")),
+            body: Body::Text(lines.join("\n")),
         },
         Kind::Gotify => Request {
             method: "POST",
             url: format!("{url}/message"),
             headers: vec![("X-Gotify-Key", token)],
             body: Body::Json(json!({
-                "title": title(m),
-                "message": details(m).join("\n"),
+                "title": head,
+                "message": lines.join("\n"),
                 "priority": match (m.state.as_str(), m.severity.as_str()) { ("resolved", _) => 2, (_, "critical") => 8, (_, "warning") => 5, _ => 2 },
             })),
         },
         Kind::Matrix => {
             let room = receiver.room.clone().unwrap_or_default();
-            let txn = format!("sitrep-{}-{}", m.event_id.simple(), receiver.name);
+            let txn = format!("sitrep-{}-{}", seed.simple(), receiver.name);
             Request {
                 method: "PUT",
                 url: format!("{url}/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}", encode(&room)),
@@ -564,8 +613,21 @@ pub struct EmailBody {
 /// The e-mail for a transition: the title as subject, the details as plain text, and the same
 /// as simple HTML (every value escaped).
 pub fn email(m: &AlertMessage) -> EmailBody {
+    email_group(std::slice::from_ref(m))
+}
+
+/// The e-mail for one or several alerts: for several, the subject counts them and the body
+/// lists each alert's title.
+pub fn email_group(messages: &[AlertMessage]) -> EmailBody {
+    let Some(m) = messages.first() else {
+        return EmailBody { subject: String::new(), text: String::new(), html: String::new() };
+    };
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
-    let lines = details(m);
+    let (head, lines) = if messages.len() == 1 {
+        (title(m), details(m))
+    } else {
+        (group_title(messages), messages.iter().map(title).collect())
+    };
     let text = format!(
         "{}\n\n{}\n\nSystem: {}\nComponent: {}\nState: {}\n",
         title(m),
@@ -577,13 +639,13 @@ pub fn email(m: &AlertMessage) -> EmailBody {
     let html = format!(
         "<!DOCTYPE html><html><body><h2>{}</h2><p>{}</p><table><tr><th align=\"left\">System</th><td>{}</td></tr>\
          <tr><th align=\"left\">Component</th><td>{}</td></tr><tr><th align=\"left\">State</th><td>{}</td></tr></table></body></html>",
-        esc(&title(m)),
+        esc(&head),
         lines.iter().map(|l| esc(l)).collect::<Vec<_>>().join("<br>"),
         esc(&m.system),
         esc(&m.component),
         esc(&m.state)
     );
-    EmailBody { subject: cut(&title(m), 200), text, html }
+    EmailBody { subject: cut(&head, 200), text, html }
 }
 
 /// Percent-encodes a path segment (a Matrix room id holds `!` and `:`).
@@ -835,5 +897,27 @@ name = "x"
         }
         let plain = receiver("[[receiver]]\nname='relay'\nkind='email'\nsmtp_host='localhost'\ntls='none'\nfrom='a@b.org'\nto=['c@d.org']");
         assert_eq!(plain.smtp.unwrap().port, 25);
+    }
+
+    #[test]
+    fn a_group_is_one_chat_message_and_one_pagerduty_event_per_alert() {
+        let msgs: Vec<AlertMessage> = (0..3)
+            .map(|i| {
+                let mut m = message(if i == 2 { "resolved" } else { "firing" }, "firing");
+                m.alert_id = uuid::Uuid::from_u128(i);
+                m.component = format!("node/{i}");
+                m
+            })
+            .collect();
+        let slack = receiver("[[receiver]]\nname='c'\nkind='slack'\nurl='https://s'");
+        let reqs = request_group(&slack, &resolved("https://s", None), &msgs, uuid::Uuid::nil());
+        assert_eq!(reqs.len(), 1);
+        let Body::Json(b) = &reqs[0].body else { panic!() };
+        assert_eq!(b["text"], "3 alerts on derecho: 2 firing, 1 resolved");
+        assert!(b["blocks"][1]["elements"][0]["text"].as_str().unwrap().contains("[RESOLVED] CRITICAL derecho node/2"));
+        let pd = receiver("[[receiver]]\nname='p'\nkind='pagerduty'\nrouting_key='k'");
+        assert_eq!(request_group(&pd, &resolved("https://pd", Some("k")), &msgs, uuid::Uuid::nil()).len(), 3);
+        let mail = email_group(&msgs);
+        assert_eq!(mail.subject, "3 alerts on derecho: 2 firing, 1 resolved");
     }
 }

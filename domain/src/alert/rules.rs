@@ -209,6 +209,24 @@ pub struct Route {
     /// The `[[receiver]]`s it notifies, by name (their endpoints and secrets are not recorded).
     #[serde(default)]
     pub receivers: Vec<String>,
+    /// What its groups are made by: any of `system`, `rule`, `severity` (alert/notify.rs).
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// How long a group's first message waits for more (0 for a route's own `url`).
+    #[serde(default)]
+    pub group_wait_secs: u64,
+    /// How long later changes of a group wait after its last message.
+    #[serde(default)]
+    pub group_interval_secs: u64,
+    /// Resend a group with alerts still firing and not acknowledged this long after its last
+    /// message; none when unset.
+    #[serde(default)]
+    pub repeat_interval_secs: Option<u64>,
+    /// A critical alert not acknowledged this long after it was raised goes to `escalate_to`.
+    #[serde(default)]
+    pub escalate_after_secs: Option<u64>,
+    #[serde(default)]
+    pub escalate_to: Option<String>,
 }
 
 impl Route {
@@ -290,6 +308,12 @@ struct RouteSpec {
     name: String,
     url: Option<String>,
     receivers: Option<Vec<String>>,
+    group_by: Option<Vec<String>>,
+    group_wait: Option<String>,
+    group_interval: Option<String>,
+    repeat_interval: Option<String>,
+    escalate_after: Option<String>,
+    escalate_to: Option<String>,
     severity: Option<Vec<String>>,
     #[serde(rename = "match")]
     matches: Option<String>,
@@ -333,6 +357,7 @@ impl RuleSet {
             set.dependencies.push(Dependency { matches, parent: d.parent });
         }
         let receivers = super::receivers::parse(text)?;
+        let receivers_known: Vec<String> = receivers.iter().map(|r| r.name.clone()).collect();
         for (i, r) in spec.route.into_iter().enumerate() {
             let at = |field: &str| format!("route[{i}] {:?} field {field:?}", r.name);
             if !valid_name(&r.name) {
@@ -377,7 +402,67 @@ impl RuleSet {
             };
             let matches = Matcher::parse(r.matches.as_deref().unwrap_or("*"))
                 .map_err(|reason| RuleError { at: at("match"), reason })?;
-            set.routes.push(Route { name: r.name.clone(), url, severities, matches, receivers });
+            let duration = |field: &str, raw: &Option<String>| {
+                raw.as_deref().map(seconds).transpose().map_err(|reason| RuleError { at: at(field), reason })
+            };
+            let own_url = receivers.is_empty();
+            let group_by = match &r.group_by {
+                Some(list) => {
+                    for g in list {
+                        if !["system", "rule", "severity"].contains(&g.as_str()) {
+                            return Err(RuleError {
+                                at: at("group_by"),
+                                reason: format!("{g:?} is not one of system, rule, severity"),
+                            });
+                        }
+                    }
+                    list.clone()
+                }
+                None if own_url => vec![],
+                None => vec!["system".into()],
+            };
+            let group_wait_secs = duration("group_wait", &r.group_wait)?.unwrap_or(if own_url { 0 } else { 30 });
+            let group_interval_secs =
+                duration("group_interval", &r.group_interval)?.unwrap_or(if own_url { 0 } else { 300 });
+            let repeat_interval_secs = duration("repeat_interval", &r.repeat_interval)?;
+            if repeat_interval_secs == Some(0) {
+                return Err(RuleError { at: at("repeat_interval"), reason: "must be longer than 0s".into() });
+            }
+            let escalate_after_secs = duration("escalate_after", &r.escalate_after)?;
+            match (&escalate_after_secs, &r.escalate_to) {
+                (Some(_), Some(to)) if !receivers_known.iter().any(|n| n == to) => {
+                    return Err(RuleError {
+                        at: at("escalate_to"),
+                        reason: format!("{to:?} is not the name of a [[receiver]]"),
+                    });
+                }
+                (Some(_), None) => {
+                    return Err(RuleError {
+                        at: at("escalate_to"),
+                        reason: "escalate_after needs escalate_to, the receiver to escalate to".into(),
+                    });
+                }
+                (None, Some(_)) => {
+                    return Err(RuleError {
+                        at: at("escalate_after"),
+                        reason: "escalate_to needs escalate_after, how long to wait".into(),
+                    });
+                }
+                _ => {}
+            }
+            set.routes.push(Route {
+                name: r.name.clone(),
+                url,
+                severities,
+                matches,
+                receivers,
+                group_by,
+                group_wait_secs,
+                group_interval_secs,
+                repeat_interval_secs,
+                escalate_after_secs,
+                escalate_to: r.escalate_to.clone(),
+            });
         }
         Ok(set)
     }
