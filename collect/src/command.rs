@@ -34,13 +34,30 @@ pub async fn run_in(argv: &[String], timeout: Duration, path: Option<&OsStr>) ->
     if let Some(path) = path {
         cmd.env("PATH", path);
     }
-    let child = cmd.args(args).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
-    let out = match tokio::time::timeout(timeout, child).await {
-        Err(_) => return Err(fail(format!("did not finish within {}", humanize(timeout)))),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(fail("was not found on PATH".into()));
+    // Its own process group, so that a wrapper script's children are killed with it.
+    let spawned = cmd
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let child = match spawned {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(fail("was not found on PATH".into())),
+        Err(e) => return Err(fail(format!("could not be started: {e}"))),
+        Ok(child) => child,
+    };
+    let group = child.id();
+    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Err(_) => {
+            if let Some(pid) = group {
+                // The whole group: `kill` with a negative id (the child itself goes on drop).
+                let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+            }
+            return Err(fail(format!("did not finish within {}", humanize(timeout))));
         }
-        Ok(Err(e)) => return Err(fail(format!("could not be started: {e}"))),
+        Ok(Err(e)) => return Err(fail(format!("could not be read: {e}"))),
         Ok(Ok(out)) => out,
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -108,6 +125,24 @@ mod tests {
         let cmd = vec!["sh".into(), "-c".into(), "echo 'pbsnodes: Server has no node list' >&2; exit 1".into()];
         let e = run(&cmd, Duration::from_secs(5)).await.unwrap_err();
         assert!(e.reason.ends_with("exited with status 1: pbsnodes: Server has no node list"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_hanging_wrapper_script_is_killed_with_its_children() {
+        let marker = format!("sitrep-test-{}", std::process::id());
+        let cmd = vec!["sh".into(), "-c".into(), format!("sleep 30 & sleep 31; echo {marker}")];
+        let e = run(&cmd, Duration::from_millis(300)).await.unwrap_err();
+        assert!(e.reason.starts_with("did not finish within"), "{e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let left = std::process::Command::new("pgrep").args(["-f", "sleep 3[01]$"]).output().unwrap();
+        let ours: Vec<u32> =
+            String::from_utf8_lossy(&left.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect();
+        // Any `sleep 30`/`sleep 31` left must not be this test's: its parent was the killed shell.
+        for pid in ours {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid: u32 = stat.split_whitespace().nth(3).and_then(|p| p.parse().ok()).unwrap_or(0);
+            assert_ne!(ppid, 1, "sleep {pid} was left behind, orphaned");
+        }
     }
 
     #[tokio::test]

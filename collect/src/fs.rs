@@ -307,13 +307,16 @@ pub fn reading(name: &str, path: &str, kind: Kind, usage: &Usage, t: Thresholds)
     let worst = usage.used_pct.max(usage.inodes_used_pct.unwrap_or(0.0));
     let elsewhere = kind == Kind::Df
         && usage.mounted_on.as_deref().is_some_and(|m| m.trim_end_matches('/') != path.trim_end_matches('/'));
-    let status = if elsewhere {
-        message = format!(
-            "{path} is not mounted: df shows {} instead",
-            usage.mounted_on.as_deref().unwrap_or("another filesystem")
-        );
-        Status::Failed
-    } else if worst >= t.failed_pct {
+    if elsewhere {
+        // The figures are those of the filesystem beneath: none of them is this mount's.
+        let shown = usage.mounted_on.as_deref().unwrap_or("another filesystem");
+        return Reading::new("fs", name)
+            .label("kind", "filesystem")
+            .label("mount", path)
+            .label("fs_type", "df")
+            .status(Status::Failed, format!("{path} is not mounted: df shows {shown} instead"));
+    }
+    let status = if worst >= t.failed_pct {
         Status::Failed
     } else if worst >= t.degraded_pct || usage.osts_inactive > 0 {
         Status::Degraded
@@ -370,6 +373,7 @@ mod tests {
         let text = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 100 50 50 50% /\n";
         let r = reading("glade", "/glade", Kind::Df, &df(text).unwrap(), Thresholds::default());
         assert_eq!((r.status, r.message.as_str()), (Status::Failed, "/glade is not mounted: df shows / instead"));
+        assert!(r.metrics.is_empty(), "the figures are the root filesystem's: {:?}", r.metrics);
     }
 
     #[test]

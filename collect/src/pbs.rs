@@ -79,7 +79,7 @@ pub fn readings(out: &Outputs, opts: &Options) -> (Vec<Reading>, Vec<String>) {
     take(NODES, &out.nodes, &|t| nodes(t, opts).map_err(|e| e.0));
     take(SERVER, &out.server, &|t| server(t).map_err(|e| e.0));
     if let Some(why) = problems.iter().find(|p| p.contains(&SERVER.join(" "))) {
-        readings.push(Reading::new("", "server").status(Status::Unknown, why.clone()));
+        readings.push(Reading::new("", "server").label("kind", "scheduler").status(Status::Unknown, why.clone()));
     }
     (readings, problems)
 }

@@ -12,13 +12,43 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Connects to NATS, failing with a clear error if no server can be reached. `url` may list
 /// several servers of a cluster, separated by commas; the client fails over between them.
 pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
-    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    async_nats::ConnectOptions::new()
-        .name("sitrep")
-        .connection_timeout(Duration::from_secs(5))
+    let mut options = async_nats::ConnectOptions::new().name("sitrep").connection_timeout(Duration::from_secs(5));
+    let mut servers = Vec::new();
+    for raw in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let addr: async_nats::ServerAddr =
+            raw.parse().with_context(|| format!("{} is not a NATS URL (set SITREP_NATS_URL)", masked(raw)))?;
+        // nats://user:password@host or nats://token@host: async-nats does not read them itself.
+        if addr.has_user_pass() {
+            let user = addr.username().unwrap_or_default().to_owned();
+            options = match addr.password() {
+                Some(pass) => options.user_and_password(user, pass.to_owned()),
+                None => options.token(user),
+            };
+        }
+        servers.push(addr);
+    }
+    options
         .connect(servers)
         .await
-        .with_context(|| format!("connecting to NATS at {url} (set SITREP_NATS_URL)"))
+        .with_context(|| format!("connecting to NATS at {} (set SITREP_NATS_URL)", masked(url)))
+}
+
+/// A NATS URL (or several, comma-separated) with any password or token hidden, for messages.
+pub fn masked(url: &str) -> String {
+    url.split(',')
+        .map(|u| match (u.find("://"), u.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &u[scheme + 3..at];
+                let shown = match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:***"),
+                    None => "***".to_owned(),
+                };
+                format!("{}{shown}{}", &u[..scheme + 3], &u[at..])
+            }
+            _ => u.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A stream's size limit in bytes as JetStream takes it: `-1` for none.
@@ -354,6 +384,13 @@ pub async fn read_report_stream(js: &jetstream::Context, names: StreamNames<'_>)
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_nats_urls_password_or_token_never_shows_in_messages() {
+        assert_eq!(masked("nats://collector:s3cret@nats1:4222"), "nats://collector:***@nats1:4222");
+        assert_eq!(masked("nats://t0ken@nats1,nats://nats2"), "nats://***@nats1,nats://nats2");
+        assert_eq!(masked("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
+
     use super::*;
     use time::macros::datetime;
 

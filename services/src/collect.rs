@@ -110,7 +110,7 @@ pub struct Common {
     /// Publish over HTTP to this sitrep (its base URL) instead of NATS; needs an API key.
     #[arg(long, value_name = "URL")]
     pub http: Option<String>,
-    /// The API key for --http (from `sitrep keys add`).
+    /// The API key for --http (from `sitrep keys create --system S --name N`).
     #[arg(long, env = "SITREP_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 }
@@ -287,18 +287,29 @@ impl Plan {
         let system = common.system.clone().or(file.system.clone()).with_context(|| {
             format!("say which system the reports belong to: --system NAME, or system = \"...\" in [collect.{name}]")
         })?;
-        sitrep_domain::names::SystemName::parse(&system).map_err(|e| anyhow::anyhow!("--system {system:?} {e}"))?;
+        sitrep_domain::names::SystemName::parse(&system).map_err(|e| anyhow::anyhow!("the system name {e}"))?;
         let interval =
             common.interval.or(duration("interval", file.interval.as_ref())?).unwrap_or(Duration::from_secs(60));
         anyhow::ensure!(interval >= Duration::from_secs(1), "--interval must be at least 1s");
         let timeout = common.timeout.or(duration("timeout", file.timeout.as_ref())?).unwrap_or(Duration::from_secs(30));
         let sink = match common.http.clone().or(file.http.clone()) {
-            Some(url) => Sink::Http {
+            Some(url) => {
+                anyhow::ensure!(
+                    url.starts_with("http://") || url.starts_with("https://"),
+                    "--http {url:?}: give sitrep's base URL with its scheme, such as http://sitrep.example.org:8080"
+                );
+                let url = url.trim_end_matches('/');
+                anyhow::ensure!(
+                    !url.ends_with("/api/v1/reports"),
+                    "--http {url:?}: give sitrep's base URL; the collector adds /api/v1/reports itself"
+                );
+                Sink::Http {
                 key: common.api_key.clone().or(file.api_key.clone()).context(
-                    "--http needs an API key: --api-key, SITREP_API_KEY or api_key in the file (make one with `sitrep keys add`)",
+                    "--http needs an API key: --api-key, SITREP_API_KEY or api_key in the file (make one with `sitrep keys create --system S --name N`)",
                 )?,
-                url: url.trim_end_matches('/').to_owned(),
-            },
+                    url: url.to_owned(),
+                }
+            }
             None => Sink::Nats,
         };
         let share = |flag: Option<f64>, file: Option<f64>| -> anyhow::Result<f64> {
@@ -340,6 +351,20 @@ impl Plan {
                     !all.is_empty(),
                     "say which mounts to read: --mount NAME=PATH, or [[collect.fs.mount]]"
                 );
+                for m in &all {
+                    anyhow::ensure!(
+                        m.thresholds.degraded_pct <= m.thresholds.failed_pct,
+                        "mount {:?}: degraded_pct ({}) must not be above failed_pct ({})",
+                        m.name,
+                        m.thresholds.degraded_pct,
+                        m.thresholds.failed_pct
+                    );
+                }
+                let mut names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+                names.sort_unstable();
+                if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                    anyhow::bail!("two mounts are named {:?}: each becomes fs/<name>, so names must differ", w[0]);
+                }
                 Source::Fs(all)
             }
             SourceArgs::Login { hosts, .. } => {
@@ -349,6 +374,14 @@ impl Plan {
                     .map(|h| h.parse().map_err(|e: String| anyhow::anyhow!("--host {e}")))
                     .collect::<Result<_, _>>()?;
                 anyhow::ensure!(!hosts.is_empty(), "say which login hosts to check: --host HOST, or host = [...]");
+                let mut names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+                names.sort_unstable();
+                if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                    anyhow::bail!(
+                        "two hosts are named {:?}: each becomes login/<name>; name them apart with NAME=HOST[:PORT]",
+                        w[0]
+                    );
+                }
                 Source::Login(hosts)
             }
             SourceArgs::Jupyterhub { url, token, name, .. } => Source::Jupyterhub {
@@ -379,7 +412,10 @@ pub struct Round {
 impl Round {
     /// Whether anything was learned from the site (not only that it could not be read).
     pub fn read_something(&self) -> bool {
-        self.readings.iter().any(|r| r.status != Status::Unknown)
+        self.readings
+            .iter()
+            .filter(|r| !r.component.starts_with("collector/"))
+            .any(|r| r.status != Status::Unknown || !r.metrics.is_empty())
     }
 }
 
@@ -461,28 +497,62 @@ fn self_reading(source: &str, round: &Round, took: Duration) -> Reading {
     }
 }
 
-/// Reads one mount: its reading, or an unknown reading and the problem.
+/// Reads one mount: its reading, and the problem if part of it could not be read. When only
+/// the inode command fails, the space figures still go out, with the problem in the message.
 async fn read_mount(plan: &Plan, m: &Mount) -> Result<Reading, (Reading, String)> {
     let commands = m.kind.commands(&m.path, &m.device);
-    let fail = |argv: &[String], why: String| {
-        let why = if why.starts_with('`') { why } else { format!("`{}` {why}", argv.join(" ")) };
-        (Reading::unknown("fs", &m.name, why.clone()).label("mount", m.path.clone()), why)
+    let named =
+        |argv: &[String], why: String| if why.starts_with('`') { why } else { format!("`{}` {why}", argv.join(" ")) };
+    let fail = |why: String| {
+        let r = Reading::unknown("fs", &m.name, why.clone()).label("kind", "filesystem").label("mount", m.path.clone());
+        (r, why)
     };
-    let space = run(plan, &commands[0]).await.map_err(|e| fail(&commands[0], e))?;
+    let space = run(plan, &commands[0]).await.map_err(|e| fail(named(&commands[0], e)))?;
     let inodes = match commands.get(1) {
-        Some(argv) => Some(run(plan, argv).await.map_err(|e| fail(argv, e))?),
+        Some(argv) => Some(run(plan, argv).await.map_err(|e| named(argv, e))),
         None => None,
     };
+    let mut inode_problem = None;
     let usage = match m.kind {
-        fs::Kind::Df => fs::df(&space).and_then(|mut u| {
-            u.inodes_used_pct = fs::df_inodes(inodes.as_deref().unwrap_or_default())?;
-            Ok(u)
+        fs::Kind::Df => fs::df(&space).map(|mut u| {
+            let read = inodes.as_ref().map(|r| {
+                r.as_ref().map_err(Clone::clone).and_then(|t| fs::df_inodes(t).map_err(|e| named(&commands[1], e.0)))
+            });
+            match read {
+                Some(Ok(pct)) => u.inodes_used_pct = pct,
+                Some(Err(why)) => inode_problem = Some(why),
+                None => {}
+            }
+            u
         }),
-        fs::Kind::Lustre => fs::lustre(&space, inodes.as_deref()),
+        fs::Kind::Lustre => {
+            let itext = match &inodes {
+                Some(Ok(t)) => Some(t.as_str()),
+                Some(Err(why)) => {
+                    inode_problem = Some(why.clone());
+                    None
+                }
+                None => None,
+            };
+            match fs::lustre(&space, itext) {
+                Err(e) if itext.is_some() && fs::lustre(&space, None).is_ok() => {
+                    inode_problem = Some(named(&commands[1], e.0));
+                    fs::lustre(&space, None)
+                }
+                other => other,
+            }
+        }
         fs::Kind::Gpfs => fs::gpfs(&space),
     }
-    .map_err(|e| fail(&commands[0], e.0))?;
-    Ok(fs::reading(&m.name, &m.path, m.kind, &usage, m.thresholds))
+    .map_err(|e| fail(named(&commands[0], e.0)))?;
+    let reading = fs::reading(&m.name, &m.path, m.kind, &usage, m.thresholds);
+    match inode_problem {
+        None => Ok(reading),
+        Some(why) => {
+            let message = format!("{}; inodes unknown: {why}", reading.message);
+            Err((Reading { message, ..reading }, why))
+        }
+    }
 }
 
 /// Reads every page of the hub's user list.
@@ -780,5 +850,30 @@ mod tests {
         assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
         let me = decoded.reports.iter().find(|r| r.component.as_str() == "collector/login").unwrap();
         assert_eq!(me.message.as_deref(), Some("read 1 component in 12 ms"));
+    }
+
+    #[test]
+    fn an_http_url_without_a_scheme_or_with_the_api_path_and_hosts_or_mounts_named_twice_are_refused() {
+        let e = |args: &[&str]| plan(args).unwrap_err().to_string();
+        assert!(e(&["pbs", "--system", "d", "--http", "127.0.0.1:8080", "--api-key", "k"]).contains("with its scheme"));
+        assert!(e(&["pbs", "--system", "d", "--http", "http://s/api/v1/reports", "--api-key", "k"])
+            .contains("adds /api/v1/reports"));
+        assert!(e(&["login", "--system", "d", "--host", "127.0.0.1:22", "--host", "127.0.0.1:2222"])
+            .contains("two hosts are named \"127.0.0.1\""));
+        assert!(
+            e(&["fs", "--system", "d", "--mount", "a=/a", "--mount", "a=/b"]).contains("two mounts are named \"a\"")
+        );
+        assert!(e(&["fs", "--system", "d", "--mount", "a=/a", "--degraded-pct", "96", "--failed-pct", "90"])
+            .contains("must not be above"));
+        assert!(e(&["pbs", "--system", "Derecho HPC"]).starts_with("the system name"));
+    }
+
+    #[test]
+    fn a_round_that_read_figures_for_some_components_read_something() {
+        let unknown_with_jobs = Reading::unknown("partition", "batch", "nodes unknown").metric("running_jobs", 3.0);
+        let me = Reading::new("collector", "slurm").status(Status::Unknown, "x");
+        assert!(Round { readings: vec![unknown_with_jobs, me.clone()], problems: vec!["x".into()] }.read_something());
+        let nothing = Reading::unknown("partition", "batch", "nodes unknown");
+        assert!(!Round { readings: vec![nothing, me], problems: vec!["x".into()] }.read_something());
     }
 }

@@ -372,3 +372,27 @@ async fn every_way_a_command_can_fail_is_published_as_unknown_with_a_message() {
     let _ = std::fs::remove_file(truncated);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_failing_inode_command_keeps_the_space_figures_and_names_itself() {
+    let app = spawn_app().await;
+    let site = FakeSite::new();
+    site.command(
+        "df",
+        "case \"$*\" in *-i*) echo 'df: -i is not supported here' >&2; exit 1 ;; \
+         *) printf 'Filesystem 1024-blocks Used Available Capacity Mounted on\\nscratch 1000 930 70 93%% /scratch\\n' ;; esac",
+    );
+    let said = collect_once(&app, &site, &["fs", "--system", "inodes", "--mount", "scratch=/scratch"]).await.unwrap();
+    assert!(said.contains("1 problem(s): `df -P -i /scratch` exited with status 1"), "{said}");
+    let c = components(&app, "inodes", 2).await;
+    let fs = &c["fs/scratch"];
+    assert_eq!(fs["status"], "degraded", "{fs}");
+    assert_eq!(metrics(fs, &["used_pct", "size_bytes"]), [93.0, 1024000.0]);
+    assert!(fs["metrics"].get("inodes_used_pct").is_none());
+    assert!(
+        fs["message"].as_str().unwrap().contains("inodes unknown: `df -P -i /scratch` exited with status 1"),
+        "{fs}"
+    );
+    assert_eq!(c["collector/fs"]["status"], "unknown");
+    app.cleanup().await;
+}

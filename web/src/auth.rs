@@ -213,7 +213,10 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     };
     req.extensions_mut().insert(Viewer { session, csrf });
     let response = CHROME.scope(chrome, next.run(req)).await;
-    with_cookie(&state, response, minted)
+    // Only pages carry forms: the API, static files and probes get no cookie (so curl and
+    // Prometheus see the caching headers docs/operations.md promises, and no Set-Cookie).
+    let page = !["/api/", "/static/", "/healthz", "/readyz", "/metrics", "/live"].iter().any(|p| path.starts_with(p));
+    with_cookie(&state, response, minted.filter(|_| page))
 }
 
 fn with_cookie(state: &AppState, mut response: Response, minted: Option<String>) -> Response {
