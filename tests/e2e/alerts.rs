@@ -665,6 +665,20 @@ async fn recording_receivers() -> (String, std::sync::Arc<std::sync::Mutex<Vec<(
     (base, seen)
 }
 
+/// Runs the evaluator until the log holds `n` alert events.
+async fn alert_events(app: &TestApp, n: i64) {
+    eventually(&format!("{n} alert events"), || async {
+        sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
+        let found = app.scalar("SELECT count(*) FROM events WHERE aggregate_type = 'alert'").await;
+        if found == n {
+            Ok(())
+        } else {
+            Err(format!("{found}"))
+        }
+    })
+    .await;
+}
+
 fn grouped_rules(base: &str) -> String {
     format!(
         r#"{FS_FAILED}
@@ -700,16 +714,7 @@ async fn a_burst_of_50_failures_in_one_system_inside_group_wait_is_one_message_p
     let reports: Vec<Value> =
         (0..50).map(|i| json!({"component": format!("fs/pool{i:02}"), "status": "failed"})).collect();
     app.publish("derecho", json!({"system": "derecho", "reports": reports}).to_string()).await;
-    eventually("50 alerts raised", || async {
-        sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
-        let n = app.scalar("SELECT count(*) FROM events WHERE aggregate_type = 'alert'").await;
-        if n == 50 {
-            Ok(())
-        } else {
-            Err(format!("{n}"))
-        }
-    })
-    .await;
+    alert_events(&app, 50).await;
     // Inside group_wait, nothing is decided; at its end, one decision per receiver.
     assert_eq!(notify_all(&app, &mut runner, &hooks).await, 0);
     assert!(seen.lock().unwrap().is_empty());
@@ -741,16 +746,7 @@ async fn a_decision_recorded_before_a_restart_is_delivered_once_after_it() {
     let app = crate::helpers::spawn_app_with_rules_without_projections(&rules).await;
     let set = sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
     report(&app, "fs/glade", "failed", 600).await;
-    eventually("the alert raised", || async {
-        sitrep_projections::catch_up(&app.pool, &AlertEvaluator::default()).await.unwrap();
-        let n = app.scalar("SELECT count(*) FROM events WHERE aggregate_type = 'alert'").await;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(format!("{n}"))
-        }
-    })
-    .await;
+    alert_events(&app, 1).await;
     // The planner decides and records; sitrep stops before anything is delivered.
     let mut before = PlanRunner::new(set.routes.clone());
     assert_eq!(before.step(&app.pool, time::OffsetDateTime::now_utc()).await.unwrap(), 2);
