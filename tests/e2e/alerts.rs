@@ -357,6 +357,8 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
         repeat_interval_secs: None,
         escalate_after_secs: None,
         escalate_to: None,
+        rules: vec![],
+        continue_: true,
     };
     let routes =
         vec![route("ops", format!("http://127.0.0.1:{port}/hook")), route("dead", "http://127.0.0.1:9/hook".into())];

@@ -733,8 +733,13 @@ fn preview(r: &sitrep_domain::alert::receivers::Receiver) -> String {
 
 fn grouping(r: &sitrep_domain::alert::rules::Route) -> String {
     let d = |secs: u64| humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
-    if r.group_wait_secs == 0 && r.group_interval_secs == 0 && r.group_by.is_empty() {
-        return "each transition at once".into();
+    if r.group_wait_secs == 0 && r.group_interval_secs == 0 && r.group_by.is_empty() && r.rules.is_empty() {
+        return if r.continue_ {
+            "each transition at once; then the next routes too"
+        } else {
+            "each transition at once"
+        }
+        .into();
     }
     let mut words = vec![
         if r.group_by.is_empty() { "one group".to_owned() } else { format!("by {}", r.group_by.join(", ")) },
@@ -745,6 +750,12 @@ fn grouping(r: &sitrep_domain::alert::rules::Route) -> String {
     }
     if let (Some(after), Some(to)) = (r.escalate_after_secs, &r.escalate_to) {
         words.push(format!("escalates to {to} after {}", d(after)));
+    }
+    if !r.rules.is_empty() {
+        words.push(format!("rules {}", r.rules.join(", ")));
+    }
+    if r.continue_ {
+        words.push("then the next routes too".into());
     }
     words.join("; ")
 }

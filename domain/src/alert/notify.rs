@@ -143,7 +143,17 @@ impl Planner {
         let key = format!("{}:{}", m.system, m.component);
         let Ok(severity) = super::rules::Severity::parse(&m.severity) else { return };
         let new_enough = |r: &Route| self.routes_since.get(&r.name).is_none_or(|since| m.position > *since);
-        let wanting: Vec<&Route> = routes.iter().filter(|r| r.wants(severity, &key) && new_enough(r)).collect();
+        let matches = |r: &Route| r.wants(severity, &key) && (r.rules.is_empty() || r.rules.contains(&m.rule));
+        // The first route that matches takes the alert, unless it says `continue = true`.
+        let mut wanting: Vec<&Route> = Vec::new();
+        for r in routes.iter().filter(|r| matches(r)) {
+            if new_enough(r) {
+                wanting.push(r);
+            }
+            if !r.continue_ {
+                break;
+            }
+        }
         for route in wanting {
             let group = group_of(route, m);
             for target in targets(route) {
@@ -290,6 +300,8 @@ mod tests {
             repeat_interval_secs: None,
             escalate_after_secs: None,
             escalate_to: None,
+            rules: vec![],
+            continue_: false,
         }
     }
 
@@ -434,5 +446,28 @@ mod tests {
         new.position = 11;
         p.on_transition(&routes, &new);
         assert_eq!(alerts(&step(&mut p, &routes, T0 + Duration::seconds(30))[0]), [(2, "firing".into())]);
+    }
+
+    #[test]
+    fn given_several_routes_then_the_first_that_matches_takes_the_alert_unless_it_continues() {
+        let pager =
+            Route { name: "pager".into(), receivers: vec!["oncall".into()], rules: vec!["failed".into()], ..route() };
+        let chat = route();
+        let mut p = Planner::default();
+        p.on_transition(&[pager.clone(), chat.clone()], &t(1, "firing", "firing", 0));
+        let ds = step(&mut p, &[pager.clone(), chat.clone()], T0 + Duration::seconds(30));
+        assert_eq!(ds.iter().map(|d| d.target.as_str()).collect::<Vec<_>>(), ["oncall"]);
+        let both = [Route { continue_: true, ..pager.clone() }, chat.clone()];
+        let mut q = Planner::default();
+        q.on_transition(&both, &t(1, "firing", "firing", 0));
+        let ds = step(&mut q, &both, T0 + Duration::seconds(30));
+        assert_eq!(ds.iter().map(|d| d.target.as_str()).collect::<Vec<_>>(), ["ops-chat", "oncall"]);
+        // A rule the first route does not take goes on to the next.
+        let mut other = t(2, "firing", "firing", 0);
+        other.rule = "filesystem-full".into();
+        let mut r = Planner::default();
+        r.on_transition(&[pager, chat.clone()], &other);
+        let ds = step(&mut r, &[route()], T0 + Duration::seconds(30));
+        assert_eq!(ds.iter().map(|d| d.target.as_str()).collect::<Vec<_>>(), ["ops-chat"]);
     }
 }

@@ -864,6 +864,10 @@ name = "x"
             "{e}"
         );
         assert!(with("").unwrap_err().reason.contains("name the receivers"));
+        let e = with("receivers = ['ops-chat']\nrule = 'nope'").unwrap_err();
+        assert!(e.at.contains("field \"rule\"") && e.reason.contains("\"nope\" is not the name of a [[rule]]"), "{e}");
+        let set = with("receivers = ['ops-chat']\ncontinue = true").unwrap();
+        assert!(set.routes[0].continue_);
         // The rule set, which is recorded in the log, holds no endpoint or secret of a receiver.
         let recorded = serde_json::to_string(&with("receivers = ['ops-chat']").unwrap()).unwrap();
         assert!(!recorded.contains("SLACK_URL"), "{recorded}");

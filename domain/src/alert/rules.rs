@@ -227,6 +227,17 @@ pub struct Route {
     pub escalate_after_secs: Option<u64>,
     #[serde(default)]
     pub escalate_to: Option<String>,
+    /// Only alerts of these rules (all when empty).
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Whether the routes after it are still tried when it matches. (Rule sets recorded before
+    /// there was a choice notified every matching route, and keep doing so.)
+    #[serde(default = "every_route", rename = "continue")]
+    pub continue_: bool,
+}
+
+fn every_route() -> bool {
+    true
 }
 
 impl Route {
@@ -314,6 +325,9 @@ struct RouteSpec {
     repeat_interval: Option<String>,
     escalate_after: Option<String>,
     escalate_to: Option<String>,
+    rule: Option<StringOrList>,
+    #[serde(rename = "continue", default)]
+    continue_: bool,
     severity: Option<Vec<String>>,
     #[serde(rename = "match")]
     matches: Option<String>,
@@ -406,6 +420,19 @@ impl RuleSet {
                 raw.as_deref().map(seconds).transpose().map_err(|reason| RuleError { at: at(field), reason })
             };
             let own_url = receivers.is_empty();
+            let named_rules: Vec<&String> = match &r.rule {
+                None => vec![],
+                Some(StringOrList::One(one)) => vec![one],
+                Some(StringOrList::Many(many)) => many.iter().collect(),
+            };
+            for name in named_rules {
+                if !set.rules.iter().any(|rule| &rule.name == name) {
+                    return Err(RuleError {
+                        at: at("rule"),
+                        reason: format!("{name:?} is not the name of a [[rule]]"),
+                    });
+                }
+            }
             let group_by = match &r.group_by {
                 Some(list) => {
                     for g in list {
@@ -462,6 +489,12 @@ impl RuleSet {
                 repeat_interval_secs,
                 escalate_after_secs,
                 escalate_to: r.escalate_to.clone(),
+                rules: match &r.rule {
+                    None => vec![],
+                    Some(StringOrList::One(one)) => vec![one.clone()],
+                    Some(StringOrList::Many(many)) => many.clone(),
+                },
+                continue_: r.continue_,
             });
         }
         Ok(set)
