@@ -767,6 +767,108 @@ async fn a_decision_recorded_before_a_restart_is_delivered_once_after_it() {
     app.cleanup().await;
 }
 
+/// Teams, Discord, ntfy, Gotify and Telegram on loopback: each request has the method, path,
+/// headers and body its service documents.
+#[tokio::test]
+async fn chat_and_push_receivers_get_the_requests_their_services_document() {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use sitrep_services::alerting::{PlanRunner, Webhooks};
+    use std::sync::{Arc, Mutex};
+
+    /// Method, path, headers and body of each request.
+    type Requests = Arc<Mutex<Vec<(String, String, HeaderMap, Bytes)>>>;
+    let seen: Requests = Arc::default();
+    let s = seen.clone();
+    let services = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let s = s.clone();
+        async move {
+            s.lock().unwrap().push((method.to_string(), uri.path().to_owned(), headers, body));
+            StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, services).await });
+    let rules = format!(
+        r#"{FS_FAILED}
+[[receiver]]
+name = "teams"
+kind = "teams"
+url = "{base}/workflows/abc"
+[[receiver]]
+name = "discord"
+kind = "discord"
+url = "{base}/api/webhooks/1/xyz"
+[[receiver]]
+name = "ntfy"
+kind = "ntfy"
+url = "{base}/hpc-ops"
+[[receiver]]
+name = "gotify"
+kind = "gotify"
+url = "{base}"
+token = "AppToken"
+[[receiver]]
+name = "telegram"
+kind = "telegram"
+url = "{base}"
+token = "123:abc"
+chat_id = -1001
+
+[[route]]
+name = "all"
+receivers = ["teams", "discord", "ntfy", "gotify", "telegram"]
+group_wait = "0s"
+"#
+    );
+    let app = crate::helpers::spawn_app_with_rules_without_projections(&rules).await;
+    let set = sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
+    let receivers = sitrep_infra::alerts::load_receivers(app.settings.alerts_file.as_deref()).unwrap();
+    let hooks = Webhooks::new(set.routes.clone(), vec![]).unwrap().with_receivers(receivers);
+    let mut runner = PlanRunner::new(set.routes);
+    report(&app, "fs/glade", "failed", 600).await;
+    alert_events(&app, 1).await;
+    assert_eq!(notify_all(&app, &mut runner, &hooks).await, 5);
+
+    let seen = seen.lock().unwrap().clone();
+    let at =
+        |path: &str| seen.iter().find(|r| r.1 == path).unwrap_or_else(|| panic!("nothing at {path}: {seen:?}")).clone();
+    let json = |b: &Bytes| serde_json::from_slice::<Value>(b).unwrap();
+    let title = "[FIRING] CRITICAL derecho fs/glade: fs/glade on derecho is failed";
+
+    let (method, _, _, body) = at("/workflows/abc");
+    let teams = json(&body);
+    assert_eq!((method.as_str(), teams["type"].as_str()), ("POST", Some("message")));
+    let card = &teams["attachments"][0];
+    assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(
+        (card["content"]["type"].as_str(), card["content"]["version"].as_str()),
+        (Some("AdaptiveCard"), Some("1.4"))
+    );
+    assert_eq!(card["content"]["body"][0]["text"], title);
+
+    let (_, _, _, body) = at("/api/webhooks/1/xyz");
+    assert!(json(&body)["content"].as_str().unwrap().starts_with(title));
+
+    let (method, _, headers, body) = at("/hpc-ops");
+    assert_eq!(method, "POST");
+    assert_eq!(headers["title"], title);
+    assert_eq!((headers["priority"].to_str().unwrap(), headers["tags"].to_str().unwrap()), ("5", "rotating_light"));
+    assert!(String::from_utf8_lossy(&body).starts_with("Rule fs-failed (status)"));
+
+    let (_, _, headers, body) = at("/message");
+    assert_eq!(headers["x-gotify-key"], "AppToken");
+    let gotify = json(&body);
+    assert_eq!((gotify["title"].as_str(), gotify["priority"].as_i64()), (Some(title), Some(8)));
+
+    let (_, _, _, body) = at("/bot123:abc/sendMessage");
+    let telegram = json(&body);
+    assert_eq!(telegram["chat_id"], "-1001");
+    assert!(telegram["text"].as_str().unwrap().starts_with(title));
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn sitrep_with_alerting_keeps_running_until_told_to_stop() {
     // Every part runs until cancelled; one that returned early would stop the whole process.
