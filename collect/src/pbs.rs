@@ -81,6 +81,18 @@ pub fn readings(out: &Outputs, opts: &Options) -> (Vec<Reading>, Vec<String>) {
     if let Some(why) = problems.iter().find(|p| p.contains(&SERVER.join(" "))) {
         readings.push(Reading::new("", "server").label("kind", "scheduler").status(Status::Unknown, why.clone()));
     }
+    // A `group_by` that no node has is most likely misspelt: say so, rather than quietly group
+    // by partition.
+    if let (Some(attr), Ok(text)) = (&opts.group_by, &out.nodes) {
+        if let Ok(Value::Object(doc)) = reading::parse_json(text) {
+            let nodes = doc.get("nodes").and_then(Value::as_object);
+            if nodes.is_some_and(|n| !n.is_empty() && n.values().all(|node| lookup(node, attr).is_none())) {
+                problems.push(format!(
+                    "no node has the attribute {attr:?} (group_by): nodes are grouped by partition, else gpu/cpu"
+                ));
+            }
+        }
+    }
     (readings, problems)
 }
 
@@ -435,6 +447,21 @@ mod tests {
         let by_partition = nodes(GPU_NODE, &Options::default()).unwrap();
         assert_eq!(by_partition.len(), 1);
         assert_eq!(by_partition[0].component, "nodes/gpu_batch");
+    }
+
+    #[test]
+    fn a_group_by_attribute_that_no_node_has_is_a_problem_not_a_silent_fallback() {
+        let out = Outputs {
+            nodes: Ok(POLARIS_NODES.into()),
+            queues: Ok(POLARIS_QUEUES.into()),
+            server: Ok(AURORA_SERVER.into()),
+        };
+        let opts = Options { group_by: Some("resources_available.Qlist".into()), ..Options::default() };
+        let (rs, problems) = readings(&out, &opts);
+        assert_eq!(problems, ["no node has the attribute \"resources_available.Qlist\" (group_by): nodes are grouped by partition, else gpu/cpu"]);
+        assert!(rs.iter().any(|r| r.component == "nodes/gpu"));
+        let fine = Options { group_by: Some("resources_available.gputype".into()), ..Options::default() };
+        assert_eq!(readings(&out, &fine).1, Vec::<String>::new());
     }
 
     #[test]

@@ -638,6 +638,8 @@ pub async fn run_webhooks(pool: Pool, hooks: Webhooks, cancel: CancellationToken
 /// answered. Fails when the receiver is unknown, its secrets cannot be read, or it does not
 /// answer with success.
 pub async fn notify_test(settings: &Settings, name: &str, out: &mut (dyn std::io::Write + Send)) -> anyhow::Result<()> {
+    // The whole file is checked, as `sitrep project` will check it.
+    alerts::load_rules(settings.alerts_file.as_deref(), settings.default_ttl_seconds)?;
     let receivers = alerts::receivers_in_file(settings.alerts_file.as_deref())?;
     let names: Vec<&str> = receivers.iter().map(|r| r.name.as_str()).collect();
     let Some(receiver) = receivers.iter().find(|r| r.name == name) else {
