@@ -76,22 +76,22 @@ pub fn readings(out: &Outputs, opts: &Options) -> (Vec<Reading>, Vec<String>) {
             }
         };
     take(QUEUES, &out.queues, &|t| queues(t).map_err(|e| e.0));
-    take(NODES, &out.nodes, &|t| nodes(t, opts).map_err(|e| e.0));
+    let attribute_seen = std::cell::Cell::new(true);
+    take(NODES, &out.nodes, &|t| {
+        let (groups, seen) = nodes_grouped(t, opts).map_err(|e| e.0)?;
+        attribute_seen.set(seen);
+        Ok(groups)
+    });
     take(SERVER, &out.server, &|t| server(t).map_err(|e| e.0));
     if let Some(why) = problems.iter().find(|p| p.contains(&SERVER.join(" "))) {
         readings.push(Reading::new("", "server").label("kind", "scheduler").status(Status::Unknown, why.clone()));
     }
     // A `group_by` that no node has is most likely misspelt: say so, rather than quietly group
     // by partition.
-    if let (Some(attr), Ok(text)) = (&opts.group_by, &out.nodes) {
-        if let Ok(Value::Object(doc)) = reading::parse_json(text) {
-            let nodes = doc.get("nodes").and_then(Value::as_object);
-            if nodes.is_some_and(|n| !n.is_empty() && n.values().all(|node| lookup(node, attr).is_none())) {
-                problems.push(format!(
-                    "no node has the attribute {attr:?} (group_by): nodes are grouped by partition, else gpu/cpu"
-                ));
-            }
-        }
+    if let (Some(attr), false) = (&opts.group_by, attribute_seen.get()) {
+        problems.push(format!(
+            "no node has the attribute {attr:?} (group_by): nodes are grouped by partition, else gpu/cpu"
+        ));
     }
     (readings, problems)
 }
@@ -253,6 +253,12 @@ struct Host {
 
 /// `nodes/<group>` for every group in `pbsnodes -a -F json`.
 pub fn nodes(text: &str, opts: &Options) -> Result<Vec<Reading>, reading::ParseError> {
+    nodes_grouped(text, opts).map(|(groups, _)| groups)
+}
+
+/// [`nodes`], and whether some node has the `group_by` attribute (true when none is set or there
+/// are no nodes).
+fn nodes_grouped(text: &str, opts: &Options) -> Result<(Vec<Reading>, bool), reading::ParseError> {
     let doc = reading::parse_json(text)?;
     let nodes = section(&doc, "nodes")?;
     // Hosts that have vnodes of their own: their parent entry is only a marker.
@@ -267,6 +273,7 @@ pub fn nodes(text: &str, opts: &Options) -> Result<Vec<Reading>, reading::ParseE
             with_vnodes.insert(host_of(name, n));
         }
     }
+    let mut attribute_seen = false;
     let mut hosts: BTreeMap<String, Host> = BTreeMap::new();
     for (name, n) in nodes {
         let host = host_of(name, n);
@@ -286,11 +293,9 @@ pub fn nodes(text: &str, opts: &Options) -> Result<Vec<Reading>, reading::ParseE
             h.trouble = Some(if comment.is_empty() { name.clone() } else { format!("{name}: {comment}") });
         }
         h.state = Some(h.state.map_or(state, |s| s.max(state)));
-        let group = match &opts.group_by {
-            Some(path) => lookup(n, path).and_then(value_text),
-            None => None,
-        }
-        .or_else(|| n.get("partition").and_then(value_text));
+        let by_attribute = opts.group_by.as_ref().and_then(|path| lookup(n, path)).and_then(value_text);
+        attribute_seen |= by_attribute.is_some();
+        let group = by_attribute.or_else(|| n.get("partition").and_then(value_text));
         for g in group.iter().flat_map(|g| g.split(',')).map(str::trim).filter(|g| !g.is_empty()) {
             if !h.groups.iter().any(|x| x == g) {
                 h.groups.push(g.to_owned());
@@ -306,7 +311,8 @@ pub fn nodes(text: &str, opts: &Options) -> Result<Vec<Reading>, reading::ParseE
             groups.entry(g.clone()).or_default().push(h);
         }
     }
-    Ok(groups.into_iter().map(|(name, hosts)| group_reading(&name, &hosts, opts)).collect())
+    let readings = groups.into_iter().map(|(name, hosts)| group_reading(&name, &hosts, opts)).collect();
+    Ok((readings, attribute_seen || opts.group_by.is_none() || nodes.is_empty()))
 }
 
 fn group_reading(name: &str, hosts: &[&Host], opts: &Options) -> Reading {

@@ -18,10 +18,9 @@ use uuid::Uuid;
 /// The file read when `SITREP_ALERTS_FILE` is not set (and only if it exists).
 pub const DEFAULT_RULES_FILE: &str = "alerts.toml";
 
-/// Reads and checks the rules: the configured file (which must exist), else `alerts.toml` in
-/// the working directory if there is one. Returns the rules and where they came from, or
-/// `None` when nothing is configured and there is no `alerts.toml`.
-pub fn load_rules(configured: Option<&Path>, default_ttl_seconds: u32) -> anyhow::Result<Option<(RuleSet, String)>> {
+/// The rules file's path and text: the configured file (which must exist), else `alerts.toml`
+/// in the working directory if there is one.
+fn rules_file(configured: Option<&Path>) -> anyhow::Result<Option<(PathBuf, String)>> {
     let path: PathBuf = match configured {
         Some(p) => p.to_owned(),
         None if Path::new(DEFAULT_RULES_FILE).exists() => PathBuf::from(DEFAULT_RULES_FILE),
@@ -29,6 +28,14 @@ pub fn load_rules(configured: Option<&Path>, default_ttl_seconds: u32) -> anyhow
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading the alert rules {} (SITREP_ALERTS_FILE)", path.display()))?;
+    Ok(Some((path, text)))
+}
+
+/// Reads and checks the rules: the configured file (which must exist), else `alerts.toml` in
+/// the working directory if there is one. Returns the rules and where they came from, or
+/// `None` when nothing is configured and there is no `alerts.toml`.
+pub fn load_rules(configured: Option<&Path>, default_ttl_seconds: u32) -> anyhow::Result<Option<(RuleSet, String)>> {
+    let Some((path, text)) = rules_file(configured)? else { return Ok(None) };
     let rules = RuleSet::parse_toml(&text, default_ttl_seconds.into())
         .with_context(|| format!("checking the alert rules in {}", path.display()))?;
     Ok(Some((rules, path.display().to_string())))
@@ -37,13 +44,7 @@ pub fn load_rules(configured: Option<&Path>, default_ttl_seconds: u32) -> anyhow
 /// The `[[receiver]]`s of the rules file (the same file [`load_rules`] reads), checked, their
 /// secrets not read. No file: none.
 pub fn receivers_in_file(configured: Option<&Path>) -> anyhow::Result<Vec<Receiver>> {
-    let path: PathBuf = match configured {
-        Some(p) => p.to_owned(),
-        None if Path::new(DEFAULT_RULES_FILE).exists() => PathBuf::from(DEFAULT_RULES_FILE),
-        None => return Ok(Vec::new()),
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading the alert rules {} (SITREP_ALERTS_FILE)", path.display()))?;
+    let Some((path, text)) = rules_file(configured)? else { return Ok(Vec::new()) };
     let mut receivers =
         receivers::parse(&text).with_context(|| format!("checking the receivers in {}", path.display()))?;
     // A body template in a file is read now, like the rules (it is not a secret).

@@ -282,9 +282,8 @@ pub async fn send_email(smtp: &Smtp, password: Option<&str>, mail: &receivers::E
 enum Target<'a> {
     /// `[[route]] url = …`: the transition's JSON, POSTed.
     Url { url: &'a str },
-    /// A `[[receiver]]` a route names, with its secrets; None when this process's rules file
-    /// does not define it (the rules in force came from another file).
-    Receiver { name: &'a str, receiver: Option<&'a (Receiver, Resolved)> },
+    /// A `[[receiver]]` a route names, with its secrets.
+    Receiver(&'a (Receiver, Resolved)),
 }
 
 /// Delivers transitions to the routes' webhook URLs and receivers.
@@ -329,7 +328,7 @@ impl Webhooks {
                 headers: vec![],
                 body: receivers::Body::Json(serde_json::to_value(message).map_err(|e| e.to_string())?),
             }))),
-            Target::Receiver { receiver: Some((r, resolved)), .. } => Ok(match &r.smtp {
+            Target::Receiver((r, resolved)) => Ok(match &r.smtp {
                 Some(smtp) => {
                     Some(Outgoing::Email { smtp, password: resolved.token.clone(), mail: receivers::email(message) })
                 }
@@ -338,9 +337,6 @@ impl Webhooks {
                     .transpose()?
                     .map(Outgoing::Http),
             }),
-            Target::Receiver { name, receiver: None } => {
-                Err(format!("no [[receiver]] named {name:?} in this process's alerts.toml"))
-            }
         }
     }
 
@@ -361,7 +357,7 @@ impl Webhooks {
             return Ok(vec![Outgoing::Email { smtp, password: resolved.token.clone(), mail }]);
         }
         if r.template.is_some() {
-            let target = Target::Receiver { name: &r.name, receiver: Some(pair) };
+            let target = Target::Receiver(pair);
             return d.messages.iter().filter_map(|m| Self::outgoing(&target, m).transpose()).collect();
         }
         Ok(receivers::request_group(r, resolved, &d.messages, d.id).into_iter().map(Outgoing::Http).collect())
