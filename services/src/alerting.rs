@@ -5,7 +5,9 @@
 //! - the **publisher**: every committed alert event goes out on JetStream as
 //!   `<prefix>.alert.<severity>.<system>`, with the event id as `Nats-Msg-Id`; its checkpoint
 //!   moves only after JetStream acked, and JetStream drops a re-publish after a restart;
-//! - the **webhook notifier**: transitions that notify go to each matching route's URL, with
+//! - the **notification planner** ([`PlanRunner`]): decides which transitions go to which
+//!   receiver, grouped how and when, and records the decisions in the log;
+//! - **delivery** ([`webhook_step`]): sends each recorded decision to its receiver, with
 //!   retries and backoff; every attempt's outcome is kept in `alert_deliveries` and shown on the
 //!   alert's page.
 
@@ -626,7 +628,7 @@ pub async fn run_planner(pool: Pool, routes: Vec<Route>, cancel: CancellationTok
 /// Delivers webhooks as transitions are committed, until cancelled.
 pub async fn run_webhooks(pool: Pool, hooks: Webhooks, cancel: CancellationToken) {
     let c = cancel.clone();
-    repeat("webhook notifier", cancel, || async { Ok(webhook_step(&pool, &hooks, &c).await?.1) }).await;
+    repeat("notification delivery", cancel, || async { Ok(webhook_step(&pool, &hooks, &c).await?.1) }).await;
 }
 
 /// `sitrep notify test <receiver>`: sends a sample alert (a critical failure of derecho

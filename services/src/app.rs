@@ -152,7 +152,7 @@ impl Running {
 }
 
 /// Records the alert rules, then starts the evaluator, the alerts read model, the alert clock,
-/// the bus publisher and the webhook notifier.
+/// the bus publisher, the notification planner and delivery.
 async fn start_alerting(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     pg: &tokio_postgres::Config,

@@ -29,8 +29,8 @@ pub enum Command {
     Run,
     /// Run only ingest: read reports from the JetStream stream, append events, ack.
     Ingest,
-    /// Run only the projection workers, the alert evaluator and its clock, the alert publisher and
-    /// the webhook notifier.
+    /// Run only the projection workers, the alert evaluator and its clock, the alert publisher,
+    /// and notifications (the planner that decides them and their delivery to receivers).
     Project,
     /// Run only the web dashboard and JSON API (reads the read models).
     Web,

@@ -10,7 +10,8 @@
 //!   login nodes, JupyterHub) around the parsers of `sitrep-collect`.
 //! - [`archive`]: `sitrep archive`, old component events moved to checksummed files.
 //! - [`app`]: starts ingest, projections and web, alone or together, and stops them cleanly.
-//! - [`alerting`]: the alert clock, the bus publisher and the webhook notifier.
+//! - [`alerting`]: the alert clock, the bus publisher, the notification planner and
+//!   delivery to receivers.
 //! - [`ingest`]: the command side: NATS batches → aggregates → one transaction → ack.
 //! - [`replay`]: `sitrep replay` and `sitrep verify`, read models rebuilt beside the live ones.
 //! - [`selfwatch`]: sitrep's reports on itself, as the system `sitrep`.
