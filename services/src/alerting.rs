@@ -8,8 +8,8 @@
 //! - the **notification planner** ([`PlanRunner`]): decides which transitions go to which
 //!   receiver, grouped how and when, and records the decisions in the log;
 //! - **delivery** ([`webhook_step`]): sends each recorded decision to its receiver, with
-//!   retries and backoff; every attempt's outcome is kept in `alert_deliveries` and shown on the
-//!   alert's page.
+//!   retries and backoff; every attempt is kept in `notification_attempts` as it ends, and each
+//!   alert's outcome per receiver in `alert_deliveries`; the alert's page shows both.
 
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
@@ -365,11 +365,13 @@ impl Webhooks {
         Ok(receivers::request_group(r, resolved, &d.messages, d.id).into_iter().map(Outgoing::Http).collect())
     }
 
-    /// Sends one message, with retries: `(delivered, attempts, last error)`, or `None` when
-    /// cancelled first (nothing is recorded then, so it is sent again after a restart).
+    /// Sends one message, with retries, recording each attempt as it ends (`attempts`):
+    /// `(delivered, attempts, last error)`, or `None` when cancelled first (the decision is not
+    /// marked done then, so it is sent again after a restart).
     async fn deliver(
         &self,
         outgoing: &Outgoing<'_>,
+        attempts_log: &AttemptLog<'_>,
         cancel: &CancellationToken,
     ) -> Option<(bool, i32, Option<String>)> {
         let mut last_error = None;
@@ -393,6 +395,7 @@ impl Webhooks {
                 answer = attempt => answer,
             };
             attempts += 1;
+            attempts_log.record(attempts, answer.as_ref().err()).await;
             match answer {
                 Ok(()) => return Some((true, attempts, None)),
                 Err(e) => last_error = Some(e),
@@ -427,6 +430,47 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Where delivery attempts are recorded (`notification_attempts`): each as it ends, in its own
+/// transaction, so the attempts made before a crash are kept as well.
+struct AttemptLog<'a> {
+    pool: &'a Pool,
+    decision: &'a Decision,
+    position: i64,
+    alert_ids: Vec<uuid::Uuid>,
+}
+
+impl AttemptLog<'_> {
+    async fn record(&self, attempt: i32, error: Option<&String>) {
+        let d = self.decision;
+        let written = async {
+            let client = self.pool.get().await?;
+            client
+                .execute(
+                    "INSERT INTO notification_attempts (decision_id, position, route, target, reason, alert_ids,
+                                                        attempt, ok, error)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        &d.id,
+                        &self.position,
+                        &d.route,
+                        &d.target,
+                        &d.reason,
+                        &self.alert_ids,
+                        &attempt,
+                        &error.is_none(),
+                        &error,
+                    ],
+                )
+                .await?;
+            anyhow::Ok(())
+        };
+        // The delivery matters more than its record: a failure to write it is logged, not fatal.
+        if let Err(e) = written.await {
+            tracing::warn!(decision = %d.id, target = d.target, error = %format!("{e:#}"), "recording a delivery attempt");
+        }
+    }
 }
 
 /// Delivers the notification decisions recorded in the log, one decision per transaction: it
@@ -464,8 +508,14 @@ pub async fn webhook_step(pool: &Pool, hooks: &Webhooks, cancel: &CancellationTo
             Ok(list) if list.is_empty() => None,
             Ok(list) => {
                 let mut result = (true, 0, None);
+                let log = AttemptLog {
+                    pool,
+                    decision: &d,
+                    position: event.position,
+                    alert_ids: d.messages.iter().map(|m| m.alert_id).collect(),
+                };
                 for o in list {
-                    let Some((ok, attempts, error)) = hooks.deliver(o, cancel).await else {
+                    let Some((ok, attempts, error)) = hooks.deliver(o, &log, cancel).await else {
                         tx.rollback().await?;
                         return Ok((0, false));
                     };

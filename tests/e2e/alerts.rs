@@ -359,6 +359,7 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
         escalate_to: None,
         rules: vec![],
         continue_: true,
+        labels: Default::default(),
     };
     let routes =
         vec![route("ops", format!("http://127.0.0.1:{port}/hook")), route("dead", "http://127.0.0.1:9/hook".into())];
@@ -380,8 +381,21 @@ async fn webhooks_retry_with_backoff_and_failures_show_on_the_alert() {
     let dead = by_route("dead");
     assert_eq!((dead["delivered"].as_bool(), dead["attempts"].as_i64()), (Some(false), Some(3)));
     assert!(dead["last_error"].as_str().unwrap().contains("onnection refused"), "{dead}");
+    // Each attempt is a row of its own, with its result.
+    let attempts: Vec<(String, i64, bool)> = body["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["target"].as_str().unwrap().to_owned(), a["attempt"].as_i64().unwrap(), a["ok"].as_bool().unwrap()))
+        .collect();
+    let of = |t: &str| attempts.iter().filter(|a| a.0 == t).map(|a| (a.1, a.2)).collect::<Vec<_>>();
+    assert_eq!(of("ops"), [(1, false), (2, true)], "{attempts:?}");
+    assert_eq!(of("dead"), [(1, false), (2, false), (3, false)], "{attempts:?}");
+    let first_ops = body["attempts"].as_array().unwrap().iter().find(|a| a["target"] == "ops").unwrap().clone();
+    assert_eq!(first_ops["error"], "HTTP 500 Internal Server Error", "{first_ops}");
     let (_, page) = app.get(&format!("/alerts/{id}")).await;
     assert!(page.contains("FAILED") && page.contains("dead"), "the failure shows on the alert");
+    assert!(page.contains("HTTP 500 Internal Server Error"), "each failed attempt shows on the alert");
     let (_, ops) = app.get("/ops").await;
     let notifications = &ops[ops.find("<h2>Notifications</h2>").expect("/ops has a Notifications section")..];
     assert!(
@@ -764,6 +778,96 @@ async fn a_decision_recorded_before_a_restart_is_delivered_once_after_it() {
     assert_eq!(notify_all(&app, &mut after, &hooks).await, 0);
     assert_eq!(seen.lock().unwrap().len(), 2);
     assert_eq!(app.scalar("SELECT count(*) FROM events WHERE event_type = 'NotificationDecided'").await, 2);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_route_by_labels_takes_the_alerts_of_components_labelled_so_and_the_message_carries_them() {
+    use sitrep_services::alerting::{PlanRunner, Webhooks};
+    let (base, seen) = recording_receivers().await;
+    let rules = grouped_rules(&base).replace(
+        "[[route]]\nname = \"all\"\nreceivers = [\"ops-chat\", \"ops-hook\"]",
+        "[[route]]\nname = \"storage\"\nreceivers = [\"ops-hook\"]\nlabels = { kind = \"file*\" }\ngroup_wait = \"0s\"\n\n\
+         [[route]]\nname = \"all\"\nreceivers = [\"ops-chat\"]",
+    );
+    assert!(rules.contains("labels"), "{rules}");
+    let rules = rules.replace("group_wait = \"30s\"", "group_wait = \"0s\"");
+    let app = crate::helpers::spawn_app_with_rules_without_projections(&rules).await;
+    let set = sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
+    let receivers = sitrep_infra::alerts::load_receivers(app.settings.alerts_file.as_deref()).unwrap();
+    let hooks = Webhooks::new(set.routes.clone(), vec![]).unwrap().with_receivers(receivers);
+    let mut runner = PlanRunner::new(set.routes);
+    // The batch's labels and the report's own, merged; one report without labels.
+    let batch = json!({"system": "derecho", "labels": {"site": "nwsc"}, "reports": [
+        {"component": "fs/glade", "status": "failed", "labels": {"kind": "filesystem"}},
+        {"component": "fs/scratch", "status": "failed"},
+    ]});
+    app.publish("derecho", batch.to_string()).await;
+    alert_events(&app, 2).await;
+    assert_eq!(notify_all(&app, &mut runner, &hooks).await, 2);
+
+    let seen = seen.lock().unwrap().clone();
+    let texts: Vec<(String, String)> = seen
+        .iter()
+        .map(|(n, body)| (n.clone(), body["text"].as_str().or(body["content"].as_str()).unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(
+        texts.iter().any(|(n, t)| n == "discord" && t.contains("fs/glade") && !t.contains("fs/scratch")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|(n, t)| n == "slack" && t.contains("fs/scratch") && !t.contains("fs/glade")),
+        "{texts:?}"
+    );
+    // The alert and its message carry the labels.
+    let client = app.pool.get().await.unwrap();
+    let decided: Value = client
+        .query_one(
+            "SELECT payload FROM events WHERE event_type = 'NotificationDecided' AND payload::text LIKE '%fs/glade%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    drop(client);
+    assert_eq!(decided["NotificationDecided"]["messages"][0]["labels"], json!({"kind": "filesystem", "site": "nwsc"}));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_critical_alert_not_acknowledged_in_time_escalates_and_its_page_says_so() {
+    use sitrep_services::alerting::{PlanRunner, Webhooks};
+    let (base, seen) = recording_receivers().await;
+    let rules = grouped_rules(&base).replace(
+        "receivers = [\"ops-chat\", \"ops-hook\"]",
+        "receivers = [\"ops-chat\"]\nescalate_after = \"10m\"\nescalate_to = \"ops-hook\"",
+    );
+    let rules = rules.replace("group_wait = \"30s\"", "group_wait = \"0s\"");
+    assert!(rules.contains("escalate_to"), "{rules}");
+    let app = crate::helpers::spawn_app_with_rules_without_projections(&rules).await;
+    let set = sitrep_services::alerting::load_and_record_rules(&app.pool, &app.settings).await.unwrap();
+    let receivers = sitrep_infra::alerts::load_receivers(app.settings.alerts_file.as_deref()).unwrap();
+    let hooks = Webhooks::new(set.routes.clone(), vec![]).unwrap().with_receivers(receivers);
+    let mut runner = PlanRunner::new(set.routes);
+    report(&app, "fs/glade", "failed", 3600).await;
+    alert_events(&app, 1).await;
+    assert_eq!(notify_all(&app, &mut runner, &hooks).await, 1, "the chat hears of it at once");
+    let id = open_alert(&app, "firing").await["id"].as_str().unwrap().to_owned();
+    let (_, page) = app.get(&format!("/alerts/{id}")).await;
+    assert!(!page.contains("<dt>Escalated</dt>"), "not escalated yet");
+
+    // Ten minutes on, still not acknowledged: the next receiver gets it, once.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(10) + time::Duration::seconds(1);
+    assert_eq!(runner.step(&app.pool, later).await.unwrap(), 1);
+    assert_eq!(runner.step(&app.pool, later + time::Duration::minutes(30)).await.unwrap(), 0);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    while sitrep_services::alerting::webhook_step(&app.pool, &hooks, &cancel).await.unwrap().1 {}
+    let targets: Vec<String> = seen.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(targets, ["slack", "discord"]);
+    let (_, page) = app.get(&format!("/alerts/{id}")).await;
+    assert!(page.contains("<dt>Escalated</dt><dd>to ops-hook"), "the alert's page names the escalation");
+    assert!(page.contains("<strong>escalation</strong>"), "and lists its delivery");
     app.cleanup().await;
 }
 

@@ -385,7 +385,29 @@ pub struct AlertPage {
     pub acknowledged: bool,
     pub transitions: Vec<TransitionRow>,
     pub deliveries: Vec<DeliveryRow>,
+    /// Every delivery attempt that carried this alert, oldest first (the latest [`ATTEMPTS_SHOWN`]).
+    pub attempts: Vec<AttemptRow>,
+    /// When the alert was escalated, and to whom: the first escalation sent.
+    pub escalated: Option<AttemptRow>,
     pub silence_choices: [&'static str; 6],
+}
+
+/// How many delivery attempts an alert's page lists, the latest.
+pub const ATTEMPTS_SHOWN: i64 = 200;
+
+/// One attempt to deliver a notification that carried the alert.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    pub target: String,
+    pub route: String,
+    /// changes, repeat or escalation.
+    pub reason: String,
+    pub attempt: i32,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// The decision's position in the log.
+    pub position: i64,
+    pub at: Age,
 }
 
 #[derive(Debug, Serialize)]
@@ -416,11 +438,16 @@ fn parse_id(raw: &str, format: Format) -> Result<Uuid, WebError> {
     Uuid::parse_str(raw).map_err(|_| WebError::bad_request(format, "id", format!("{raw:?} is not an alert id")))
 }
 
-async fn one(
-    state: &AppState,
-    id: Uuid,
-    format: Format,
-) -> Result<(AlertRow, Vec<TransitionRow>, Vec<DeliveryRow>), WebError> {
+/// One alert and what happened to it: its transitions, its outcome per receiver, and each
+/// delivery attempt.
+struct Detail {
+    alert: AlertRow,
+    transitions: Vec<TransitionRow>,
+    deliveries: Vec<DeliveryRow>,
+    attempts: Vec<AttemptRow>,
+}
+
+async fn one(state: &AppState, id: Uuid, format: Format) -> Result<Detail, WebError> {
     let internal = |e: tokio_postgres::Error| WebError::Internal { format, source: e.into() };
     let client = state.pool.get().await.map_err(|e| WebError::Internal { format, source: e.into() })?;
     let now = state.now();
@@ -475,13 +502,34 @@ async fn one(
             at: view::age(r.get(5), now, false),
         })
         .collect();
-    Ok((row(&found, now), transitions, deliveries))
+    let mut attempts: Vec<AttemptRow> = client
+        .query(
+            "SELECT target, route, reason, attempt, ok, error, position, at FROM notification_attempts
+             WHERE alert_ids @> ARRAY[$1::uuid] ORDER BY at DESC, id DESC LIMIT $2",
+            &[&id, &ATTEMPTS_SHOWN],
+        )
+        .await
+        .map_err(internal)?
+        .iter()
+        .map(|r| AttemptRow {
+            target: r.get(0),
+            route: r.get(1),
+            reason: r.get(2),
+            attempt: r.get(3),
+            ok: r.get(4),
+            error: r.get(5),
+            position: r.get(6),
+            at: view::age(r.get(7), now, false),
+        })
+        .collect();
+    attempts.reverse();
+    Ok(Detail { alert: row(&found, now), transitions, deliveries, attempts })
 }
 
 #[tracing::instrument(skip_all, fields(alert = %id))]
 pub async fn alert_page(State(state): State<AppState>, Path(id): Path<String>) -> Result<Html<String>, WebError> {
     let id = parse_id(&id, Format::Html)?;
-    let (alert, transitions, deliveries) = one(&state, id, Format::Html).await?;
+    let Detail { alert, transitions, deliveries, attempts } = one(&state, id, Format::Html).await?;
     let page = AlertPage {
         // Not self-refreshing: a reload would throw away a comment being typed in the forms.
         layout: Layout::still(format!("Alert: {}", alert.summary), "alerts", state.now()),
@@ -491,19 +539,23 @@ pub async fn alert_page(State(state): State<AppState>, Path(id): Path<String>) -
         alert,
         transitions,
         deliveries,
+        escalated: attempts.iter().find(|a| a.reason == "escalation").cloned(),
+        attempts,
         silence_choices: ["30m", "1h", "2h", "4h", "8h", "24h"],
     };
     render("alert", &page)
 }
 
-/// `GET /api/v1/alerts/{id}`: one alert with its transitions and deliveries.
+/// `GET /api/v1/alerts/{id}`: one alert with its transitions, deliveries and delivery attempts.
 pub async fn alert_api(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, WebError> {
     let id = parse_id(&id, Format::Json)?;
-    let (alert, transitions, deliveries) = one(&state, id, Format::Json).await?;
-    Ok(Json(serde_json::json!({ "alert": alert, "transitions": transitions, "deliveries": deliveries })))
+    let Detail { alert, transitions, deliveries, attempts } = one(&state, id, Format::Json).await?;
+    Ok(Json(serde_json::json!({
+        "alert": alert, "transitions": transitions, "deliveries": deliveries, "attempts": attempts,
+    })))
 }
 
 /// `GET /api/v1/events/{position}`: one event of the log, the evidence behind a transition.
@@ -733,7 +785,12 @@ fn preview(r: &sitrep_domain::alert::receivers::Receiver) -> String {
 
 fn grouping(r: &sitrep_domain::alert::rules::Route) -> String {
     let d = |secs: u64| humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
-    if r.group_wait_secs == 0 && r.group_interval_secs == 0 && r.group_by.is_empty() && r.rules.is_empty() {
+    if r.group_wait_secs == 0
+        && r.group_interval_secs == 0
+        && r.group_by.is_empty()
+        && r.rules.is_empty()
+        && r.labels.is_empty()
+    {
         return if r.continue_ {
             "each transition at once; then the next routes too"
         } else {
@@ -753,6 +810,10 @@ fn grouping(r: &sitrep_domain::alert::rules::Route) -> String {
     }
     if !r.rules.is_empty() {
         words.push(format!("rules {}", r.rules.join(", ")));
+    }
+    if !r.labels.is_empty() {
+        let each: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={}", v.as_str())).collect();
+        words.push(format!("labels {}", each.join(", ")));
     }
     if r.continue_ {
         words.push("then the next routes too".into());
@@ -938,6 +999,8 @@ mod tests {
             alert: alert_row(state, None),
             transitions: vec![transition(9, "firing", None), transition(12, "acknowledged", Some("ana"))],
             deliveries,
+            attempts: vec![],
+            escalated: None,
             silence_choices: ["30m", "1h", "2h", "4h", "8h", "24h"],
         };
         let failed = DeliveryRow {
@@ -970,7 +1033,38 @@ mod tests {
         );
         let resolved = templates::render("alert", &page("resolved", vec![])).unwrap();
         assert!(!resolved.contains("/acknowledge") && resolved.contains("status is now ok"));
-        assert!(resolved.contains("None: no webhook route"));
+        assert!(resolved.contains("None yet: no route takes this alert"));
+        // Attempts, once there are any, are listed one by one; an escalation is named on top.
+        let attempt = |target: &str, reason: &str, n: i32, error: Option<&str>| AttemptRow {
+            target: target.into(),
+            route: "page".into(),
+            reason: reason.into(),
+            attempt: n,
+            ok: error.is_none(),
+            error: error.map(str::to_owned),
+            position: 40,
+            at: view::age(NOW, NOW, false),
+        };
+        let escalation = attempt("oncall-lead", "escalation", 1, None);
+        let with_attempts = AlertPage {
+            attempts: vec![
+                attempt("oncall", "changes", 1, Some("HTTP 503 Service Unavailable")),
+                attempt("oncall", "changes", 2, None),
+                escalation.clone(),
+            ],
+            escalated: Some(escalation),
+            ..page("firing", vec![])
+        };
+        let html = templates::render("alert", &with_attempts).unwrap();
+        for needle in [
+            "HTTP 503 Service Unavailable",
+            "DELIVERED",
+            "<dt>Escalated</dt><dd>to oncall-lead",
+            "<strong>escalation</strong>",
+            "href=\"/events/40\"",
+        ] {
+            assert!(html.contains(needle), "lacks {needle}");
+        }
     }
 
     #[test]

@@ -223,6 +223,7 @@ mod tests {
             since: T0,
             impacted_by: impacted_by.map(str::to_owned),
             maintenance: None,
+            labels: Default::default(),
         }
     }
 

@@ -90,6 +90,9 @@ pub struct Tracked {
     metrics: BTreeMap<String, f64>,
     /// When its status changed, within the longest flapping window.
     changes: Vec<OffsetDateTime>,
+    /// The latest report's labels, which alerts carry for routing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
 }
 
 /// One matching rule and what it needs of the component being evaluated.
@@ -312,6 +315,7 @@ impl Evaluator {
             ttl_seconds: r.ttl_seconds,
             metrics: BTreeMap::new(),
             changes: Vec::new(),
+            labels: BTreeMap::new(),
         });
         if entry.status != r.status {
             entry.changes.push(r.observed_at);
@@ -324,6 +328,9 @@ impl Evaluator {
         entry.observed_at = r.observed_at;
         entry.ttl_seconds = r.ttl_seconds;
         entry.metrics.clone_from(&r.metrics);
+        if entry.labels != r.labels {
+            entry.labels.clone_from(&r.labels);
+        }
     }
 
     /// Checks every rule that matches `key` against its latest report.
@@ -456,6 +463,7 @@ impl Evaluator {
             since,
             impacted_by,
             maintenance: maintenance.as_ref().map(|(name, _)| name.clone()),
+            labels: c.labels.clone(),
         };
         out.push(Decision::new(
             position,
@@ -775,6 +783,22 @@ mod tests {
         assert_eq!((info.since, *raised_at, *cause), (at(0), at(5), 4), "caused by the tick at position 4");
         assert_eq!(info.summary, "derecho fs/glade is failed");
         assert!(g.tick(at(6)).is_empty(), "it fires once");
+    }
+
+    #[test]
+    fn an_alert_carries_the_labels_of_its_components_latest_report() {
+        let mut g = given(DOWN);
+        let mut r = reported("fs/glade", Status::Ok, at(0), &[]);
+        r.labels.insert("kind".into(), "filesystem".into());
+        let p = g.next();
+        g.evaluator.handle(p, Input::Reported(&r));
+        r.status = Status::Failed;
+        r.labels.insert("team".into(), "storage".into());
+        let p = g.next();
+        let d = g.evaluator.handle(p, Input::Reported(&r));
+        let AlertCommand::Raise { info, .. } = &d[0].command else { panic!("no alert raised: {d:?}") };
+        let labels: Vec<(&str, &str)> = info.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(labels, [("kind", "filesystem"), ("team", "storage")]);
     }
 
     #[test]

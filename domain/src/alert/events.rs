@@ -4,6 +4,7 @@
 use super::rules::{RuleSet, Severity};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -27,6 +28,9 @@ pub struct AlertInfo {
     /// alert was raised: it notifies nobody until the window is over (`MaintenanceEnded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<String>,
+    /// The component's labels in the report that raised it, for routing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

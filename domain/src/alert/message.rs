@@ -4,6 +4,7 @@
 use super::aggregate::Alert;
 use super::events::AlertEvent;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -50,6 +51,9 @@ pub struct AlertMessage {
     /// `system/id` of the maintenance window the alert was raised in, if it was.
     #[serde(default)]
     pub maintenance: Option<String>,
+    /// The component's labels in the report that raised the alert (`{}` when it had none).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// Whether people should hear of it: false while silenced (except resolution), for alerts
     /// that give way to a failed parent, and for alerts raised in maintenance until it is over.
     pub notify: bool,
@@ -92,6 +96,7 @@ impl Transition {
             reason,
             impacted_by: info.impacted_by.clone(),
             maintenance: info.maintenance.clone(),
+            labels: info.labels.clone(),
             notify: self.notify(),
         })
     }

@@ -140,13 +140,10 @@ fn firing(m: &AlertMessage) -> bool {
 impl Planner {
     /// A transition (from the log, in order).
     pub fn on_transition(&mut self, routes: &[Route], m: &AlertMessage) {
-        let key = format!("{}:{}", m.system, m.component);
-        let Ok(severity) = super::rules::Severity::parse(&m.severity) else { return };
         let new_enough = |r: &Route| self.routes_since.get(&r.name).is_none_or(|since| m.position > *since);
-        let matches = |r: &Route| r.wants(severity, &key) && (r.rules.is_empty() || r.rules.contains(&m.rule));
         // The first route that matches takes the alert, unless it says `continue = true`.
         let mut wanting: Vec<&Route> = Vec::new();
-        for r in routes.iter().filter(|r| matches(r)) {
+        for r in routes.iter().filter(|r| r.takes(m)) {
             if new_enough(r) {
                 wanting.push(r);
             }
@@ -302,6 +299,7 @@ mod tests {
             escalate_to: None,
             rules: vec![],
             continue_: false,
+            labels: BTreeMap::new(),
         }
     }
 
@@ -469,5 +467,34 @@ mod tests {
         r.on_transition(&[pager, chat.clone()], &other);
         let ds = step(&mut r, &[route()], T0 + Duration::seconds(30));
         assert_eq!(ds.iter().map(|d| d.target.as_str()).collect::<Vec<_>>(), ["ops-chat"]);
+    }
+
+    #[test]
+    fn given_routes_by_label_then_an_alert_goes_where_its_components_labels_match() {
+        let storage = Route {
+            name: "storage".into(),
+            receivers: vec!["storage-team".into()],
+            labels: BTreeMap::from([("kind".to_owned(), Matcher::parse("file*").unwrap())]),
+            ..route()
+        };
+        let routes = [storage, route()];
+        let mut p = Planner::default();
+        // The sample alert's component is labelled kind=filesystem.
+        p.on_transition(&routes, &t(1, "firing", "firing", 0));
+        let mut unlabelled = t(2, "firing", "firing", 0);
+        unlabelled.labels.clear();
+        p.on_transition(&routes, &unlabelled);
+        let mut other = t(3, "firing", "firing", 0);
+        other.labels.insert("kind".into(), "login_node".into());
+        p.on_transition(&routes, &other);
+        let ds = step(&mut p, &routes, T0 + Duration::seconds(30));
+        let sent: Vec<(&str, Vec<(u128, String)>)> = ds.iter().map(|d| (d.target.as_str(), alerts(d))).collect();
+        assert_eq!(
+            sent,
+            [
+                ("ops-chat", vec![(2, "firing".into()), (3, "firing".into())]),
+                ("storage-team", vec![(1, "firing".into())]),
+            ]
+        );
     }
 }

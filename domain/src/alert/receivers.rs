@@ -685,6 +685,7 @@ pub fn sample(receiver: &str, now: time::OffsetDateTime) -> AlertMessage {
         reason: None,
         impacted_by: None,
         maintenance: None,
+        labels: [("kind".to_owned(), "filesystem".to_owned())].into(),
         notify: true,
     }
 }

@@ -43,6 +43,7 @@
 
 use crate::Status;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// How loud an alert is.
@@ -140,7 +141,8 @@ impl Condition {
     }
 }
 
-/// A `system:component` glob such as `derecho:fs/*` (`*` also crosses `/`).
+/// A `system:component` glob such as `derecho:fs/*` (`*` also crosses `/`), or a glob of a
+/// label's value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Matcher {
@@ -234,6 +236,10 @@ pub struct Route {
     /// there was a choice notified every matching route, and keep doing so.)
     #[serde(default = "every_route", rename = "continue")]
     pub continue_: bool,
+    /// Only alerts whose component's labels match: each named label present, its value
+    /// matching the glob.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, Matcher>,
 }
 
 fn every_route() -> bool {
@@ -243,6 +249,13 @@ fn every_route() -> bool {
 impl Route {
     pub fn wants(&self, severity: Severity, key: &str) -> bool {
         self.severities.contains(&severity) && self.matches.matches(key)
+    }
+
+    /// Whether the route takes this alert: its severity, `system:component`, rule and labels.
+    pub fn takes(&self, m: &super::message::AlertMessage) -> bool {
+        Severity::parse(&m.severity).is_ok_and(|s| self.wants(s, &format!("{}:{}", m.system, m.component)))
+            && (self.rules.is_empty() || self.rules.contains(&m.rule))
+            && self.labels.iter().all(|(k, glob)| m.labels.get(k).is_some_and(|v| glob.matches(v)))
     }
 }
 
@@ -331,6 +344,7 @@ struct RouteSpec {
     severity: Option<Vec<String>>,
     #[serde(rename = "match")]
     matches: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
 }
 
 fn seconds(raw: &str) -> Result<u64, String> {
@@ -477,6 +491,13 @@ impl RuleSet {
                 }
                 _ => {}
             }
+            let labels = r
+                .labels
+                .iter()
+                .flatten()
+                .map(|(k, v)| Ok((k.clone(), Matcher::parse(v)?)))
+                .collect::<Result<BTreeMap<_, _>, String>>()
+                .map_err(|reason| RuleError { at: at("labels"), reason })?;
             set.routes.push(Route {
                 name: r.name.clone(),
                 url,
@@ -495,6 +516,7 @@ impl RuleSet {
                     Some(StringOrList::Many(many)) => many.clone(),
                 },
                 continue_: r.continue_,
+                labels,
             });
         }
         Ok(set)
@@ -714,6 +736,11 @@ mod tests {
             ("[[rule]]\nname='a'\nkind='stale'\nsummary='{{#if}'", "field \"summary\"", "template"),
             ("[[rule]]\nname='a'\nkind='stale'\nmatch='[x'", "field \"match\"", "not a glob"),
             ("[[route]]\nname='r'\nurl='ftp://x'", "route[0] \"r\" field \"url\"", "http"),
+            (
+                "[[route]]\nname='r'\nurl='http://x'\nlabels={kind='[x'}",
+                "route[0] \"r\" field \"labels\"",
+                "not a glob",
+            ),
             ("[[dependency]]\nmatch='*'\nparent='nocolon'", "dependency[0] field \"parent\"", "system:component"),
             ("[[rules]]\nname='a'", "alerts.toml", "unknown field `rules`"),
         ];
