@@ -38,7 +38,7 @@ test-unit:
 test-e2e *ARGS:
     cargo test -p sitrep-tests --test e2e {{ARGS}}
 
-# The fault suite alone: kill -9, Postgres and NATS restarts, a 3-node cluster, scale-out
+# The fault suite alone: kill -9, Postgres and NATS restarts, a 3-node cluster, scale-out, notifications
 [group('test')]
 test-faults *ARGS:
     scripts/test-faults {{ARGS}}

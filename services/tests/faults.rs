@@ -1,8 +1,9 @@
 //! The fault suite: real `sitrep ingest` and `sitrep project` processes against the real Postgres
 //! and NATS (private servers where a scenario stops them), with faults injected while collectors
-//! publish. Every scenario publishes a known set of reports, some of them invalid, and ends by
-//! counting: each accepted report is in the event log and in history exactly once, and each
-//! rejected one is in quarantine.
+//! publish. The first five scenarios publish a known set of reports, some of them invalid, and end
+//! by counting: each accepted report is in the event log and in history exactly once, and each
+//! rejected one is in quarantine. The sixth kills sitrep while it delivers a notification and
+//! counts what a loopback receiver took.
 //!
 //! Run it with `scripts/test-faults` (`scripts/test` runs it after the other tests); it prints
 //! one line of counts per scenario. It is `test = false` in Cargo.toml so that a plain
@@ -785,6 +786,143 @@ async fn two_ingest_and_two_project_processes_share_the_work_and_hand_over_when_
     // The killed ones stay dead; the survivors must still run.
     rig.procs.remove(first_ingest.max(first_project));
     rig.procs.remove(first_ingest.min(first_project));
+    rig.assert_all_running();
+    let dir = rig.finish(&js).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A webhook receiver on loopback that answers 503 while `failing` is set and 200 otherwise,
+/// recording each request's transition (`event_id`) and whether it was taken.
+struct Receiver {
+    url: String,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        use axum::{http::StatusCode, routing::post, Json, Router};
+        use std::sync::atomic::Ordering;
+        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>> = Default::default();
+        let (f, s) = (failing.clone(), seen.clone());
+        let app = Router::new().route(
+            "/hook",
+            post(move |Json(body): Json<serde_json::Value>| async move {
+                let taken = !f.load(Ordering::SeqCst);
+                s.lock().unwrap().push((body["event_id"].as_str().unwrap_or("?").to_owned(), taken));
+                if taken {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { url, failing, seen }
+    }
+
+    fn seen(&self) -> Vec<(String, bool)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// How many times each transition was taken (answered 200).
+    fn taken(&self) -> HashMap<String, usize> {
+        let mut taken = HashMap::new();
+        for (id, ok) in self.seen() {
+            if ok {
+                *taken.entry(id).or_insert(0) += 1;
+            }
+        }
+        taken
+    }
+}
+
+/// Scenario 6: `kill -9` of sitrep after it recorded a notification decision and while it was
+/// delivering it (the receiver answered 503 and sitrep was waiting to retry). After a restart the
+/// decision is delivered, and taken exactly once; a second kill after delivery sends nothing
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_sitrep_between_a_notification_decision_and_its_delivery_delivers_it_once_after_restart() {
+    use std::sync::atomic::Ordering;
+    let _serial = SERIAL.lock().await;
+    let shared = shared_services();
+    let dir = scratch("notify");
+    let receiver = Receiver::start().await;
+    let mut rig =
+        Rig::new("kill -9 between decision and delivery", dir, shared.database_url.expose(), &shared.nats_url, 1).await;
+    let rules = format!(
+        "{RULES}\n[[receiver]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n\n\
+         [[route]]\nname = \"all\"\nreceivers = [\"hook\"]\ngroup_wait = \"0s\"\n",
+        receiver.url
+    );
+    std::fs::write(rig.settings.alerts_file.as_ref().unwrap(), rules).unwrap();
+    let js = jetstream::new(bus::connect(&shared.nats_url).await.unwrap());
+    rig.spawn("ingest");
+    let project = rig.spawn("project");
+    let client = rig.client().await;
+    let scalar = |sql: &'static str| {
+        let client = &client;
+        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    // Three components fail in one batch.
+    let nats = bus::connect(&rig.settings.nats_url).await.unwrap();
+    let batch = r#"{"system":"derecho","reports":[{"component":"node/a","status":"failed"},
+        {"component":"node/b","status":"failed"},{"component":"node/c","status":"failed"}]}"#;
+    nats.publish(rig.settings.report_subject("derecho"), batch.into()).await.unwrap();
+    nats.flush().await.unwrap();
+
+    // The receiver refuses the first request: sitrep has decided and is waiting to retry.
+    let started = Instant::now();
+    while receiver.seen().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no delivery attempt within 60 s; logs in {}",
+            rig.dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rig.kill9(project);
+    let decided = scalar("SELECT count(*) FROM events WHERE event_type = 'NotificationDecided'").await;
+    let delivered_before = scalar("SELECT count(*) FROM alert_deliveries").await;
+    let attempts_before = scalar("SELECT count(*) FROM notification_attempts").await;
+    assert!(decided >= 1, "the decision was recorded before the kill");
+    assert_eq!(delivered_before, 0, "the kill came before the delivery was recorded");
+    assert!(attempts_before >= 1, "the refused attempt was recorded as it ended");
+
+    // Restarted, with the receiver answering again: each transition is taken once.
+    receiver.failing.store(false, Ordering::SeqCst);
+    let project = rig.spawn("project");
+    let started = Instant::now();
+    while scalar("SELECT count(*) FROM alert_deliveries WHERE delivered").await < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not delivered within 60 s of the restart; logs in {}",
+            rig.dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A kill after delivery, and a restart: nothing is sent again.
+    rig.kill9(project);
+    rig.spawn("project");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let taken = receiver.taken();
+    let requests = receiver.seen().len();
+    let decided_after = scalar("SELECT count(*) FROM events WHERE event_type = 'NotificationDecided'").await;
+    println!(
+        "fault scenario {:<34} decisions {decided_after}  requests {requests}  transitions taken {}  taken twice {}",
+        rig.tag,
+        taken.len(),
+        taken.values().filter(|n| **n > 1).count()
+    );
+    assert_eq!(taken.len(), 3, "each of the three firing transitions was taken: {taken:?}");
+    assert!(taken.values().all(|n| *n == 1), "none was taken twice: {taken:?}");
+    assert_eq!(decided_after, decided, "the restarts decided nothing again");
+    // The two killed project processes stay dead; ingest and the last project must still run.
+    rig.procs.remove(2);
+    rig.procs.remove(1);
     rig.assert_all_running();
     let dir = rig.finish(&js).await;
     let _ = std::fs::remove_dir_all(dir);
