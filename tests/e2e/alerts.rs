@@ -863,8 +863,11 @@ async fn a_critical_alert_not_acknowledged_in_time_escalates_and_its_page_says_s
     assert_eq!(runner.step(&app.pool, later + time::Duration::minutes(30)).await.unwrap(), 0);
     let cancel = tokio_util::sync::CancellationToken::new();
     while sitrep_services::alerting::webhook_step(&app.pool, &hooks, &cancel).await.unwrap().1 {}
-    let targets: Vec<String> = seen.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
+    let seen = seen.lock().unwrap().clone();
+    let targets: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(targets, ["slack", "discord"]);
+    let escalation = seen[1].1["content"].as_str().unwrap();
+    assert!(escalation.starts_with("[ESCALATED] CRITICAL derecho fs/glade"), "{escalation}");
     let (_, page) = app.get(&format!("/alerts/{id}")).await;
     assert!(page.contains("<dt>Escalated</dt><dd>to ops-hook"), "the alert's page names the escalation");
     assert!(page.contains("<strong>escalation</strong>"), "and lists its delivery");

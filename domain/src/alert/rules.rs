@@ -329,7 +329,7 @@ struct DependencySpec {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RouteSpec {
-    name: String,
+    name: Option<String>,
     url: Option<String>,
     receivers: Option<Vec<String>>,
     group_by: Option<Vec<String>>,
@@ -386,10 +386,15 @@ impl RuleSet {
         }
         let receivers = super::receivers::parse(text)?;
         let receivers_known: Vec<String> = receivers.iter().map(|r| r.name.clone()).collect();
-        for (i, r) in spec.route.into_iter().enumerate() {
-            let at = |field: &str| format!("route[{i}] {:?} field {field:?}", r.name);
-            if !valid_name(&r.name) {
+        for (i, mut r) in spec.route.into_iter().enumerate() {
+            // A route without a name is named by its place: route-1, route-2, …
+            let name = r.name.take().unwrap_or_else(|| format!("route-{}", i + 1));
+            let at = |field: &str| format!("route[{i}] {name:?} field {field:?}");
+            if !valid_name(&name) {
                 return Err(RuleError { at: at("name"), reason: "use 1 to 64 of a-z, 0-9, - and _".into() });
+            }
+            if set.routes.iter().any(|other| other.name == name) {
+                return Err(RuleError { at: at("name"), reason: "another route already has this name".into() });
             }
             let (url, receivers) = match (&r.url, &r.receivers) {
                 (Some(url), None) => {
@@ -499,7 +504,7 @@ impl RuleSet {
                 .collect::<Result<BTreeMap<_, _>, String>>()
                 .map_err(|reason| RuleError { at: at("labels"), reason })?;
             set.routes.push(Route {
-                name: r.name.clone(),
+                name,
                 url,
                 severities,
                 matches,
@@ -711,6 +716,45 @@ mod tests {
     }
 
     #[test]
+    fn the_minimal_receivers_and_a_route_without_a_name_parse() {
+        let set = parse(
+            r#"
+[[receiver]]
+name = "ops-chat"
+kind = "slack"
+url = "https://hooks.slack.com/services/T000/B000/XXXX"
+
+[[receiver]]
+name = "oncall"
+kind = "pagerduty"
+routing_key_env = "PD_ROUTING_KEY"
+
+[[receiver]]
+name = "ops-mail"
+kind = "email"
+smtp_host = "mail.example.org"
+smtp_port = 587
+tls = "starttls"
+from = "sitrep@example.org"
+to = ["hpc-ops@example.org"]
+
+[[route]]
+receivers = ["ops-chat"]
+severity = ["warning", "critical"]
+group_by = ["system"]
+group_wait = "30s"
+
+[[route]]
+receivers = ["oncall", "ops-mail"]
+"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = set.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["route-1", "route-2"]);
+        assert_eq!(set.routes[0].group_wait_secs, 30);
+    }
+
+    #[test]
     fn an_empty_file_is_no_rules() {
         assert_eq!(parse("").unwrap(), RuleSet::default());
     }
@@ -736,6 +780,11 @@ mod tests {
             ("[[rule]]\nname='a'\nkind='stale'\nsummary='{{#if}'", "field \"summary\"", "template"),
             ("[[rule]]\nname='a'\nkind='stale'\nmatch='[x'", "field \"match\"", "not a glob"),
             ("[[route]]\nname='r'\nurl='ftp://x'", "route[0] \"r\" field \"url\"", "http"),
+            (
+                "[[route]]\nname='r'\nurl='http://x'\n[[route]]\nname='r'\nurl='http://y'",
+                "route[1] \"r\" field \"name\"",
+                "already",
+            ),
             (
                 "[[route]]\nname='r'\nurl='http://x'\nlabels={kind='[x'}",
                 "route[0] \"r\" field \"labels\"",
