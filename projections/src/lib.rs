@@ -14,6 +14,7 @@
 //! - [`rebuild`]: a read model rebuilt beside the live one in shadow tables, swapped in or
 //!   compared (`sitrep replay`, `sitrep verify`).
 //! - [`timeline`]: the pure time arithmetic behind history (segments, stale gaps, buckets).
+//! - [`sla`]: availability under a stated policy, from segments, maintenance and outages (pure).
 
 pub mod alerts;
 pub mod exact;
@@ -23,6 +24,7 @@ pub mod latest_status;
 pub mod outages;
 pub mod rebuild;
 pub mod runner;
+pub mod sla;
 pub mod timeline;
 
 pub use alerts::{AlertEvaluator, Alerts};

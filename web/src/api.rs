@@ -283,6 +283,8 @@ pub struct WindowUptime {
     pub uptime_pct: Option<f64>,
     pub up_seconds: f64,
     pub down_seconds: f64,
+    /// Inside maintenance windows and reservations that name the component: excluded.
+    pub maintenance_seconds: f64,
     pub not_counted_seconds: f64,
 }
 
@@ -295,24 +297,25 @@ pub async fn uptime(
     let now = state.now();
     let end = q.resolve(Format::Json, now)?.unwrap_or(now);
     let windows = component::RANGES;
-    let rows = history::segments(&state.pool, &system, None, end - windows[2].2, end).await.map_err(WebError::api)?;
+    let facts = crate::sla::system_facts(&state.pool, &system, end - windows[2].2, end).await.map_err(WebError::api)?;
     let live = queries::system_components(&state.pool, &system).await.map_err(WebError::api)?;
     if live.is_empty() {
         return Err(WebError::no_reports(Format::Json, &system, &state.subject_prefix));
     }
-    let by_component = history::by_component(rows);
     let components = live
         .into_iter()
         .map(|c| {
-            let segments = by_component.get(&c.component).map(Vec::as_slice).unwrap_or_default();
+            let segments = facts.segments.get(&c.component).map(Vec::as_slice).unwrap_or_default();
+            let maintenance = facts.maintenance_of(&c.component);
             let windows = windows
                 .iter()
                 .map(|(key, _, window)| {
-                    let u = Uptime::within(segments, end - *window, end);
+                    let u = Uptime::within(segments, &maintenance, end - *window, end);
                     let w = WindowUptime {
                         uptime_pct: u.percent(),
                         up_seconds: u.up,
                         down_seconds: u.down,
+                        maintenance_seconds: u.maintenance,
                         not_counted_seconds: u.not_counted,
                     };
                     (*key, w)

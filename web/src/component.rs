@@ -84,6 +84,7 @@ pub struct UptimeCell {
     pub text: String,
     pub up: String,
     pub down: String,
+    pub maintenance: String,
     pub not_counted: String,
 }
 
@@ -104,6 +105,8 @@ pub struct Facts {
     pub range: usize,
     /// Segments overlapping the last 30 days before the instant shown.
     pub segments: Vec<Segment>,
+    /// Maintenance windows and reservations that named it in those 30 days.
+    pub maintenance: Vec<sitrep_projections::sla::Span>,
     pub series: Vec<history::Series>,
     pub window: Window,
     pub reports: Vec<PastReport>,
@@ -156,12 +159,13 @@ pub fn component_page(state: &AppState, now: OffsetDateTime, at: Option<OffsetDa
         uptime: RANGES
             .iter()
             .map(|(_, label, window)| {
-                let u = Uptime::within(&f.segments, end - *window, end);
+                let u = Uptime::within(&f.segments, &f.maintenance, end - *window, end);
                 UptimeCell {
                     label,
                     text: u.text(),
                     up: view::span(Duration::seconds_f64(u.up)),
                     down: view::span(Duration::seconds_f64(u.down)),
+                    maintenance: view::span(Duration::seconds_f64(u.maintenance)),
                     not_counted: view::span(Duration::seconds_f64(u.not_counted)),
                 }
             })
@@ -244,9 +248,15 @@ pub async fn page(
         .into_iter()
         .map(|(_, s)| s)
         .collect();
+    let maintenance = crate::sla::maintenance(pool, &system, Some(&component), end - RANGES[2].2, end)
+        .await
+        .map_err(WebError::page)?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
     let reports =
         history::recent_reports(pool, &system, &component, end, REPORTS_SHOWN).await.map_err(WebError::page)?;
-    let facts = Facts { system, component, current, range, segments, series, window, reports };
+    let facts = Facts { system, component, current, range, segments, maintenance, series, window, reports };
     let mut page = component_page(&state, now, at, facts);
     // The archive's end, read once above for the chart, also decides the banner.
     page.layout = page.layout.archived(at, archived);
@@ -285,6 +295,7 @@ mod tests {
                     ttl_seconds: 600,
                 },
             ],
+            maintenance: vec![],
             series: vec![history::Series {
                 metric: "used_pct".into(),
                 points: (1..20).map(|h| point(h, 80.0)).collect(),

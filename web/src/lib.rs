@@ -54,6 +54,7 @@ pub mod params;
 pub mod queries;
 pub mod router;
 pub mod signin;
+pub mod sla;
 pub mod state;
 pub mod templates;
 pub mod uptime;
