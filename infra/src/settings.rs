@@ -123,6 +123,12 @@ pub struct Settings {
     #[arg(long, global = true, env = "SITREP_SELF_REPORT_SECONDS", default_value_t = 30)]
     pub self_report_seconds: u64,
 
+    /// The public status page's groups and the SLA report's counting policy (docs/status-page.md).
+    /// Unset: `status.toml` in the working directory if it exists, else no public groups and the
+    /// default policy.
+    #[arg(long, global = true, env = "SITREP_STATUS_FILE")]
+    pub status_file: Option<std::path::PathBuf>,
+
     /// Operators who may sign in, besides those added with `sitrep users add` (a TOML file of
     /// `[[user]]` entries with `name`, `role` and `password_hash`; see docs/operators.md).
     #[arg(long, global = true, env = "SITREP_USERS_FILE")]

@@ -74,6 +74,10 @@ pub enum Command {
     /// rules file and prints its answer.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Reports: `report sla --month 2026-11` gives a month's availability per system, public
+    /// group and component, with maintenance excluded, under the policy in status.toml.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Manage collectors' API keys for HTTP ingest (POST /api/v1/reports and friends).
     #[command(subcommand)]
     Keys(crate::admin::KeysCommand),
@@ -133,6 +137,17 @@ pub enum NotifyCommand {
     },
 }
 
+/// `sitrep report`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// A month's availability per system, per public group of status.toml and, with
+    /// --components, per component: minutes down, degraded, in maintenance (excluded) and
+    /// unknown; incidents, MTTR and MTBF; the longest incidents; the error budget against each
+    /// objective. Computed from the log's read models under the `[sla]` policy, which it prints,
+    /// so a changed policy gives new figures for any past month. See docs/status-page.md.
+    Sla(crate::report::SlaArgs),
+}
+
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     let Cli { command, mut settings } = cli;
     // A collector under cron stays quiet unless something is wrong: cron mails whatever it prints.
@@ -159,6 +174,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             crate::replay::verify_with(&settings, projection, archive.as_deref(), &mut std::io::stdout()).await
         }
         Command::Archive(args) => crate::archive::command(&settings, &args, &mut std::io::stdout()).await,
+        Command::Report(ReportCommand::Sla(args)) => crate::report::sla(&settings, &args, &mut std::io::stdout()).await,
         Command::Keys(c) => crate::admin::keys(&settings, c, &mut std::io::stdout()).await,
         Command::Users(c) => crate::admin::users(&settings, c, &mut std::io::stdout()).await,
         Command::Notify(NotifyCommand::Test { receiver }) => {

@@ -27,5 +27,6 @@ pub mod cli;
 pub mod collect;
 pub mod ingest;
 pub mod replay;
+pub mod report;
 pub mod selfwatch;
 pub mod simulate;

@@ -86,6 +86,10 @@ pub async fn isolated_settings() -> (Settings, String) {
     settings.ingest_per_second = 0;
     // No rules unless a test writes some (never the working directory's alerts.toml).
     settings.alerts_file = Some(write_rules(&id, ""));
+    // No public groups and the default SLA policy unless a test writes a status.toml.
+    let status = std::env::temp_dir().join(format!("sitrep-test-{id}-status.toml"));
+    std::fs::write(&status, "").expect("writing the test's status.toml");
+    settings.status_file = Some(status);
     settings.http_addr = "127.0.0.1:0".parse().unwrap();
     (settings, db_name)
 }

@@ -19,4 +19,5 @@ mod pipeline;
 mod projections;
 mod replay;
 mod security;
+mod sla;
 mod storage;

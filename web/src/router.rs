@@ -2,8 +2,8 @@
 
 use crate::state::AppState;
 use crate::{
-    alerts, api, auth, collect, component, events, hardening, health, limits, live, ops, outages, pages, signin,
-    templates,
+    alerts, api, auth, collect, component, events, hardening, health, limits, live, ops, outages, pages, report,
+    signin, templates,
 };
 use axum::http::header;
 use axum::routing::{get, post};
@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/quarantine/{id}/resubmit", post(ops::resubmit))
         .route("/quarantine/{id}/discard", post(ops::discard))
         .route("/ops", get(ops::page))
+        .route("/reports/sla", get(report::sla_page))
         .route("/events", get(events::list))
         .route("/events/{position}", get(events::one))
         .route("/alerts", get(alerts::list_page))

@@ -37,6 +37,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// The `[[receiver]]`s of this process's `alerts.toml`, for `/alerts/rules` (secrets unread).
     pub receivers: Arc<Vec<sitrep_domain::alert::receivers::Receiver>>,
+    /// `status.toml`: the status page's groups and the SLA report's policy.
+    pub public: Arc<crate::public::PublicConfig>,
 }
 
 /// Signing in: users from the users file, whether viewing needs it, how long it lasts.
@@ -108,6 +110,7 @@ impl AppState {
             provenance: sitrep_infra::provenance::Provenance::ephemeral(),
             limits: crate::limits::Limits::default(),
             receivers: Arc::default(),
+            public: Arc::default(),
         }
     }
 

@@ -27,11 +27,14 @@ pub const PAGES: &[(&str, &str)] = &[
     ("outages", include_str!("../templates/outages.hbs")),
     ("outage", include_str!("../templates/outage.hbs")),
     ("window", include_str!("../templates/window.hbs")),
+    ("sla_report", include_str!("../templates/sla_report.hbs")),
+    ("sla_document", include_str!("../templates/sla_document.hbs")),
 ];
 
 /// `(name, source)` of every partial.
 pub const PARTIALS: &[(&str, &str)] = &[
     ("layout", include_str!("../templates/partials/layout.hbs")),
+    ("sla_body", include_str!("../templates/partials/sla_body.hbs")),
     ("status_badge", include_str!("../templates/partials/status_badge.hbs")),
     ("age", include_str!("../templates/partials/age.hbs")),
     ("metric", include_str!("../templates/partials/metric.hbs")),

@@ -1,0 +1,73 @@
+//! `sitrep report sla`: the SLA report of `sitrep_web::report`, written as JSON, CSV or a
+//! standalone HTML document.
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use sitrep_infra::{db, Settings};
+use sitrep_web::public::PublicConfig;
+use sitrep_web::report::{self, ReportMonth, Request};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SlaArgs {
+    /// The month, as 2026-11 (UTC). Default: last month.
+    #[arg(long, value_parser = parse_month)]
+    pub month: Option<ReportMonth>,
+    /// Only this system.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Also every component's figures.
+    #[arg(long)]
+    pub components: bool,
+    #[arg(long, value_enum, default_value = "html")]
+    pub format: ReportFormat,
+    /// Write it to this file instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The dashboard's address, which the HTML document's links lead to. Default: the
+    /// SITREP_HTTP_ADDR of these settings.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+fn parse_month(raw: &str) -> Result<ReportMonth, String> {
+    ReportMonth::parse(raw)
+}
+
+pub async fn sla(settings: &Settings, args: &SlaArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let config = PublicConfig::load(settings.status_file.as_deref())?;
+    if let Some(s) = &args.system {
+        sitrep_domain::SystemName::parse(s).map_err(|e| anyhow::anyhow!("--system: {e}"))?;
+    }
+    let pg = db::parse_url(settings.database_url.expose())?;
+    db::migrate(&pg).await?;
+    let pool = db::pool(&pg, 2)?;
+    let now = time::OffsetDateTime::now_utc();
+    let req = Request {
+        month: args.month.unwrap_or_else(|| ReportMonth::of(now).previous()),
+        system: args.system.clone(),
+        components: args.components,
+    };
+    let r = report::build(&pool, &config, &req, now).await?;
+    let text = match args.format {
+        ReportFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
+        ReportFormat::Csv => report::csv(&r),
+        ReportFormat::Html => {
+            let base = args.base_url.clone().unwrap_or_else(|| format!("http://{}/", settings.http_addr));
+            report::html_document(&r, &base, now)?
+        }
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
