@@ -57,10 +57,11 @@ ensure_wrk() {
 # A Python with nats-py (the Python examples) and prometheus-client (its OpenMetrics parser
 # checks /metrics) under .sitrep/venv, for the tests.
 ensure_python_tools() {
-  if [ ! -x .sitrep/venv/bin/python ] || ! .sitrep/venv/bin/python -c 'import nats, prometheus_client, jsonschema, aiosmtpd' 2>/dev/null; then
+  if [ ! -x .sitrep/venv/bin/python ] || ! .sitrep/venv/bin/python -c 'import nats, prometheus_client, jsonschema, aiosmtpd, feedparser' 2>/dev/null; then
     command -v python3 >/dev/null || apt_install python3 python3-venv
     python3 -m venv .sitrep/venv 2>/dev/null || { apt_install python3-venv; python3 -m venv .sitrep/venv; }
-    say "Installing nats-py, prometheus-client, jsonschema and aiosmtpd (an SMTP server) for the tests (.sitrep/venv)..."
-    .sitrep/venv/bin/pip install -q 'nats-py==2.16.0' 'prometheus-client==0.23.1' 'jsonschema==4.26.0' 'aiosmtpd==1.4.6'
+    say "Installing nats-py, prometheus-client, jsonschema, aiosmtpd (an SMTP server) and feedparser for the tests (.sitrep/venv)..."
+    .sitrep/venv/bin/pip install -q 'nats-py==2.16.0' 'prometheus-client==0.23.1' 'jsonschema==4.26.0' 'aiosmtpd==1.4.6' \
+      'feedparser==6.0.14'
   fi
 }

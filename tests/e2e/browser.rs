@@ -443,3 +443,29 @@ async fn an_open_home_page_changes_a_tile_without_reload_within_two_seconds_of_a
     }
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_public_status_page_renders_in_headless_chromium_wide_and_on_a_phone() {
+    let app = crate::status::spawn().await;
+    crate::helpers::eventually("the status page with its incidents", || async {
+        let (_, page) = app.get("/status").await;
+        if page.contains("Scratch partly unavailable") && page.contains("Filesystem firmware upgrade") {
+            Ok(())
+        } else {
+            Err(page)
+        }
+    })
+    .await;
+    let dom = shoot(
+        &app,
+        "status",
+        "/status",
+        1100,
+        &["Test centre status", "Derecho: filesystems", "Partial outage", "Jobs not starting", "Atom feed"],
+    )
+    .await;
+    for name in crate::status::INTERNAL {
+        assert!(!dom.contains(name), "the status page shows the internal name {name:?}");
+    }
+    app.cleanup().await;
+}

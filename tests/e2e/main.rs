@@ -20,4 +20,5 @@ mod projections;
 mod replay;
 mod security;
 mod sla;
+mod status;
 mod storage;

@@ -103,6 +103,10 @@ pub fn chrome() -> Chrome {
 fn open_to_all(path: &str) -> bool {
     path == "/sign-in"
         || path.starts_with("/static/")
+        // The public face: what status.toml makes public, for a centre's users.
+        || path == "/status"
+        || path.starts_with("/status/")
+        || path.starts_with("/badge/")
         || matches!(path, "/healthz" | "/readyz" | "/metrics")
         || matches!(path, "/api/v1/reports" | "/api/v1/outages" | "/api/v1/maintenance")
 }
@@ -115,6 +119,10 @@ fn needs_outage_banners(method: &Method, path: &str) -> bool {
         && !(path.starts_with("/api/")
             || path.starts_with("/static/")
             || matches!(path, "/live" | "/healthz" | "/readyz" | "/metrics")
+            // The public face shows no operator banners.
+            || path == "/status"
+            || path.starts_with("/status/")
+            || path.starts_with("/badge/")
             || renders_own_banners(path))
 }
 

@@ -16,6 +16,7 @@ use crate::templates::{self, LivePage};
 use crate::view;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::Html;
 use futures::Stream;
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -73,6 +74,8 @@ pub struct LiveQuery {
 enum Page {
     Home,
     System(String),
+    /// The public status page (`/status`, its first page).
+    Status,
 }
 
 /// What a live page depends on: when this changes, the page has changed.
@@ -104,6 +107,18 @@ async fn fragment(state: &AppState, page: &Page) -> Result<(&'static str, String
         Page::System(system) => {
             let view = pages::system_view(state, now, None, system).await?;
             Ok(("system", templates::render(pages::SystemPage::LIVE, &view).map_err(WebError::page)?))
+        }
+        Page::Status => {
+            // The same for every open status page: rendered once a second at most, for all.
+            let render = {
+                let state = state.clone();
+                async move {
+                    let view = crate::status::status_view(&state, state.now(), 1).await?;
+                    templates::render(crate::status::StatusPage::LIVE, &view).map(Html).map_err(WebError::page)
+                }
+            };
+            let Html(html) = crate::pagecache::page(state, "status-live".into(), render).await?;
+            Ok(("public", String::from_utf8_lossy(&html).into_owned()))
         }
     }
 }
@@ -148,6 +163,17 @@ pub async fn live(
             ))
         }
     };
+    stream(state, page).await
+}
+
+/// `GET /status/live`: the public status page's stream, open to all like the page.
+pub async fn status_live(
+    State(state): State<AppState>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, WebError> {
+    stream(state, Page::Status).await
+}
+
+async fn stream(state: AppState, page: Page) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, WebError> {
     let seen = version(&state).await.map_err(WebError::api)?;
     let shutdown = state.shutdown.clone();
     let mut versions = state.live_versions.get_or_init(|| async { watch_versions(state.clone()) }).await.clone();
@@ -176,7 +202,9 @@ pub async fn live(
             }
             // The banners go out only when an outage changed, so a screen reader announces
             // them (`role="alert"`) then and not at every update; their ages are as of that.
-            let outages_moved = changed && now_version.map(|v| v.3) != w.seen.map(|v| v.3);
+            // Never to the public page: operators' banners name what is not public.
+            let outages_moved =
+                changed && now_version.map(|v| v.3) != w.seen.map(|v| v.3) && !matches!(w.page, Page::Status);
             let Ok((name, html)) = fragment(&w.state, &w.page).await else {
                 // Not now (the system has no reports, the database is away): try again later.
                 w.sent = Instant::now();

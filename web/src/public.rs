@@ -14,6 +14,9 @@ pub const DEFAULT_TARGET: f64 = 99.0;
 #[derive(Debug, Clone)]
 pub struct PublicConfig {
     pub title: String,
+    /// Where the status page is published (`https://status.example.org`): feeds link there.
+    /// Unset, they link to the host they were asked for at.
+    pub url: Option<String>,
     pub description: Option<String>,
     pub groups: Vec<Group>,
     pub policy: Policy,
@@ -27,6 +30,7 @@ impl Default for PublicConfig {
     fn default() -> Self {
         Self {
             title: "Service status".into(),
+            url: None,
             description: None,
             groups: vec![],
             policy: Policy::default(),
@@ -67,6 +71,7 @@ struct FileSpec {
 #[serde(deny_unknown_fields)]
 struct PageSpec {
     title: Option<String>,
+    url: Option<String>,
     description: Option<String>,
     #[serde(default)]
     group: Vec<GroupSpec>,
@@ -117,6 +122,12 @@ impl PublicConfig {
                 c.title = t;
             }
             c.description = page.description.filter(|d| !d.trim().is_empty());
+            if let Some(url) = page.url.filter(|u| !u.trim().is_empty()) {
+                if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['<', '>', '"', ' ']) {
+                    return Err(err(format!("status_page.url: {url:?} is not an http:// or https:// URL")));
+                }
+                c.url = Some(url);
+            }
             for (i, g) in page.group.into_iter().enumerate() {
                 let at = |key: &str| format!("status_page.group[{i}] {:?} key {key:?}", g.name);
                 if g.name.trim().is_empty() || g.name.chars().count() > 80 {
@@ -240,6 +251,7 @@ target = 99.0
             ("[[status_page.group]]\nname = \"A\"\nsystem = \"derecho\"\ntarget = 101.0", "key \"target\""),
             ("[[status_page.group]]\nname = \"A\"\nsystem = \"derecho\"\n[[status_page.group]]\nname = \"a\"\nsystem = \"derecho\"", "another group"),
             ("[sla]\ndegraded = \"maybe\"", "sla.degraded"),
+            ("[status_page]\nurl = \"status.example.org\"", "status_page.url"),
         ] {
             let e = PublicConfig::parse(text, "status.toml").unwrap_err().to_string();
             assert!(e.starts_with("status.toml: ") && e.contains(needle), "{text}: {e}");

@@ -2,8 +2,8 @@
 
 use crate::state::AppState;
 use crate::{
-    alerts, api, auth, collect, component, events, hardening, health, limits, live, ops, outages, pages, report,
-    signin, templates,
+    alerts, api, auth, badges, collect, component, events, feeds, hardening, health, limits, live, ops, outages, pages,
+    report, signin, status, templates,
 };
 use axum::http::header;
 use axum::routing::{get, post};
@@ -30,6 +30,10 @@ pub fn router(state: AppState) -> Router {
         .route("/quarantine/{id}/discard", post(ops::discard))
         .route("/ops", get(ops::page))
         .route("/reports/sla", get(report::sla_page))
+        .route("/status", get(status::page))
+        .route("/status/feed.atom", get(feeds::atom))
+        .route("/status/feed.rss", get(feeds::rss))
+        .route("/badge/{system}/{*rest}", get(badges::get))
         .route("/events", get(events::list))
         .route("/events/{position}", get(events::one))
         .route("/alerts", get(alerts::list_page))
@@ -71,6 +75,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], templates::HTMX_SSE) }),
         )
         .route("/live", get(live::live))
+        .route("/status/live", get(live::status_live))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics_text));

@@ -29,12 +29,16 @@ pub const PAGES: &[(&str, &str)] = &[
     ("window", include_str!("../templates/window.hbs")),
     ("sla_report", include_str!("../templates/sla_report.hbs")),
     ("sla_document", include_str!("../templates/sla_document.hbs")),
+    ("status", include_str!("../templates/status.hbs")),
+    ("feed_atom", include_str!("../templates/feeds/atom.hbs")),
+    ("feed_rss", include_str!("../templates/feeds/rss.hbs")),
 ];
 
 /// `(name, source)` of every partial.
 pub const PARTIALS: &[(&str, &str)] = &[
     ("layout", include_str!("../templates/partials/layout.hbs")),
     ("sla_body", include_str!("../templates/partials/sla_body.hbs")),
+    ("status_live", include_str!("../templates/partials/status_live.hbs")),
     ("status_badge", include_str!("../templates/partials/status_badge.hbs")),
     ("age", include_str!("../templates/partials/age.hbs")),
     ("metric", include_str!("../templates/partials/metric.hbs")),
