@@ -49,6 +49,13 @@ ensure_chromium() {
   fi
 }
 
+# pdftotext (poppler-utils), which the tests read the SLA report's PDF back with.
+ensure_pdftotext() {
+  if ! command -v pdftotext >/dev/null; then
+    apt_install poppler-utils
+  fi
+}
+
 # wrk, the HTTP load tool the benchmark puts the dashboard under.
 ensure_wrk() {
   command -v wrk >/dev/null || apt_install wrk

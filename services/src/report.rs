@@ -1,5 +1,5 @@
-//! `sitrep report sla`: the SLA report of `sitrep_web::report`, written as JSON, CSV or a
-//! standalone HTML document.
+//! `sitrep report sla`: the SLA report of `sitrep_web::report`, written as JSON, CSV, a
+//! standalone HTML document or a PDF.
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -14,6 +14,7 @@ pub enum ReportFormat {
     Html,
     Csv,
     Json,
+    Pdf,
 }
 
 #[derive(Debug, Args)]
@@ -57,17 +58,18 @@ pub async fn sla(settings: &Settings, args: &SlaArgs, out: &mut dyn Write) -> an
         components: args.components,
     };
     let r = report::build(&pool, &config, &req, now).await?;
-    let text = match args.format {
-        ReportFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
-        ReportFormat::Csv => report::csv(&r),
+    let bytes = match args.format {
+        ReportFormat::Json => (serde_json::to_string_pretty(&r)? + "\n").into_bytes(),
+        ReportFormat::Csv => report::csv(&r).into_bytes(),
         ReportFormat::Html => {
             let base = args.base_url.clone().unwrap_or_else(|| format!("http://{}/", settings.http_addr));
-            report::html_document(&r, &base, now)?
+            report::html_document(&r, &base, now)?.into_bytes()
         }
+        ReportFormat::Pdf => sitrep_web::report_pdf::pdf(&r, &sitrep_web::view::utc_text(now)),
     };
     match &args.out {
-        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
-        None => out.write_all(text.as_bytes())?,
+        Some(path) => std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?,
+        None => out.write_all(&bytes)?,
     }
     Ok(())
 }

@@ -202,6 +202,42 @@ async fn a_known_month_gives_the_hand_worked_figures_under_two_policies_in_every
     {
         assert!(html.contains(needle), "the HTML report lacks {needle}");
     }
+    // The PDF, read back with pdftotext: the same figures and the policy.
+    let mut settings = app.settings.clone();
+    settings.status_file = Some(write(&app, "strict-pdf.toml", STRICT));
+    let pdf_path = std::env::temp_dir().join(format!("sitrep-test-{}-sla.pdf", app.db_name));
+    let args = sitrep_services::report::SlaArgs {
+        month: Some(sitrep_web::report::ReportMonth::parse("2026-11").unwrap()),
+        system: None,
+        components: true,
+        format: sitrep_services::report::ReportFormat::Pdf,
+        out: Some(pdf_path.clone()),
+        base_url: None,
+    };
+    sitrep_services::report::sla(&settings, &args, &mut Vec::new()).await.unwrap();
+    let text = std::process::Command::new("pdftotext")
+        .args(["-layout", &pdf_path.to_string_lossy(), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils; scripts/test installs it)");
+    assert!(text.status.success(), "pdftotext refused the PDF: {}", String::from_utf8_lossy(&text.stderr));
+    let text = String::from_utf8_lossy(&text.stdout);
+    for needle in [
+        "SLA report 2026-11",
+        "Policy version strict-2.",
+        "DEGRADED counts as down.",
+        "derecho: 94.359 %",
+        "98.883 %",
+        "89.861 %",
+        "2430",
+        "-1999.2",
+        "Availability per day",
+        "queue/main: 4320 min",
+    ] {
+        assert!(text.contains(needle), "the PDF lacks {needle:?}:\n{text}");
+    }
+    let (status, pdf) = app.get_as(&operator, "/reports/sla?month=2026-11&format=pdf").await;
+    assert_eq!(status, 200);
+    assert!(pdf.starts_with("%PDF-"), "the page serves the PDF too");
     let (status, page) = app.get_as(&operator, "/reports/sla?month=2026-11").await;
     assert_eq!(status, 200);
     for needle in ["99.853 %", "99.721 %", "Derecho: filesystems", "Policy version 1.", "href=\"/events/"] {

@@ -56,6 +56,7 @@ pub mod params;
 pub mod public;
 pub mod queries;
 pub mod report;
+pub mod report_pdf;
 pub mod router;
 pub mod signin;
 pub mod sla;

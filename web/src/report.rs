@@ -430,10 +430,11 @@ struct ReportPage<'a> {
     previous_url: String,
     csv_url: String,
     json_url: String,
+    pdf_url: String,
     systems: Vec<String>,
 }
 
-/// `GET /reports/sla?month=2026-11[&system=…][&components=1][&format=csv|json]` (operators).
+/// `GET /reports/sla?month=2026-11[&system=…][&components=1][&format=csv|json|pdf]` (operators).
 pub async fn sla_page(
     State(state): State<AppState>,
     viewer: crate::auth::Viewer,
@@ -443,11 +444,12 @@ pub async fn sla_page(
         "html" | "" => None,
         "csv" => Some("csv"),
         "json" => Some("json"),
+        "pdf" => Some("pdf"),
         other => {
             return Err(WebError::bad_request(
                 Format::Html,
                 "format",
-                format!("{other:?} is not a format; use html, csv or json"),
+                format!("{other:?} is not a format; use html, csv, json or pdf"),
             ))
         }
     };
@@ -479,6 +481,12 @@ pub async fn sla_page(
             )
                 .into_response())
         }
+        Some("pdf") => {
+            let name = format!("attachment; filename=\"sitrep-sla-{}.pdf\"", report.month);
+            let body = crate::report_pdf::pdf(&report, &crate::view::utc_text(now));
+            Ok(([(header::CONTENT_TYPE, "application/pdf".to_owned()), (header::CONTENT_DISPOSITION, name)], body)
+                .into_response())
+        }
         Some(_) => Ok(axum::Json(&report).into_response()),
         None => {
             let query = |m: &str, fmt: &str| {
@@ -504,6 +512,7 @@ pub async fn sla_page(
                 previous_url: query(&month.previous().label(), ""),
                 csv_url: query(&report.month, "csv"),
                 json_url: query(&report.month, "json"),
+                pdf_url: query(&report.month, "pdf"),
                 systems: all,
                 report: &report,
             };
