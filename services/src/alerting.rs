@@ -221,7 +221,7 @@ fn with_template(
     let receivers::TemplateSource::Inline(source) = &t.source else {
         return Err(format!("receiver {:?}: its template_file was not read", r.name));
     };
-    let body = sitrep_web::templates::render_body(source, &t.content_type, message)
+    let body = sitrep_web::view::templates::render_body(source, &t.content_type, message)
         .map_err(|e| format!("receiver {:?}: its template: {e}", r.name))?;
     req.headers.push(("Content-Type", t.content_type.clone()));
     req.body = receivers::Body::Text(body);

@@ -85,8 +85,9 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
                 Vec::new()
             }),
         );
-        state.public = std::sync::Arc::new(sitrep_web::public::PublicConfig::load(settings.status_file.as_deref())?);
-        state.limits = sitrep_web::limits::Limits::new(
+        state.public =
+            std::sync::Arc::new(sitrep_web::read::public::PublicConfig::load(settings.status_file.as_deref())?);
+        state.limits = sitrep_web::guard::limits::Limits::new(
             settings.sign_in_per_minute,
             settings.ingest_per_second,
             settings.trusted_proxies.clone(),

@@ -4,8 +4,8 @@
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use sitrep_infra::{db, Settings};
-use sitrep_web::public::PublicConfig;
-use sitrep_web::report::{self, ReportMonth, Request};
+use sitrep_web::read::public::PublicConfig;
+use sitrep_web::read::sla_report::{self as report, ReportMonth, Request};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -63,9 +63,9 @@ pub async fn sla(settings: &Settings, args: &SlaArgs, out: &mut dyn Write) -> an
         ReportFormat::Csv => report::csv(&r).into_bytes(),
         ReportFormat::Html => {
             let base = args.base_url.clone().unwrap_or_else(|| format!("http://{}/", settings.http_addr));
-            report::html_document(&r, &base, now)?.into_bytes()
+            sitrep_web::pages::report::html_document(&r, &base, now)?.into_bytes()
         }
-        ReportFormat::Pdf => sitrep_web::report_pdf::pdf(&r, &sitrep_web::view::utc_text(now)),
+        ReportFormat::Pdf => sitrep_web::pages::report::pdf::pdf(&r, &sitrep_web::view::utc_text(now)),
     };
     match &args.out {
         Some(path) => std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?,

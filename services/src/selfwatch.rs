@@ -76,9 +76,9 @@ pub async fn reports(pool: &Pool, js: &jetstream::Context, settings: &Settings, 
         }
         Err(e) => out.push(component("nats", "failed", format!("JetStream: {e}"), json!({}))),
     }
-    match sitrep_web::health::lags(pool).await {
+    match sitrep_web::read::lags::lags(pool).await {
         Ok(lags) => {
-            for l in lags.into_iter().filter(|l| sitrep_web::health::READ_MODELS.contains(&l.projection.as_str())) {
+            for l in lags.into_iter().filter(|l| sitrep_web::read::lags::READ_MODELS.contains(&l.projection.as_str())) {
                 let status = match l.seconds {
                     s if s <= 10.0 => "ok",
                     s if s <= 60.0 => "degraded",

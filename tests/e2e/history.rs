@@ -365,11 +365,12 @@ async fn a_live_sparkline_takes_the_current_hour_from_its_rollup_and_a_past_one_
 
     // Act: now, live (the rollups alone) and as a page of the past would ask (raw reports for
     // this hour); then at an instant between the two reports of this hour.
-    let live = sitrep_web::history::sparklines(&app.pool, "spark", &["used_pct"], from, now, true).await.unwrap();
-    let past = sitrep_web::history::sparklines(&app.pool, "spark", &["used_pct"], from, now, false).await.unwrap();
+    let live = sitrep_web::read::history::sparklines(&app.pool, "spark", &["used_pct"], from, now, true).await.unwrap();
+    let past =
+        sitrep_web::read::history::sparklines(&app.pool, "spark", &["used_pct"], from, now, false).await.unwrap();
     let between = second - Duration::seconds(1);
     let earlier =
-        sitrep_web::history::sparklines(&app.pool, "spark", &["used_pct"], from, between, false).await.unwrap();
+        sitrep_web::read::history::sparklines(&app.pool, "spark", &["used_pct"], from, between, false).await.unwrap();
 
     // Assert: the same points both ways up to now; before the second report only the first counts.
     assert_eq!(live[&key], [(hour - Duration::hours(1), 10.0), (hour, 60.0)]);

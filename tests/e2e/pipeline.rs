@@ -286,7 +286,7 @@ async fn kept_pages_are_at_most_a_second_behind_and_signed_in_viewers_see_a_new_
         assert!(body.contains("s-failed"), "{page} shows a signed-in viewer the failure on the next request");
     }
     // Signed out, a page kept from before may be served until it is FRESH_FOR old, not after.
-    tokio::time::sleep(sitrep_web::pagecache::FRESH_FOR).await;
+    tokio::time::sleep(sitrep_web::view::pagecache::FRESH_FOR).await;
     for page in ["/", "/systems/derecho"] {
         let (_, body) = app.get(page).await;
         assert!(body.contains("s-failed"), "{page} shows the failure once the kept page is a second old");

@@ -91,7 +91,7 @@ async fn cli(app: &TestApp, status: &str, format: sitrep_services::report::Repor
     let mut settings = app.settings.clone();
     settings.status_file = Some(write(app, &format!("{format:?}-{}.toml", status.len()), status));
     let args = sitrep_services::report::SlaArgs {
-        month: Some(sitrep_web::report::ReportMonth::parse("2026-11").unwrap()),
+        month: Some(sitrep_web::read::sla_report::ReportMonth::parse("2026-11").unwrap()),
         system: None,
         components: true,
         format,
@@ -207,7 +207,7 @@ async fn a_known_month_gives_the_hand_worked_figures_under_two_policies_in_every
     settings.status_file = Some(write(&app, "strict-pdf.toml", STRICT));
     let pdf_path = std::env::temp_dir().join(format!("sitrep-test-{}-sla.pdf", app.db_name));
     let args = sitrep_services::report::SlaArgs {
-        month: Some(sitrep_web::report::ReportMonth::parse("2026-11").unwrap()),
+        month: Some(sitrep_web::read::sla_report::ReportMonth::parse("2026-11").unwrap()),
         system: None,
         components: true,
         format: sitrep_services::report::ReportFormat::Pdf,

@@ -1,10 +1,10 @@
 //! Every URL of sitrep, in one place.
 
+use crate::api::{self, collect, health};
+use crate::guard::{auth, hardening, limits};
+use crate::pages::{alerts, badges, component, events, feeds, home, live, ops, outages, report, signin, status};
 use crate::state::AppState;
-use crate::{
-    alerts, api, auth, badges, collect, component, events, feeds, hardening, health, limits, live, ops, outages, pages,
-    report, signin, status, templates,
-};
+use crate::view::templates;
 use axum::http::header;
 use axum::routing::{get, post};
 use axum::Router;
@@ -22,10 +22,10 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 pub fn router(state: AppState) -> Router {
     let pages = Router::new()
-        .route("/", get(pages::home))
-        .route("/systems/{system}", get(pages::system))
+        .route("/", get(home::home))
+        .route("/systems/{system}", get(home::system))
         .route("/systems/{system}/components/{*component}", get(component::page))
-        .route("/quarantine", get(pages::quarantine))
+        .route("/quarantine", get(home::quarantine))
         .route("/quarantine/{id}/resubmit", post(ops::resubmit))
         .route("/quarantine/{id}/discard", post(ops::discard))
         .route("/ops", get(ops::page))
@@ -57,7 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/quarantine", get(api::quarantine))
         .route("/api/v1/alerts", get(alerts::list_api))
         .route("/api/v1/alerts/{id}", get(alerts::alert_api))
-        .route("/api/v1/events/{position}", get(alerts::event_api))
+        .route("/api/v1/events/{position}", get(api::event_api))
         .route("/api/v1/outages", get(outages::api).post(collect::outages))
         .route("/api/v1/maintenance", post(collect::maintenance))
         .route("/api/v1/reports", post(collect::reports));
@@ -82,7 +82,7 @@ pub fn router(state: AppState) -> Router {
     pages
         .merge(api)
         .merge(plumbing)
-        .fallback(pages::not_found)
+        .fallback(home::not_found)
         .route_layer(axum::middleware::from_fn(hardening::refuse_nul_in_forms))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::layer))

@@ -7,6 +7,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
+/// What live pages depend on; when it changes, they have changed.
+/// Latest-status, alerts and outages checkpoints, open alerts, windows on now.
+pub type LiveVersion = (i64, i64, i64, i64, i64);
+
+/// The shared watcher's receiver, made on first use.
+pub type Versions = Arc<tokio::sync::OnceCell<tokio::sync::watch::Receiver<Option<LiveVersion>>>>;
+
 /// Where "now" comes from, for ages and staleness; tests fix it.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
@@ -26,19 +33,19 @@ pub struct AppState {
     /// graceful shutdown finish.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// What live pages depend on, watched by one task for all of them (started by the first).
-    pub live_versions: crate::live::Versions,
+    pub live_versions: Versions,
     /// Who may sign in and how sessions behave.
     pub auth: AuthConfig,
     /// Rendered `/` and system pages, served again while nothing they show has changed.
-    pub pages: crate::pagecache::PageCache,
+    pub pages: crate::view::pagecache::PageCache,
     /// Signs the API key name HTTP ingest attaches to what it publishes.
     pub provenance: sitrep_infra::provenance::Provenance,
     /// Per-client limits on signing in and HTTP ingest, and on password hashes at once.
-    pub limits: crate::limits::Limits,
+    pub limits: crate::guard::limits::Limits,
     /// The `[[receiver]]`s of this process's `alerts.toml`, for `/alerts/rules` (secrets unread).
     pub receivers: Arc<Vec<sitrep_domain::alert::receivers::Receiver>>,
     /// `status.toml`: the status page's groups and the SLA report's policy.
-    pub public: Arc<crate::public::PublicConfig>,
+    pub public: Arc<crate::read::public::PublicConfig>,
 }
 
 /// Signing in: users from the users file, whether viewing needs it, how long it lasts.
@@ -104,11 +111,11 @@ impl AppState {
             kept: Retention::default(),
             bus: None,
             shutdown: tokio_util::sync::CancellationToken::new(),
-            live_versions: crate::live::Versions::default(),
+            live_versions: Versions::default(),
             auth: AuthConfig::default(),
             pages: Default::default(),
             provenance: sitrep_infra::provenance::Provenance::ephemeral(),
-            limits: crate::limits::Limits::default(),
+            limits: crate::guard::limits::Limits::default(),
             receivers: Arc::default(),
             public: Arc::default(),
         }

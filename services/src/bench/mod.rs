@@ -395,11 +395,11 @@ async fn caught_up(
                 "SELECT (SELECT coalesce(max(position), 0) FROM events),
                         (SELECT coalesce(min(position), 0) FROM projection_checkpoints WHERE name = ANY($1)),
                         (SELECT count(*) FROM projection_checkpoints WHERE name = ANY($1))",
-                &[&sitrep_web::health::READ_MODELS.to_vec()],
+                &[&sitrep_web::read::lags::READ_MODELS.to_vec()],
             )
             .await?;
         let (head, slowest, count): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        if waiting == 0 && count == sitrep_web::health::READ_MODELS.len() as i64 && slowest >= head {
+        if waiting == 0 && count == sitrep_web::read::lags::READ_MODELS.len() as i64 && slowest >= head {
             return Ok(());
         }
         if last_line.elapsed() >= Duration::from_secs(5) {

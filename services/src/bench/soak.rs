@@ -228,7 +228,7 @@ async fn sample(
              SELECT (SELECT coalesce(max(position), 0) FROM events) - (SELECT p FROM slowest),
                     coalesce((SELECT extract(epoch FROM now() - recorded_at)::float8 FROM events
                               WHERE position > (SELECT p FROM slowest) ORDER BY position LIMIT 1), 0)",
-            &[&sitrep_web::health::READ_MODELS.to_vec()],
+            &[&sitrep_web::read::lags::READ_MODELS.to_vec()],
         )
         .await?;
     let stream = js.get_stream(&soak.reports_stream).await?;
