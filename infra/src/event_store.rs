@@ -135,7 +135,7 @@ pub struct StoredEvent {
     pub recorded_at: OffsetDateTime,
 }
 
-const STORED_COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
+pub const STORED_COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
                               event_version, payload, metadata, recorded_at";
 
 /// Whether a read brings each event's metadata. Most readers need only the payload, and the
@@ -158,7 +158,7 @@ impl Metadata {
 }
 
 impl StoredEvent {
-    fn from_row(row: &tokio_postgres::Row) -> Self {
+    pub fn from_row(row: &tokio_postgres::Row) -> Self {
         Self {
             position: row.get(0),
             event_id: row.get(1),

@@ -10,6 +10,7 @@
 //! - [`alerts`]: the alert evaluator (a process manager run like a projection) and the alerts
 //!   read model.
 //! - [`outages`]: outages with their timelines, and maintenance windows.
+//! - [`backtest`]: candidate alert rules run over a stretch of the log in memory (reads only).
 //! - [`feed`]: one read of the log shared by rebuilds that apply every event.
 //! - [`rebuild`]: a read model rebuilt beside the live one in shadow tables, swapped in or
 //!   compared (`sitrep replay`, `sitrep verify`).
@@ -17,6 +18,7 @@
 //! - [`sla`]: availability under a stated policy, from segments, maintenance and outages (pure).
 
 pub mod alerts;
+pub mod backtest;
 pub mod exact;
 pub mod feed;
 pub mod history;

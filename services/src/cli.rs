@@ -70,6 +70,11 @@ pub enum Command {
     /// again. Pages show times before the cut-off from status segments and rollups. See
     /// docs/operations.md.
     Archive(crate::archive::ArchiveArgs),
+    /// Alert rules tried before they page anyone: `rules check [file]` validates a rules file,
+    /// `rules test tests.toml` runs rule tests, and `rules backtest --rules candidate.toml`
+    /// shows what candidate rules would have done over the stored log. See docs/alerts.md.
+    #[command(subcommand)]
+    Rules(crate::rules::RulesCommand),
     /// Try notifications: `notify test <receiver>` sends a sample alert to one receiver of the
     /// rules file and prints its answer.
     #[command(subcommand)]
@@ -174,6 +179,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             crate::replay::verify_with(&settings, projection, archive.as_deref(), &mut std::io::stdout()).await
         }
         Command::Archive(args) => crate::archive::command(&settings, &args, &mut std::io::stdout()).await,
+        Command::Rules(c) => crate::rules::command(&settings, c, &mut std::io::stdout()).await,
         Command::Report(ReportCommand::Sla(args)) => crate::report::sla(&settings, &args, &mut std::io::stdout()).await,
         Command::Keys(c) => crate::admin::keys(&settings, c, &mut std::io::stdout()).await,
         Command::Users(c) => crate::admin::users(&settings, c, &mut std::io::stdout()).await,

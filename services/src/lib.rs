@@ -28,5 +28,6 @@ pub mod collect;
 pub mod ingest;
 pub mod replay;
 pub mod report;
+pub mod rules;
 pub mod selfwatch;
 pub mod simulate;

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod archive;
+mod backtest;
 mod bad_input;
 mod browser;
 mod collectors;

@@ -1,9 +1,11 @@
 //! Alerts: rules operators write, the alert aggregate's lifecycle, and the evaluator that
 //! turns the event log into alert commands.
 //!
-//! - [`rules`]: `alerts.toml` parsed into a checked [`RuleSet`].
+//! - [`rules`]: `alerts.toml` parsed into a checked [`RuleSet`]; [`rule_tests`]: tests of rules
+//!   over synthetic reports (`sitrep rules test`).
 //! - [`evaluator`]: the process manager; a pure function of the log.
 //! - [`aggregate`]: raised → acknowledged / silenced → resolved (cqrs-es).
+//! - [`backtest`]: what candidate rules would have done over a stretch of the log, in memory.
 //! - [`message`]: a transition as subscribers and webhooks get it.
 //! - [`notify`]: which transitions go to which receiver, grouped how and when (the decisions
 //!   recorded in the log).
@@ -19,12 +21,14 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 pub mod aggregate;
+pub mod backtest;
 pub mod commands;
 pub mod evaluator;
 pub mod events;
 pub mod message;
 pub mod notify;
 pub mod receivers;
+pub mod rule_tests;
 pub mod rules;
 pub mod summary;
 

@@ -1,0 +1,162 @@
+//! Backtesting candidate rules on the stored log (`sitrep rules backtest`,
+//! `/alerts/rules/backtest`): reads the range's reports and maintenance windows and runs
+//! [`sitrep_domain::alert::backtest`] over them in memory. It writes nothing and publishes
+//! nothing: every query here is a read.
+//!
+//! The evaluator starts from each component's last report before the range (and every
+//! maintenance window scheduled before it), so a component already failing when the range
+//! begins is known to be; an alert it would raise for that starts before the range.
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use serde::Serialize;
+use sitrep_domain::alert::backtest::{self, Actual, Backtest, Difference, RuleTotals, WouldBe};
+use sitrep_domain::alert::{Input, RuleSet};
+use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
+use sitrep_domain::maintenance::{MaintenanceEvent, AGGREGATE_TYPE as MAINTENANCE};
+use sitrep_infra::event_store::{self, Metadata, StoredEvent};
+use time::OffsetDateTime;
+
+/// Events read at once.
+const BATCH: i64 = 10_000;
+
+/// What a backtest found.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestReport {
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+    /// Every alert the candidate rules would have raised, oldest first.
+    pub alerts: Vec<WouldBe>,
+    /// The alerts the rules in force raised that were firing in the range.
+    pub actual: Vec<Actual>,
+    pub difference: Difference,
+    pub totals: Vec<RuleTotals>,
+    /// Reports and maintenance events read from the log, the range's and those before it that
+    /// set where the evaluator starts.
+    pub events: u64,
+}
+
+/// The first position recorded at or after `t` (one past the head when none is), found by
+/// bisecting positions, which follow recording time.
+async fn position_at(client: &deadpool_postgres::Client, t: OffsetDateTime) -> anyhow::Result<i64> {
+    let head = event_store::head(&***client).await?;
+    let (mut lo, mut hi) = (1_i64, head + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let row = client
+            .query_opt(
+                "SELECT position, recorded_at FROM events WHERE position >= $1 ORDER BY position LIMIT 1",
+                &[&mid],
+            )
+            .await?;
+        match row {
+            Some(r) if r.get::<_, OffsetDateTime>(1) < t => lo = r.get::<_, i64>(0) + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
+fn feed(b: &mut Backtest, e: &StoredEvent) -> anyhow::Result<bool> {
+    match e.aggregate_type.as_str() {
+        COMPONENT if e.event_type == ComponentEvent::STATUS_REPORTED => {
+            if let ComponentEvent::StatusReported(r) = e.payload.decode::<ComponentEvent>()? {
+                b.feed(e.position, Input::Reported(&r));
+                return Ok(true);
+            }
+        }
+        MAINTENANCE => {
+            b.feed(e.position, Input::Maintenance(&e.payload.decode::<MaintenanceEvent>()?));
+            return Ok(true);
+        }
+        _ => {}
+    }
+    Ok(false)
+}
+
+/// Runs `rules` over the log between `from` and `to`.
+pub async fn run(
+    pool: &Pool,
+    rules: RuleSet,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> anyhow::Result<BacktestReport> {
+    anyhow::ensure!(from < to, "--from ({from}) must be before --to ({to})");
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let first = position_at(&client, from).await?;
+    let end = position_at(&client, to).await? - 1;
+    let mut b = Backtest::new(rules);
+    let mut events = 0_u64;
+    // Where the evaluator starts: the windows scheduled before the range, then each
+    // component's last report before it.
+    let windows = client
+        .query(
+            &format!(
+                "SELECT {} FROM events WHERE aggregate_type = $1 AND position < $2 ORDER BY position",
+                event_store::STORED_COLUMNS
+            ),
+            &[&MAINTENANCE, &first],
+        )
+        .await?;
+    let seeds = client
+        .query(
+            &format!(
+                "SELECT e.* FROM latest_status l CROSS JOIN LATERAL (
+                    SELECT {} FROM events
+                    WHERE aggregate_id = l.system || ':' || l.component AND observed_at IS NOT NULL
+                      AND position < $1
+                    ORDER BY observed_at DESC, position DESC LIMIT 1) e
+                 ORDER BY e.position",
+                event_store::STORED_COLUMNS
+            ),
+            &[&first],
+        )
+        .await
+        .context("reading each component's last report before the range")?;
+    let mut before: Vec<StoredEvent> = windows.iter().chain(&seeds).map(StoredEvent::from_row).collect();
+    before.sort_by_key(|e| e.position);
+    for e in &before {
+        events += u64::from(feed(&mut b, e)?);
+    }
+    let mut after = first - 1;
+    loop {
+        let batch =
+            event_store::read_types_between(&**client, &[COMPONENT, MAINTENANCE], after, end, BATCH, Metadata::Skip)
+                .await?;
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        for e in &batch {
+            events += u64::from(feed(&mut b, e)?);
+        }
+    }
+    let mut alerts = b.finish(to, end + 1);
+    alerts.sort_by(|a, b| a.raised_at.cmp(&b.raised_at).then(a.rule.cmp(&b.rule)).then(a.component.cmp(&b.component)));
+    let actual: Vec<Actual> = client
+        .query(
+            "SELECT rule, system, component, raised_at, resolved_at FROM alerts
+             WHERE raised_at < $2 AND (resolved_at IS NULL OR resolved_at >= $1) ORDER BY raised_at, rule, component",
+            &[&from, &to],
+        )
+        .await
+        .context("reading the alerts the rules in force raised")?
+        .iter()
+        .map(|r| Actual {
+            rule: r.get(0),
+            system: r.get(1),
+            component: r.get(2),
+            raised_at: r.get(3),
+            resolved_at: r.get(4),
+        })
+        .collect();
+    Ok(BacktestReport {
+        difference: backtest::compare(&alerts, &actual, to),
+        totals: backtest::totals(&alerts, from, to),
+        from,
+        to,
+        alerts,
+        actual,
+        events,
+    })
+}
