@@ -31,6 +31,11 @@ fn rules_file(configured: Option<&Path>) -> anyhow::Result<Option<(PathBuf, Stri
     Ok(Some((path, text)))
 }
 
+/// The text of the rules file (the same file [`load_rules`] reads); empty when there is none.
+pub fn rules_text(configured: Option<&Path>) -> anyhow::Result<String> {
+    Ok(rules_file(configured)?.map(|(_, text)| text).unwrap_or_default())
+}
+
 /// Reads and checks the rules: the configured file (which must exist), else `alerts.toml` in
 /// the working directory if there is one. Returns the rules and where they came from, or
 /// `None` when nothing is configured and there is no `alerts.toml`.

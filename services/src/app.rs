@@ -85,6 +85,7 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
                 Vec::new()
             }),
         );
+        state.rules_text = std::sync::Arc::new(sitrep_infra::alerts::rules_text(settings.alerts_file.as_deref())?);
         state.public =
             std::sync::Arc::new(sitrep_web::read::public::PublicConfig::load(settings.status_file.as_deref())?);
         state.limits = sitrep_web::guard::limits::Limits::new(

@@ -86,9 +86,17 @@ async fn a_backtest_gives_exact_would_be_alerts_matches_the_live_evaluator_and_w
         }
     })
     .await;
+    // Two raised and two resolved, all published, before anything is measured.
+    let published_before = eventually("the four transitions published", || async {
+        let n = app.js.get_stream(&app.settings.alerts_stream).await.unwrap().info().await.unwrap().state.messages;
+        if n == 4 {
+            Ok(n)
+        } else {
+            Err(format!("{n}"))
+        }
+    })
+    .await;
     let events_before = app.scalar("SELECT count(*) FROM events").await;
-    let published_before =
-        app.js.get_stream(&app.settings.alerts_stream).await.unwrap().info().await.unwrap().state.messages;
 
     // The rules in force, backtested: the same two alerts, at the same reports.
     let same = backtest(&app, IN_FORCE, from).await;
@@ -112,6 +120,43 @@ async fn a_backtest_gives_exact_would_be_alerts_matches_the_live_evaluator_and_w
     let high = backtest(&app, &higher, from).await;
     assert_eq!(alerts(&high), [("full".into(), p(6), Some(p(7)))]);
     assert!(high["alerts"][0]["resolved_at"].is_string(), "resolved within the range");
+
+    // The same on the web, for operators: the form starts from the rules file in force.
+    let viewer = app.sign_in("vic", sitrep_infra::auth::Role::Viewer).await;
+    assert_eq!(app.get_as(&viewer, "/alerts/rules/backtest").await.0, 403);
+    let operator = app.sign_in("ana", sitrep_infra::auth::Role::Operator).await;
+    let (status, form) = app.get_as(&operator, "/alerts/rules/backtest").await;
+    assert_eq!(status, 200);
+    assert!(
+        form.contains("above &#x3D; 90") && form.contains("name=\"from\""),
+        "the form holds the rules in force: {form}"
+    );
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let range_to = (time::OffsetDateTime::now_utc() + time::Duration::MINUTE).format(&fmt).unwrap();
+    let range_from = (from - time::Duration::MINUTE).format(&fmt).unwrap();
+    let resp = app
+        .post_form(&operator, "/alerts/rules/backtest", &[("rules", &lower), ("from", &range_from), ("to", &range_to)])
+        .await;
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    for needle in [
+        "Would raise 1 alerts",
+        "The rules in force raised 2 alerts",
+        "derecho:fs/glade",
+        "would raise full (critical)",
+        "<dt>Gone</dt><dd>1 were raised",
+    ] {
+        assert!(page.contains(needle), "the backtest page lacks {needle:?}");
+    }
+    let resp = app
+        .post_form(
+            &operator,
+            "/alerts/rules/backtest",
+            &[("rules", "[[rule]]\nname='x'\nkind='nope'"), ("from", &range_from), ("to", &range_to)],
+        )
+        .await;
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Not run:") && page.contains("rule[0] &quot;x&quot; field &quot;kind&quot;"), "{page}");
 
     // Nothing written, nothing published.
     assert_eq!(app.scalar("SELECT count(*) FROM events").await, events_before);

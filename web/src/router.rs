@@ -2,7 +2,9 @@
 
 use crate::api::{self, collect, health};
 use crate::guard::{auth, hardening, limits};
-use crate::pages::{alerts, badges, component, events, feeds, home, live, ops, outages, report, signin, status};
+use crate::pages::{
+    alerts, backtest, badges, component, events, feeds, home, live, ops, outages, report, signin, status,
+};
 use crate::state::AppState;
 use crate::view::templates;
 use axum::http::header;
@@ -38,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events/{position}", get(events::one))
         .route("/alerts", get(alerts::list_page))
         .route("/alerts/rules", get(alerts::rules_page))
+        .route("/alerts/rules/backtest", get(backtest::form).post(backtest::run))
         .route("/alerts/{id}", get(alerts::alert_page))
         .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/alerts/{id}/silence", post(alerts::silence))

@@ -44,6 +44,8 @@ pub struct AppState {
     pub limits: crate::guard::limits::Limits,
     /// The `[[receiver]]`s of this process's `alerts.toml`, for `/alerts/rules` (secrets unread).
     pub receivers: Arc<Vec<sitrep_domain::alert::receivers::Receiver>>,
+    /// The text of this process's `alerts.toml`, to start a backtest from (empty without one).
+    pub rules_text: Arc<String>,
     /// `status.toml`: the status page's groups and the SLA report's policy.
     pub public: Arc<crate::read::public::PublicConfig>,
 }
@@ -118,6 +120,7 @@ impl AppState {
             limits: crate::guard::limits::Limits::default(),
             receivers: Arc::default(),
             public: Arc::default(),
+            rules_text: Arc::default(),
         }
     }
 

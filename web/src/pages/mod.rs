@@ -6,6 +6,7 @@
 //! - [`home`]: `/`, the system pages, `/quarantine`, and the not-found page.
 //! - [`component`]: the component page (charts, timeline, uptime, last reports).
 //! - [`alerts`]: the alert list, each alert's page and actions, the rules in force, and their JSON.
+//! - [`backtest`]: `/alerts/rules/backtest`, candidate rules over the stored log.
 //! - [`events`]: the event log browser (`/events`, `/events/{position}`).
 //! - [`outages`]: outages and maintenance windows: pages, forms, JSON.
 //! - [`ops`]: `/ops`, sitrep's own health, and the quarantine actions.
@@ -15,6 +16,7 @@
 //! - [`live`]: `/live` and `/status/live`, the server-sent events of open pages (htmx SSE).
 
 pub mod alerts;
+pub mod backtest;
 pub mod badges;
 pub mod component;
 pub mod events;

@@ -19,6 +19,7 @@ pub const PAGES: &[(&str, &str)] = &[
     ("alerts", include_str!("../../templates/alerts.hbs")),
     ("alert", include_str!("../../templates/alert.hbs")),
     ("alert_rules", include_str!("../../templates/alert_rules.hbs")),
+    ("alert_backtest", include_str!("../../templates/alert_backtest.hbs")),
     ("events", include_str!("../../templates/events.hbs")),
     ("ops", include_str!("../../templates/ops.hbs")),
     ("event", include_str!("../../templates/event.hbs")),
