@@ -8,7 +8,7 @@ use crate::guard::auth::Viewer;
 use crate::read::alerts::{severity_str, state_word};
 use crate::state::AppState;
 use crate::view::error::{Format, WebError};
-use crate::view::layout::Layout;
+use crate::view::layout::{render, Layout};
 use crate::view::templates;
 use crate::view::{self, Age};
 use axum::extract::{Path, Query, State};
@@ -770,10 +770,6 @@ impl RulesPage {
 pub async fn rules_page(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let set = rules_in_force(&state).await.map_err(WebError::page)?;
     render("alert_rules", &RulesPage::of(&set, &state.receivers, state.now()))
-}
-
-fn render<T: Serialize>(name: &str, page: &T) -> Result<Html<String>, WebError> {
-    templates::render(name, page).map(Html).map_err(WebError::page)
 }
 
 #[cfg(test)]
