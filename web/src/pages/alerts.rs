@@ -9,7 +9,6 @@ use crate::read::alerts::{severity_str, state_word};
 use crate::state::AppState;
 use crate::view::error::{Format, WebError};
 use crate::view::layout::{render, Layout};
-use crate::view::templates;
 use crate::view::{self, Age};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -775,6 +774,7 @@ pub async fn rules_page(State(state): State<AppState>) -> Result<Html<String>, W
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::templates;
     use crate::pages::home::tests::NOW;
 
     fn alert_row(state: &str, impacted_by: Option<&str>) -> AlertRow {
