@@ -774,8 +774,8 @@ pub async fn rules_page(State(state): State<AppState>) -> Result<Html<String>, W
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::templates;
     use crate::pages::home::tests::NOW;
+    use crate::view::templates;
 
     fn alert_row(state: &str, impacted_by: Option<&str>) -> AlertRow {
         let (state_label, state_icon) = state_word(state);
