@@ -125,9 +125,15 @@ pub async fn run(
     let mut after = first - 1;
     while after < end {
         let through = end.min(after + BATCH);
-        let batch =
-            event_store::read_types_between(&**client, &[COMPONENT, MAINTENANCE], after, through, BATCH, Metadata::Skip)
-                .await?;
+        let batch = event_store::read_types_between(
+            &**client,
+            &[COMPONENT, MAINTENANCE],
+            after,
+            through,
+            BATCH,
+            Metadata::Skip,
+        )
+        .await?;
         for e in &batch {
             events += u64::from(feed(&mut b, e)?);
         }

@@ -188,6 +188,8 @@ pub struct Span {
 /// A declared outage as the report needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outage {
+    /// The outage's id within its system.
+    pub id: String,
     pub severity: String,
     pub span: Span,
 }
@@ -211,6 +213,8 @@ pub struct Incident {
     pub to: OffsetDateTime,
     /// failed, outage, stale or degraded.
     pub cause: String,
+    /// The id of the declared outage that began it, when the cause is `outage`.
+    pub outage: Option<String>,
 }
 
 impl Incident {
@@ -250,7 +254,8 @@ pub fn component(input: &Input<'_>, policy: &Policy, from: OffsetDateTime, to: O
         return f;
     }
     let stretches = stretches(input.segments, from, to);
-    let outages: Vec<Span> = input.outages.iter().filter(|o| policy.counts(&o.severity)).map(|o| o.span).collect();
+    let counted: Vec<&Outage> = input.outages.iter().filter(|o| policy.counts(&o.severity)).collect();
+    let outages: Vec<Span> = counted.iter().map(|o| o.span).collect();
     // Every instant where something may change: the elementary spans between them are uniform.
     let mut cuts = vec![from, to];
     for s in &stretches {
@@ -272,10 +277,12 @@ pub fn component(input: &Input<'_>, policy: &Policy, from: OffsetDateTime, to: O
         }
         let status = stretches.get(next).filter(|s| s.from <= a).map(|s| s.status.as_str());
         // (share counted as down, share counted as up, why it is down)
+        let mut outage = None;
         let (down, up, cause) = if inside(&input.maintenance, a) {
             f.maintenance += secs;
             continue;
-        } else if inside(&outages, a) {
+        } else if let Some(o) = counted.iter().find(|o| o.span.from <= a && a < o.span.to) {
+            outage = Some(o.id.clone());
             (1.0, 0.0, "outage")
         } else {
             match status {
@@ -297,7 +304,7 @@ pub fn component(input: &Input<'_>, policy: &Policy, from: OffsetDateTime, to: O
         if down >= 1.0 {
             match f.incidents.last_mut() {
                 Some(last) if last.to == a => last.to = b,
-                _ => f.incidents.push(Incident { from: a, to: b, cause: cause.to_owned() }),
+                _ => f.incidents.push(Incident { from: a, to: b, cause: cause.to_owned(), outage }),
             }
         }
     }
@@ -444,7 +451,7 @@ mod tests {
         // unknown: 0–10 before the first report, and stale 110–120.
         assert_eq!(minutes(&f), (20.0 + 20.0 + 30.0, 10.0, 20.0, 20.0, 10.0 + 10.0));
         assert_eq!(f.up + f.down + f.maintenance + f.unknown, 120.0 * 60.0, "every instant counted once");
-        assert_eq!(f.incidents, [Incident { from: m(50), to: m(60), cause: "failed".into() }]);
+        assert_eq!(f.incidents, [Incident { from: m(50), to: m(60), cause: "failed".into(), outage: None }]);
         assert_eq!(format!("{:.3}", f.availability().unwrap()), "87.500");
     }
 
@@ -455,8 +462,8 @@ mod tests {
             segments: &segments,
             maintenance: vec![span(30, 50)],
             outages: vec![
-                Outage { severity: "major".into(), span: span(85, 90) },
-                Outage { severity: "minor".into(), span: span(90, 95) },
+                Outage { id: "sched".into(), severity: "major".into(), span: span(85, 90) },
+                Outage { id: "slow".into(), severity: "minor".into(), span: span(90, 95) },
             ],
         };
         let policy = Policy {
@@ -472,6 +479,7 @@ mod tests {
         let causes: Vec<(&str, i64)> =
             f.incidents.iter().map(|i| (i.cause.as_str(), (i.to - i.from).whole_minutes())).collect();
         assert_eq!(causes, [("failed", 10), ("outage", 5), ("stale", 10)]);
+        assert_eq!(f.incidents[1].outage.as_deref(), Some("sched"), "an outage's incident names it");
         assert!(policy.describe().iter().any(|l| l == "DEGRADED counts 50 % as down."));
     }
 

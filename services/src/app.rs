@@ -88,6 +88,10 @@ pub async fn start(settings: Settings, parts: Parts) -> anyhow::Result<Running> 
         state.rules_text = std::sync::Arc::new(sitrep_infra::alerts::rules_text(settings.alerts_file.as_deref())?);
         state.public =
             std::sync::Arc::new(sitrep_web::read::public::PublicConfig::load(settings.status_file.as_deref())?);
+        match state.public.doubts(&pool).await {
+            Ok(doubts) => doubts.iter().for_each(|d| tracing::warn!("{d}")),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "could not check status.toml against the reports"),
+        }
         state.limits = sitrep_web::guard::limits::Limits::new(
             settings.sign_in_per_minute,
             settings.ingest_per_second,

@@ -33,14 +33,14 @@ pub struct SlaArgs {
     /// Write it to this file instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// The dashboard's address, which the HTML document's links lead to. Default: the
-    /// SITREP_HTTP_ADDR of these settings.
+    /// The dashboard's address, which the HTML document's links and the PDF's evidence lead
+    /// to. Default: the SITREP_HTTP_ADDR of these settings.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
 }
 
 fn parse_month(raw: &str) -> Result<ReportMonth, String> {
-    ReportMonth::parse(raw)
+    ReportMonth::parse(raw).and_then(|m| m.begun(time::OffsetDateTime::now_utc()))
 }
 
 pub async fn sla(settings: &Settings, args: &SlaArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -58,14 +58,15 @@ pub async fn sla(settings: &Settings, args: &SlaArgs, out: &mut dyn Write) -> an
         components: args.components,
     };
     let r = report::build(&pool, &config, &req, now).await?;
+    if let (Some(s), true) = (&args.system, r.systems.is_empty()) {
+        anyhow::bail!("--system {s}: no status was reported for {s} in {}", r.month);
+    }
+    let base = args.base_url.clone().unwrap_or_else(|| format!("http://{}/", settings.http_addr));
     let bytes = match args.format {
         ReportFormat::Json => (serde_json::to_string_pretty(&r)? + "\n").into_bytes(),
         ReportFormat::Csv => report::csv(&r).into_bytes(),
-        ReportFormat::Html => {
-            let base = args.base_url.clone().unwrap_or_else(|| format!("http://{}/", settings.http_addr));
-            sitrep_web::pages::report::html_document(&r, &base, now)?.into_bytes()
-        }
-        ReportFormat::Pdf => sitrep_web::pages::report::pdf::pdf(&r, &sitrep_web::view::utc_text(now)),
+        ReportFormat::Html => sitrep_web::pages::report::html_document(&r, &base, now)?.into_bytes(),
+        ReportFormat::Pdf => sitrep_web::pages::report::pdf::pdf(&r, &sitrep_web::view::utc_text(now), &base),
     };
     match &args.out {
         Some(path) => std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?,

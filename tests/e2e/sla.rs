@@ -189,6 +189,9 @@ async fn a_known_month_gives_the_hand_worked_figures_under_two_policies_in_every
     assert_eq!(figures(component(d, "queue/main")), (89.861, 4380.0, 0.0, 0.0, 0.0, 2));
     assert_eq!(figures(d), (94.359, 2430.0, 180.0, 120.0, 0.0, 4));
     assert!(strict["policy"]["text"].as_array().unwrap().iter().any(|l| l == "DEGRADED counts as down."));
+    let outage =
+        d["longest"].as_array().unwrap().iter().find(|l| l["cause"] == "outage").expect("the outage's incident");
+    assert_eq!(outage["evidence"], "/systems/derecho/outages/sched", "an outage's evidence is the outage");
 
     // The same figures in CSV and HTML as in JSON.
     let csv = cli(&app, STRICT, sitrep_services::report::ReportFormat::Csv).await;
@@ -247,13 +250,13 @@ async fn a_known_month_gives_the_hand_worked_figures_under_two_policies_in_every
 }
 
 #[tokio::test]
-async fn the_report_needs_an_operator_and_names_a_bad_month() {
+async fn the_report_needs_signing_in_and_names_a_bad_month_or_system() {
     let app = crate::helpers::spawn_app().await;
     let (status, _) = app.get("/reports/sla?month=2026-11").await;
     assert_eq!(status, 401, "signed out");
     let viewer = app.sign_in("vic", Role::Viewer).await;
     let (status, _) = app.get_as(&viewer, "/reports/sla").await;
-    assert_eq!(status, 403, "a viewer");
+    assert_eq!(status, 200, "a viewer (a manager) may read it");
     let operator = app.sign_in("ana", Role::Operator).await;
     let (status, body) = app.get_as(&operator, "/reports/sla?month=2026-13").await;
     assert_eq!(status, 400);
@@ -261,6 +264,12 @@ async fn the_report_needs_an_operator_and_names_a_bad_month() {
     let (status, body) = app.get_as(&operator, "/reports/sla?month=2026-11").await;
     assert_eq!(status, 200);
     assert!(body.contains("No system reported anything in 2026-11"), "{body}");
+    let (status, body) = app.get_as(&operator, "/reports/sla?month=2099-01").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("2099-01 has not begun yet"), "{body}");
+    let (status, body) = app.get_as(&operator, "/reports/sla?month=2026-11&system=nosuch&format=json").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"systems\":[]"), "an unknown system is no row of zeros: {body}");
     app.cleanup().await;
 }
 

@@ -152,7 +152,10 @@ async fn the_status_page_shows_only_public_groups_signed_out_and_no_internal_nam
     })
     .await;
     assert!(page.contains("<h1>Test centre status</h1>") && page.contains("What our users see."));
-    assert!(page.contains("Some systems are having problems"), "the overall state");
+    assert!(
+        page.contains("<h2>Partial outage: Derecho: filesystems</h2>"),
+        "the overall state names the worst and where"
+    );
     let filesystems = &page[page.find("id=\"derecho-filesystems\"").expect("the filesystems group")..];
     assert!(filesystems[..filesystems.find("</article>").unwrap()].contains("Partial outage"));
     let queues = &page[page.find("id=\"derecho-batch-queues\"").expect("the queues group")..];

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use sitrep_domain::Status;
-use sitrep_projections::sla::{self, Policy, Summary};
+use sitrep_projections::sla::{self, Summary};
 use time::Duration;
 
 /// How long a badge may be cached: README pages fetch them often.
@@ -125,7 +125,7 @@ async fn badge(state: &AppState, system: &str, component: Option<&str>, ask: &As
         Ask::Uptime => {
             let from = now - Duration::days(30);
             let facts = crate::read::sla::system_facts(&state.pool, system, from, now).await.map_err(WebError::api)?;
-            let policy = Policy::default();
+            let policy = &config.policy;
             let figures: Vec<sla::Figures> = facts
                 .segments
                 .keys()
@@ -133,7 +133,7 @@ async fn badge(state: &AppState, system: &str, component: Option<&str>, ask: &As
                     Some(only) => c.as_str() == only,
                     None => config.is_public(system, Some(c)),
                 })
-                .map(|c| sla::component(&facts.input(c), &policy, from, now))
+                .map(|c| sla::component(&facts.input(c), policy, from, now))
                 .collect();
             Ok(uptime_badge(format!("{label} uptime 30d"), Summary::of(&figures).availability_pct))
         }

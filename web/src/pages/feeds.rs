@@ -24,7 +24,8 @@ struct Entry {
     id: String,
     title: String,
     summary: String,
-    anchor: String,
+    /// Where on the status page it is: `/status?page=2#derecho-sched`.
+    path: String,
     updated: String,
     rfc2822: String,
     #[serde(skip)]
@@ -46,6 +47,29 @@ fn xml_text(s: &str) -> String {
     s.chars().filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).collect()
 }
 
+/// `text` ending as a sentence does, so the next one does not run on from it.
+fn sentence(text: &str) -> String {
+    let t = text.trim_end();
+    if t.ends_with(['.', '!', '?', ':']) {
+        t.to_owned()
+    } else {
+        format!("{t}.")
+    }
+}
+
+/// When a maintenance window was scheduled or last changed, from the log.
+async fn changed_at(state: &AppState, system: &str, id: &str) -> anyhow::Result<Option<OffsetDateTime>> {
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT e.recorded_at FROM maintenance_windows w JOIN events e ON e.position = w.updated_position
+             WHERE w.system = $1 AND w.id = $2",
+            &[&system, &id],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 fn times(at: OffsetDateTime) -> (String, String) {
     (at.format(&Rfc3339).unwrap_or_default(), at.format(&Rfc2822).unwrap_or_default())
 }
@@ -64,8 +88,16 @@ async fn feed(state: &AppState, headers: &HeaderMap) -> Result<Feed, WebError> {
     let config = &state.public;
     let now = state.now();
     let mut entries = Vec::new();
-    for o in public::public_outages(state, config, 0, ENTRIES as i64).await.map_err(WebError::page)? {
+    let outages = public::public_outages(state, config, 0, ENTRIES as i64).await.map_err(WebError::page)?;
+    for (i, o) in outages.iter().enumerate() {
         let affects = format!("Affects {}.", o.groups.join(", "));
+        // Where /status lists it: ten incidents a page, in this order.
+        let page = i as i64 / crate::pages::status::INCIDENTS_PER_PAGE + 1;
+        let path = if page == 1 {
+            format!("/status#{}-{}", o.system, o.id)
+        } else {
+            format!("/status?page={page}#{}-{}", o.system, o.id)
+        };
         for (position, at, kind, message) in &o.updates {
             let word = public::update_word(kind);
             let text = message.clone().or_else(|| (kind == "declared").then(|| o.description.clone()).flatten());
@@ -77,10 +109,10 @@ async fn feed(state: &AppState, headers: &HeaderMap) -> Result<Feed, WebError> {
                 ),
                 title: xml_text(&format!("{word}: {}", o.title)),
                 summary: xml_text(&match text {
-                    Some(t) => format!("{t} {affects}"),
+                    Some(t) => format!("{} {affects}", sentence(&t)),
                     None => affects.clone(),
                 }),
-                anchor: format!("{}-{}", o.system, o.id),
+                path: path.clone(),
                 updated,
                 rfc2822,
                 at: *at,
@@ -88,14 +120,15 @@ async fn feed(state: &AppState, headers: &HeaderMap) -> Result<Feed, WebError> {
         }
     }
     let mut notices = Notices::default();
-    let mut systems: Vec<&str> = config.groups.iter().map(|g| g.system.as_str()).collect();
-    systems.dedup();
-    for system in systems {
+    for system in public::systems(config) {
         notices.windows.extend(Notices::at(state, None, Some(system)).await.map_err(WebError::page)?.windows);
     }
     for (w, groups) in public::public_windows(config, &notices) {
         let kind = if w.kind == "reservation" { "Reservation" } else { "Maintenance" };
-        let (updated, rfc2822) = times(w.starts_at.min(now));
+        // Dated when it was scheduled or last changed, so an entry stays put between polls.
+        let changed =
+            changed_at(state, &w.system, &w.id).await.map_err(WebError::page)?.unwrap_or(w.starts_at.min(now));
+        let (updated, rfc2822) = times(changed);
         let mut summary = format!(
             "From {} to {}. Affects {}.",
             crate::view::utc_text(w.starts_at),
@@ -103,7 +136,7 @@ async fn feed(state: &AppState, headers: &HeaderMap) -> Result<Feed, WebError> {
             groups.join(", ")
         );
         if let Some(d) = &w.description {
-            summary = format!("{d} {summary}");
+            summary = format!("{} {summary}", sentence(d));
         }
         entries.push(Entry {
             id: format!(
@@ -115,10 +148,10 @@ async fn feed(state: &AppState, headers: &HeaderMap) -> Result<Feed, WebError> {
             ),
             title: xml_text(&format!("{kind} {}: {}", if w.on_at(now) { "in progress" } else { "scheduled" }, w.title)),
             summary: xml_text(&summary),
-            anchor: format!("{}-{}", w.system, w.id),
+            path: format!("/status#{}-{}", w.system, w.id),
             updated,
             rfc2822,
-            at: w.starts_at.min(now),
+            at: changed,
         });
     }
     entries.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.id.cmp(&b.id)));

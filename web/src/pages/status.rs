@@ -6,7 +6,7 @@
 //! kept and served again like `/` (`crate::view::pagecache`), and updates live over `/status/live`.
 
 use crate::read::notices::Notices;
-use crate::read::public::{self, group_state, public_outages, public_windows, update_word, PublicOutage};
+use crate::read::public::{self, group_state, public_outages, public_windows, update_word, PublicOutage, PublicState};
 use crate::state::AppState;
 use crate::view::error::WebError;
 use crate::view::templates::{self, LivePage};
@@ -14,7 +14,7 @@ use crate::view::{self, Age};
 use axum::extract::{Query, State};
 use axum::response::Html;
 use serde::{Deserialize, Serialize};
-use sitrep_projections::sla::{self, Policy, Summary};
+use sitrep_projections::sla::{self, Summary};
 use time::{Duration, OffsetDateTime};
 
 /// Days of history the uptime bars show.
@@ -81,7 +81,7 @@ pub struct WindowView {
 pub struct StatusPage {
     pub title: String,
     pub description: Option<String>,
-    pub overall: &'static str,
+    pub overall: String,
     pub overall_key: &'static str,
     pub groups: Vec<GroupView>,
     pub incidents: Vec<IncidentView>,
@@ -104,9 +104,11 @@ impl LivePage for StatusPage {
 /// The status page as it stands at `now`; `page` 1 lists the newest incidents.
 pub async fn status_view(state: &AppState, now: OffsetDateTime, page: i64) -> Result<StatusPage, WebError> {
     let config = &state.public;
-    let policy = Policy::default();
+    // The `[sla]` policy, so that users and the SLA report count alike.
+    let policy = &config.policy;
     let from = now - Duration::days(DAYS);
     let mut groups = Vec::new();
+    let mut states: Vec<(String, PublicState)> = Vec::new();
     let mut notices = Notices::default();
     for system in public::systems(config) {
         let n = Notices::at(state, None, Some(system)).await.map_err(WebError::page)?;
@@ -121,14 +123,14 @@ pub async fn status_view(state: &AppState, now: OffsetDateTime, page: i64) -> Re
             let members: Vec<&String> = facts.segments.keys().filter(|c| g.includes(system, c)).collect();
             let inputs: Vec<sla::Input<'_>> = members.iter().map(|c| facts.input(c)).collect();
             let whole =
-                Summary::of(inputs.iter().map(|i| sla::component(i, &policy, from, now)).collect::<Vec<_>>().iter());
+                Summary::of(inputs.iter().map(|i| sla::component(i, policy, from, now)).collect::<Vec<_>>().iter());
             let mut days = Vec::new();
             let first = (now - Duration::days(DAYS - 1)).date().midnight().assume_utc();
             for d in 0..DAYS {
                 let start = first + Duration::days(d);
                 let end = (start + Duration::DAY).min(now);
                 let s = Summary::of(
-                    inputs.iter().map(|i| sla::component(i, &policy, start, end)).collect::<Vec<_>>().iter(),
+                    inputs.iter().map(|i| sla::component(i, policy, start, end)).collect::<Vec<_>>().iter(),
                 );
                 let incidents: Vec<&str> = outages_90d
                     .iter()
@@ -155,6 +157,7 @@ pub async fn status_view(state: &AppState, now: OffsetDateTime, page: i64) -> Re
                 days.push(DayCell { x: d, key, title });
             }
             let state_now = group_state(g, &live, &notices, state.default_ttl_seconds, now);
+            states.push((g.name.clone(), state_now));
             groups.push(GroupView {
                 slug: g.slug.clone(),
                 name: g.name.clone(),
@@ -168,17 +171,16 @@ pub async fn status_view(state: &AppState, now: OffsetDateTime, page: i64) -> Re
     }
     // Keep the configured order of the groups.
     groups.sort_by_key(|g| config.groups.iter().position(|c| c.slug == g.slug));
-    let worst =
-        config.groups.iter().zip(&groups).map(|(_, g)| g.state_key).min_by_key(|k| {
-            ["failed", "partial", "degraded", "maintenance", "unknown", "ok"].iter().position(|x| x == k)
-        });
+    // What the worst group is going through, and which groups are.
+    let worst = states.iter().map(|(_, s)| *s).min();
     let (overall, overall_key) = match worst {
-        None => ("No public systems yet", "unknown"),
-        Some("ok") => ("All systems operational", "ok"),
-        Some("maintenance") => ("Maintenance in progress", "maintenance"),
-        Some("unknown") => ("Some systems have no recent data", "unknown"),
-        Some("degraded") => ("Some systems are degraded", "degraded"),
-        Some(_) => ("Some systems are having problems", "failed"),
+        None => ("No public systems yet".to_owned(), "unknown"),
+        Some(PublicState::Operational) => ("All systems operational".to_owned(), "ok"),
+        Some(w) => {
+            let mut names: Vec<&str> = states.iter().filter(|(_, s)| *s == w).map(|(n, _)| n.as_str()).collect();
+            names.sort_by_key(|n| config.groups.iter().position(|g| g.name == *n));
+            (format!("{}: {}", w.words(), names.join(", ")), w.key())
+        }
     };
     let page = page.max(1);
     let shown = public_outages(state, config, (page - 1) * INCIDENTS_PER_PAGE, INCIDENTS_PER_PAGE + 1)
@@ -252,12 +254,10 @@ pub struct StatusQuery {
 
 /// `GET /status`.
 pub async fn page(State(state): State<AppState>, Query(q): Query<StatusQuery>) -> Result<Html<bytes::Bytes>, WebError> {
-    let page = match q.page.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-        None => 1,
-        Some(p) => p.parse::<i64>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
-            WebError::bad_request(crate::view::error::Format::Html, "page", format!("{p:?} is not a page number"))
-        })?,
-    };
+    // The public page shows no error pages (they carry the operators' navigation): anything
+    // but a page number is the first page.
+    let page =
+        q.page.as_deref().and_then(|p| p.trim().parse::<i64>().ok()).filter(|n| (1..=10_000).contains(n)).unwrap_or(1);
     let make = {
         let state = state.clone();
         async move {

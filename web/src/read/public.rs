@@ -144,6 +144,12 @@ impl PublicConfig {
                 if sitrep_domain::SystemName::parse(&g.system).is_err() {
                     return Err(err(format!("{}: {:?} is not a system name", at("system"), g.system)));
                 }
+                if g.components.as_ref().is_some_and(Vec::is_empty) {
+                    return Err(err(format!(
+                        "{}: give at least one glob, or leave components out for the whole system",
+                        at("components")
+                    )));
+                }
                 let components = g
                     .components
                     .iter()
@@ -190,6 +196,30 @@ impl PublicConfig {
         let mut c = Self::parse(&text, &shown)?;
         c.source = Some(path);
         Ok(c)
+    }
+
+    /// What about the groups looks mistaken against what has been reported so far: a system
+    /// nothing was reported for, or globs that match none of its components. Warnings, not
+    /// errors: a new system may simply not have reported yet.
+    pub async fn doubts(&self, pool: &deadpool_postgres::Pool) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for g in &self.groups {
+            let components = crate::read::queries::system_components(pool, &g.system).await?;
+            if components.is_empty() {
+                out.push(format!(
+                    "status.toml group {:?}: nothing has been reported for system {:?}",
+                    g.name, g.system
+                ));
+            } else if !components.iter().any(|c| g.includes(&g.system, &c.component)) {
+                out.push(format!(
+                    "status.toml group {:?}: its components match none of {}'s {} components",
+                    g.name,
+                    g.system,
+                    components.len()
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// The groups of `system`.
@@ -394,7 +424,8 @@ pub fn public_windows<'a>(config: &PublicConfig, notices: &'a Notices) -> Vec<(&
         .iter()
         .filter(|w| config.groups_of(&w.system).next().is_some())
         .filter_map(|w| {
-            let groups = touched(config, &w.system, &w.components);
+            // A window that names no component covers nothing (as for alerts and the SLA).
+            let groups = if w.components.is_empty() { vec![] } else { touched(config, &w.system, &w.components) };
             (!groups.is_empty()).then(|| (w, names(&groups)))
         })
         .collect()
@@ -461,6 +492,7 @@ target = 99.0
             ("[[status_page.group]]\nname = \"A\"\nsystem = \"derecho\"\n[[status_page.group]]\nname = \"a\"\nsystem = \"derecho\"", "another group"),
             ("[sla]\ndegraded = \"maybe\"", "sla.degraded"),
             ("[status_page]\nurl = \"status.example.org\"", "status_page.url"),
+            ("[[status_page.group]]\nname = \"A\"\nsystem = \"derecho\"\ncomponents = []", "at least one glob"),
         ] {
             let e = PublicConfig::parse(text, "status.toml").unwrap_err().to_string();
             assert!(e.starts_with("status.toml: ") && e.contains(needle), "{text}: {e}");

@@ -76,7 +76,7 @@ pub async fn outages(
     let client = pool.get().await.context("connecting to Postgres")?;
     let rows = client
         .query(
-            "SELECT components, severity, started_at, COALESCE(resolved_at, $3) FROM outages
+            "SELECT components, severity, started_at, COALESCE(resolved_at, $3), id FROM outages
              WHERE system = $1 AND started_at < $3 AND (resolved_at IS NULL OR resolved_at > $2)
              ORDER BY started_at",
             &[&system, &from, &to],
@@ -85,7 +85,7 @@ pub async fn outages(
         .context("reading outages")?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), Outage { severity: r.get(1), span: Span { from: r.get(2), to: r.get(3) } }))
+        .map(|r| (r.get(0), Outage { id: r.get(4), severity: r.get(1), span: Span { from: r.get(2), to: r.get(3) } }))
         .collect())
 }
 

@@ -52,6 +52,15 @@ impl ReportMonth {
         Date::from_calendar_date(year, next, 1).expect("day 1 exists").midnight().assume_utc()
     }
 
+    /// The month, if it has begun by `now`.
+    pub fn begun(self, now: OffsetDateTime) -> Result<Self, String> {
+        if self.start() > now {
+            Err(format!("{} has not begun yet", self.label()))
+        } else {
+            Ok(self)
+        }
+    }
+
     pub fn label(self) -> String {
         format!("{}-{:02}", self.first.year(), u8::from(self.first.month()))
     }
@@ -148,7 +157,8 @@ pub struct Longest {
     pub minutes: f64,
     /// failed, outage, stale or degraded.
     pub cause: String,
-    /// The report that began it, in the event log (`/events/{position}`), if found.
+    /// Where it is shown to have begun: the declared outage's page for an outage, else the
+    /// report that began it in the event log (`/events/{position}`), if found.
     pub evidence: Option<String>,
     /// The component page at that moment.
     pub at_url: String,
@@ -255,12 +265,15 @@ async fn evidence(pool: &Pool, system: &str, component: &str, at: OffsetDateTime
 /// Computes the report. `now` ends a month that is not over yet.
 pub async fn build(pool: &Pool, config: &PublicConfig, req: &Request, now: OffsetDateTime) -> anyhow::Result<Report> {
     let from = req.month.start();
-    let to = req.month.end().min(now.max(from));
+    // A month not over yet is counted up to now, to the second.
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let to = req.month.end().min(now);
     let policy = &config.policy;
-    let names = match &req.system {
-        Some(s) => vec![s.clone()],
-        None => systems(pool, from, to).await?,
-    };
+    // Only systems with status time in the month: an unknown name gives none, not zeros.
+    let mut names = if to > from { systems(pool, from, to).await? } else { vec![] };
+    if let Some(s) = &req.system {
+        names.retain(|n| n == s);
+    }
     let mut systems = Vec::new();
     for system in names {
         let facts = crate::read::sla::system_facts(pool, &system, from, to).await?;
@@ -289,14 +302,18 @@ pub async fn build(pool: &Pool, config: &PublicConfig, req: &Request, now: Offse
         incidents.sort_by(|a, b| b.1.seconds().total_cmp(&a.1.seconds()).then(a.1.from.cmp(&b.1.from)));
         let mut longest = Vec::new();
         for (c, i) in incidents.into_iter().take(LONGEST_SHOWN) {
-            let position = evidence(pool, &system, c, i.from).await?;
+            // An outage's incident: the outage's own page; any other: the report that began it.
+            let evidence = match &i.outage {
+                Some(id) => Some(format!("/systems/{system}/outages/{id}")),
+                None => evidence(pool, &system, c, i.from).await?.map(|p| format!("/events/{p}")),
+            };
             longest.push(Longest {
                 component: c.clone(),
                 from: i.from,
                 to: i.to,
                 minutes: round(i.seconds() / 60.0, 1),
                 cause: i.cause.clone(),
-                evidence: position.map(|p| format!("/events/{p}")),
+                evidence,
                 at_url: format!(
                     "/systems/{system}/components/{c}?at={}",
                     crate::view::age(i.from, i.from, false).iso.replace('+', "%2B")

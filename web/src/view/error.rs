@@ -135,7 +135,7 @@ impl IntoResponse for WebError {
                 StatusCode::UNAUTHORIZED,
                 *format,
                 "Sign in first.",
-                "Sign in at /sign-in with the name and password an admin gave you (`sitrep users add`).",
+                "Sign in at /sign-in with the name and password an admin gave you (with sitrep users add).",
             ),
             WebError::BadKey { what } => (
                 StatusCode::UNAUTHORIZED,

@@ -58,11 +58,14 @@ pub async fn sla_page(
         }
     };
     let errors = if format == Some("json") { Format::Json } else { Format::Html };
-    viewer.require(Role::Operator, errors)?;
+    // Anyone signed in: viewers too (a manager needs no operator's powers to read it).
+    viewer.require(Role::Viewer, errors)?;
     let now = state.now();
     let month = match q.month.as_deref().filter(|m| !m.trim().is_empty()) {
         None => ReportMonth::of(now).previous(),
-        Some(m) => ReportMonth::parse(m).map_err(|e| WebError::bad_request(errors, "month", e))?,
+        Some(m) => {
+            ReportMonth::parse(m).and_then(|m| m.begun(now)).map_err(|e| WebError::bad_request(errors, "month", e))?
+        }
     };
     let system = q.system.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     if let Some(s) = &system {
@@ -87,7 +90,9 @@ pub async fn sla_page(
         }
         Some("pdf") => {
             let name = format!("attachment; filename=\"sitrep-sla-{}.pdf\"", report.month);
-            let body = crate::pages::report::pdf::pdf(&report, &crate::view::utc_text(now));
+            // Evidence under the address the dashboard was asked at, as a reader of the paper needs it.
+            let base = state.public.url.clone().unwrap_or_default();
+            let body = pdf::pdf(&report, &crate::view::utc_text(now), &base);
             Ok(([(header::CONTENT_TYPE, "application/pdf".to_owned()), (header::CONTENT_DISPOSITION, name)], body)
                 .into_response())
         }

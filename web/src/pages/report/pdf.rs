@@ -13,16 +13,17 @@ const REGULAR: Name<'static> = Name(b"F1");
 const BOLD: Name<'static> = Name(b"F2");
 
 /// Right edges of the table's number columns, after the name column.
-const COLUMNS: [(&str, f32); 9] = [
-    ("Availability", 295.0),
-    ("Objective", 350.0),
-    ("Budget left", 418.0),
-    ("Down", 476.0),
-    ("Degraded", 540.0),
-    ("Maintenance", 614.0),
-    ("Unknown", 674.0),
-    ("Incidents", 728.0),
-    ("MTTR (min)", 802.0),
+const COLUMNS: [(&str, f32); 10] = [
+    ("Availability", 275.0),
+    ("Objective", 325.0),
+    ("Budget left", 385.0),
+    ("Down", 435.0),
+    ("Degraded", 490.0),
+    ("Maintenance", 555.0),
+    ("Unknown", 610.0),
+    ("Incidents", 660.0),
+    ("MTTR", 720.0),
+    ("MTBF", 802.0),
 ];
 
 /// `text` in WinAnsiEncoding, the base fonts' encoding: Latin-1 as it is, a few typographic
@@ -90,13 +91,15 @@ impl Doc {
         Doc { pages: vec![], page: Content::new(), y: HEIGHT - MARGIN }
     }
 
-    /// Room for `height` more points on this page, or a new page.
-    fn room(&mut self, height: f32) {
+    /// Room for `height` more points on this page, or a new page (then `true`).
+    fn room(&mut self, height: f32) -> bool {
         if self.y - height < MARGIN {
             let done = std::mem::replace(&mut self.page, Content::new());
             self.pages.push(done);
             self.y = HEIGHT - MARGIN;
+            return true;
         }
+        false
     }
 
     fn text(&mut self, x: f32, y: f32, size: f32, bold: bool, text: &str) {
@@ -136,8 +139,26 @@ fn opt(v: Option<f64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
+/// The table's column titles, at the next line.
+fn header(doc: &mut Doc) {
+    doc.room(24.0);
+    doc.y -= 13.0;
+    let y = doc.y;
+    for (title, right) in COLUMNS {
+        doc.right(right, y, 7.5, true, title);
+    }
+    doc.y -= 9.0;
+    let y = doc.y;
+    let units = ["%", "%", "min", "min", "min", "min", "min", "", "min", "min"];
+    for ((_, right), unit) in COLUMNS.iter().zip(units) {
+        doc.right(*right, y, 6.5, false, unit);
+    }
+}
+
 fn row(doc: &mut Doc, name: &str, r: &Row, availability: &str, budget: Option<(f64, f64)>, bold: bool) {
-    doc.room(14.0);
+    if doc.room(14.0) {
+        header(doc);
+    }
     doc.y -= 13.0;
     let y = doc.y;
     doc.text(MARGIN, y, 9.0, bold, &fit(name, 9.0, 195.0));
@@ -151,6 +172,7 @@ fn row(doc: &mut Doc, name: &str, r: &Row, availability: &str, budget: Option<(f
         r.unknown_minutes.to_string(),
         r.incidents.to_string(),
         opt(r.mttr_minutes),
+        opt(r.mtbf_minutes),
     ];
     for ((_, right), cell) in COLUMNS.iter().zip(cells) {
         doc.right(*right, y, 9.0, bold, &cell);
@@ -189,8 +211,9 @@ fn chart(doc: &mut Doc, s: &SystemReport) {
     doc.y = base - 12.0;
 }
 
-/// The report as a PDF document.
-pub fn pdf(report: &Report, made_at: &str) -> Vec<u8> {
+/// The report as a PDF document. Evidence is printed as links under `base`, the dashboard's
+/// address (`http://host:8080/`), when it is known.
+pub fn pdf(report: &Report, made_at: &str, base: &str) -> Vec<u8> {
     let mut doc = Doc::new();
     doc.line(16.0, true, &format!("SLA report {}", report.month));
     doc.line(
@@ -219,12 +242,7 @@ pub fn pdf(report: &Report, made_at: &str) -> Vec<u8> {
         doc.room(120.0);
         doc.y -= 8.0;
         doc.line(13.0, true, &format!("{}: {}", s.system, s.availability_text));
-        doc.room(14.0);
-        doc.y -= 13.0;
-        let y = doc.y;
-        for (title, right) in COLUMNS {
-            doc.right(right, y, 7.5, true, title);
-        }
+        header(&mut doc);
         row(
             &mut doc,
             &format!("{} (all)", s.system),
@@ -260,10 +278,13 @@ pub fn pdf(report: &Report, made_at: &str) -> Vec<u8> {
                         "{}: {} min, {} to {}, {}{}",
                         l.component,
                         l.minutes,
-                        l.from.date(),
-                        l.to.date(),
+                        crate::view::utc_text(l.from),
+                        crate::view::utc_text(l.to),
                         l.cause,
-                        l.evidence.as_deref().map(|e| format!(" (evidence: {e})")).unwrap_or_default()
+                        l.evidence
+                            .as_deref()
+                            .map(|e| format!(" (evidence: {}{e})", base.trim_end_matches('/')))
+                            .unwrap_or_default()
                     ),
                 );
             }
