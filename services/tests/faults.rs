@@ -884,6 +884,13 @@ async fn killing_sitrep_between_a_notification_decision_and_its_delivery_deliver
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // sitrep records the refused attempt as it ends, then waits a second before retrying: kill
+    // it in that wait.
+    let refused = Instant::now();
+    while scalar("SELECT count(*) FROM notification_attempts").await == 0 {
+        assert!(refused.elapsed() < Duration::from_secs(5), "the refused attempt was not recorded within 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     rig.kill9(project);
     let decided = scalar("SELECT count(*) FROM events WHERE event_type = 'NotificationDecided'").await;
     let delivered_before = scalar("SELECT count(*) FROM alert_deliveries").await;
