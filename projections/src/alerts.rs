@@ -14,6 +14,7 @@ use deadpool_postgres::Transaction;
 use sitrep_domain::alert::{AlertEvent, Decision, Evaluator, EvaluatorEvent, Input, Tracked, AGGREGATE_TYPE as ALERT};
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
 use sitrep_domain::maintenance::{MaintenanceEvent, AGGREGATE_TYPE as MAINTENANCE};
+use sitrep_domain::outage::{OutageEvent, AGGREGATE_TYPE as OUTAGE};
 use sitrep_infra::alerts;
 use sitrep_infra::event_store::{self, StoredEvent};
 use std::collections::BTreeSet;
@@ -60,7 +61,7 @@ impl AlertEvaluator {
 }
 
 /// The aggregate types the evaluator reads.
-const INPUTS: [&str; 4] = [COMPONENT, EvaluatorEvent::AGGREGATE_TYPE, ALERT, MAINTENANCE];
+const INPUTS: [&str; 5] = [COMPONENT, EvaluatorEvent::AGGREGATE_TYPE, ALERT, MAINTENANCE, OUTAGE];
 
 /// The evaluator's state as of an event position, with what its snapshot lacks.
 struct Kept {
@@ -108,10 +109,15 @@ async fn restore(client: &impl tokio_postgres::GenericClient, through: i64) -> a
             serde_json::from_value(r.get(1)).context("reading a component of the alert evaluator")?;
         evaluator.restore_component(r.get(0), tracked);
     }
-    // Maintenance windows are not in the snapshot: they are few, so read them again.
+    // Maintenance windows are not in the snapshot: they are few, so read them again. So are
+    // outages (a snapshot from before sitrep followed them has none).
     let snapshot = saved_at.unwrap_or(0);
-    each_event(client, &[MAINTENANCE], 0, snapshot, event_store::Metadata::Skip, |e| {
-        evaluator.note_window(&e.payload.decode::<MaintenanceEvent>()?);
+    each_event(client, &[MAINTENANCE, OUTAGE], 0, snapshot, event_store::Metadata::Skip, |e| {
+        if e.aggregate_type == OUTAGE {
+            evaluator.note_outage(&e.payload.decode::<OutageEvent>()?);
+        } else {
+            evaluator.note_window(&e.payload.decode::<MaintenanceEvent>()?);
+        }
         Ok(())
     })
     .await?;
@@ -172,6 +178,10 @@ impl Kept {
             MAINTENANCE => {
                 let event = e.payload.decode::<MaintenanceEvent>()?;
                 decisions.extend(self.evaluator.handle(position, Input::Maintenance(&event)));
+            }
+            OUTAGE => {
+                let event = e.payload.decode::<OutageEvent>()?;
+                decisions.extend(self.evaluator.handle(position, Input::Outage(&event)));
             }
             _ => {}
         }

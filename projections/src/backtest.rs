@@ -4,7 +4,7 @@
 //! nothing: every query here is a read.
 //!
 //! The evaluator starts from each component's last report before the range (and every
-//! maintenance window scheduled before it), so a component already failing when the range
+//! maintenance window and outage before it), so a component already failing when the range
 //! begins is known to be; an alert it would raise for that starts before the range.
 
 use anyhow::Context;
@@ -14,6 +14,7 @@ use sitrep_domain::alert::backtest::{self, Actual, Backtest, Difference, RuleTot
 use sitrep_domain::alert::{Input, RuleSet};
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
 use sitrep_domain::maintenance::{MaintenanceEvent, AGGREGATE_TYPE as MAINTENANCE};
+use sitrep_domain::outage::{OutageEvent, AGGREGATE_TYPE as OUTAGE};
 use sitrep_infra::event_store::{self, Metadata, StoredEvent};
 use time::OffsetDateTime;
 
@@ -71,6 +72,10 @@ fn feed(b: &mut Backtest, e: &StoredEvent) -> anyhow::Result<bool> {
             b.feed(e.position, Input::Maintenance(&e.payload.decode::<MaintenanceEvent>()?));
             return Ok(true);
         }
+        OUTAGE => {
+            b.feed(e.position, Input::Outage(&e.payload.decode::<OutageEvent>()?));
+            return Ok(true);
+        }
         _ => {}
     }
     Ok(false)
@@ -94,10 +99,10 @@ pub async fn run(
     let windows = client
         .query(
             &format!(
-                "SELECT {} FROM events WHERE aggregate_type = $1 AND position < $2 ORDER BY position",
+                "SELECT {} FROM events WHERE aggregate_type = ANY($1) AND position < $2 ORDER BY position",
                 event_store::STORED_COLUMNS
             ),
-            &[&MAINTENANCE, &first],
+            &[&[MAINTENANCE, OUTAGE].as_slice(), &first],
         )
         .await?;
     let seeds = client
@@ -127,7 +132,7 @@ pub async fn run(
         let through = end.min(after + BATCH);
         let batch = event_store::read_types_between(
             &**client,
-            &[COMPONENT, MAINTENANCE],
+            &[COMPONENT, MAINTENANCE, OUTAGE],
             after,
             through,
             BATCH,

@@ -1337,3 +1337,28 @@ async fn the_home_page_tile_shows_a_systems_worst_few_alerts_and_counts_the_rest
     assert!(tile.contains("and 2 more"), "{tile}");
     assert!(html.contains(">7 open alerts</a>"), "the total over every system");
 }
+
+#[tokio::test]
+async fn an_alert_raised_while_its_system_has_a_major_outage_gives_way_to_it() {
+    let app = spawn_app_with_rules(FS_FAILED).await;
+    let subject = app.settings.subject(sitrep_domain::wire::MessageKind::Outage, "derecho");
+    let declared = json!({"system": "derecho", "action": "declare", "id": "sched", "severity": "major",
+                          "title": "Scheduler down"});
+    app.publish_to(&subject, declared.to_string(), None).await;
+    eventually("the outage in the log", || async {
+        match app.scalar("SELECT count(*) FROM events WHERE event_type = 'OutageDeclared'").await {
+            1 => Ok(()),
+            n => Err(format!("{n}")),
+        }
+    })
+    .await;
+    report(&app, "fs/glade", "failed", 600).await;
+    let alert = open_alert(&app, "firing").await;
+    assert_eq!(alert["impacted_by"], "outage derecho/sched", "{alert}");
+    let id = alert["id"].as_str().unwrap();
+    let (_, page) = app.get(&format!("/alerts/{id}")).await;
+    assert!(page.contains("The declared outage derecho/sched of its system was in force"), "the page says why");
+    let notify = app.scalar("SELECT count(*) FROM alert_transitions WHERE notify").await;
+    assert_eq!(notify, 0, "it notifies no one");
+    app.cleanup().await;
+}

@@ -7,7 +7,7 @@
 //! - Time passes as the live alert clock makes it pass: whenever the evaluator is due, a tick at
 //!   that instant, before the next event (the clock ticks the log recorded were the rules in
 //!   force's, so they are passed over too).
-//! - Maintenance windows are taken from the log as they were.
+//! - Maintenance windows and declared outages are taken from the log as they were.
 //! - Operators' acknowledgements and silences belong to real alerts, so they do not apply.
 //! - The evaluator is told of a would-be alert's resolution and end of maintenance, as the live
 //!   one is through the log.
@@ -68,7 +68,7 @@ impl Backtest {
     pub fn feed(&mut self, position: i64, input: Input<'_>) {
         match input {
             Input::Reported(r) => self.pass_time(r.received_at, position),
-            Input::Maintenance(_) => {}
+            Input::Maintenance(_) | Input::Outage(_) => {}
             Input::Evaluator(_) | Input::Alert(..) => return,
         }
         let decided = self.evaluator.handle(position, input);

@@ -17,6 +17,7 @@ use super::rules::{Condition, Direction, Rule, RuleSet};
 use super::summary::{self, Facts};
 use crate::component::Reported;
 use crate::maintenance::{MaintenanceEvent, Window};
+use crate::outage::{OutageEvent, OutageSeverity};
 use crate::Status;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,6 +56,7 @@ pub enum Input<'a> {
     Evaluator(&'a EvaluatorEvent),
     Alert(Uuid, &'a AlertEvent),
     Maintenance(&'a MaintenanceEvent),
+    Outage(&'a OutageEvent),
 }
 
 /// A maintenance window (or reservation) as it stands, and the system it is for.
@@ -126,6 +128,11 @@ pub struct Evaluator {
     /// the component keeps the alert quiet.
     #[serde(default)]
     in_maintenance: BTreeMap<Uuid, (String, String)>,
+    /// Declared outages of severity major or critical in force, by `system/id`, with their
+    /// system: an alert raised in that system while one is gives way to it (the system is the
+    /// parent of its components).
+    #[serde(default)]
+    outages: BTreeMap<String, String>,
     /// Maintenance windows, by `system/id`. Not saved: a restore reads them again from the log
     /// ([`Evaluator::note_window`]), since they are few.
     #[serde(skip)]
@@ -161,6 +168,7 @@ pub struct Core<'a> {
     pending: &'a BTreeMap<String, OffsetDateTime>,
     silences: &'a BTreeMap<Uuid, OffsetDateTime>,
     in_maintenance: &'a BTreeMap<Uuid, (String, String)>,
+    outages: &'a BTreeMap<String, String>,
     due: &'a Option<OffsetDateTime>,
 }
 
@@ -184,6 +192,7 @@ impl Evaluator {
             pending: &self.pending,
             silences: &self.silences,
             in_maintenance: &self.in_maintenance,
+            outages: &self.outages,
             due: &self.due,
         }
     }
@@ -226,6 +235,30 @@ impl Evaluator {
                 if let Some(span) = self.windows.get_mut(&format!("{system}/{id}")) {
                     span.window.ends_at = span.window.ends_at.min(*at);
                 }
+            }
+        }
+    }
+
+    /// Takes in a declared outage: major and critical ones in force make their system the
+    /// parent of its components' new alerts.
+    pub fn note_outage(&mut self, event: &OutageEvent) {
+        let grave = |s: OutageSeverity| matches!(s, OutageSeverity::Major | OutageSeverity::Critical);
+        match event {
+            OutageEvent::Declared { system, id, outage, .. } if grave(outage.severity) => {
+                self.outages.insert(format!("{system}/{id}"), system.to_string());
+            }
+            OutageEvent::Declared { .. } => {}
+            OutageEvent::Updated { system, id, change, .. } => match change.severity {
+                Some(s) if grave(s) => {
+                    self.outages.insert(format!("{system}/{id}"), system.to_string());
+                }
+                Some(_) => {
+                    self.outages.remove(&format!("{system}/{id}"));
+                }
+                None => {}
+            },
+            OutageEvent::Resolved { system, id, .. } => {
+                self.outages.remove(&format!("{system}/{id}"));
             }
         }
     }
@@ -274,6 +307,8 @@ impl Evaluator {
                     AlertEvent::Raised { .. } | AlertEvent::Acknowledged { .. } => {}
                 }
             }
+            // An outage's own time is the sender's clock too: it only says what is in force.
+            Input::Outage(event) => self.note_outage(event),
             // A window's own time is not the log's "now" (it is the sender's clock), but a
             // change to it may end the maintenance of alerts raised in it.
             Input::Maintenance(event) => {
@@ -441,11 +476,15 @@ impl Evaluator {
             value: c.metrics.get(metric).map(|v| ((v * 100.0).round() / 100.0).to_string()).unwrap_or_default(),
             last_report: rfc3339(c.observed_at),
         };
+        // A failed parent, else a grave outage declared for the whole system or this part.
         let impacted_by = self
             .rules
             .parent_of(key)
             .filter(|parent| self.components.get(*parent).is_some_and(|p| p.status == Status::Failed))
-            .map(str::to_owned);
+            .map(str::to_owned)
+            .or_else(|| {
+                self.outages.iter().find(|(_, s)| s.as_str() == system).map(|(name, _)| format!("outage {name}"))
+            });
         let alert_id = Uuid::new_v5(&ALERT_NAMESPACE, format!("{slot}|{position}").as_bytes());
         let maintenance = self
             .windows
@@ -799,6 +838,50 @@ mod tests {
         let AlertCommand::Raise { info, .. } = &d[0].command else { panic!("no alert raised: {d:?}") };
         let labels: Vec<(&str, &str)> = info.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(labels, [("kind", "filesystem"), ("team", "storage")]);
+    }
+
+    fn outage(id: &str, severity: crate::outage::OutageSeverity) -> OutageEvent {
+        OutageEvent::Declared {
+            system: SystemName::parse("derecho").unwrap(),
+            id: crate::notice::NoticeId::parse(id).unwrap(),
+            outage: crate::outage::Declaration {
+                severity,
+                title: "Scheduler down".into(),
+                description: None,
+                components: vec![],
+                started_at: at(0),
+                estimated_resolution: None,
+            },
+            at: at(0),
+        }
+    }
+
+    #[test]
+    fn given_a_major_outage_of_its_system_then_a_new_alert_is_impacted_by_it_and_after_it_is_not() {
+        use crate::outage::OutageSeverity;
+        let mut g = given(DOWN);
+        let p = g.next();
+        g.evaluator.handle(p, Input::Outage(&outage("minor", OutageSeverity::Minor)));
+        assert_eq!(
+            raised(&g.report("login/a", Status::Failed, 1)),
+            [("down", "login/a", None)],
+            "a minor outage is no parent"
+        );
+        let p = g.next();
+        g.evaluator.handle(p, Input::Outage(&outage("sched", OutageSeverity::Major)));
+        assert_eq!(
+            raised(&g.report("queue/main", Status::Failed, 2)),
+            [("down", "queue/main", Some("outage derecho/sched"))]
+        );
+        let resolved = OutageEvent::Resolved {
+            system: SystemName::parse("derecho").unwrap(),
+            id: crate::notice::NoticeId::parse("sched").unwrap(),
+            message: None,
+            at: at(3),
+        };
+        let p = g.next();
+        g.evaluator.handle(p, Input::Outage(&resolved));
+        assert_eq!(raised(&g.report("fs/glade", Status::Failed, 4)), [("down", "fs/glade", None)]);
     }
 
     #[test]

@@ -73,7 +73,10 @@ pub struct AlertRow {
     pub component: String,
     pub component_url: String,
     pub summary: String,
+    /// A failed parent `system:component`, or `outage system/id`: a grave outage of its system.
     pub impacted_by: Option<String>,
+    /// Why it notifies no one, in words, when it is impacted.
+    pub impacted_reason: Option<String>,
     /// `system/id` of the maintenance window it was raised in, and where that window's page is.
     pub maintenance: Option<String>,
     pub maintenance_url: Option<String>,
@@ -87,6 +90,16 @@ pub struct AlertRow {
     pub silenced_until: Option<String>,
     pub resolved: Option<Age>,
     pub resolved_reason: Option<String>,
+}
+
+/// Why an impacted alert notifies no one, in words.
+fn impacted_reason(by: &str) -> String {
+    match by.strip_prefix("outage ") {
+        Some(outage) => format!(
+            "The declared outage {outage} of its system was in force when it was raised, so this alert is recorded but notifies no one."
+        ),
+        None => format!("{by} had failed, so this alert is recorded but notifies no one."),
+    }
 }
 
 const ROW_COLUMNS: &str = "alert_id, rule, kind, severity, state, system, component, summary, impacted_by, since, \
@@ -112,6 +125,7 @@ fn row(r: &Row, now: OffsetDateTime) -> AlertRow {
         system,
         component,
         summary: r.get(7),
+        impacted_reason: r.get::<_, Option<String>>(8).map(|by| impacted_reason(&by)),
         impacted_by: r.get(8),
         since: view::age(r.get(9), now, false),
         raised: view::age(r.get(10), now, false),
@@ -793,6 +807,7 @@ mod tests {
             component_url: "/systems/derecho/components/fs/glade".into(),
             summary: "derecho fs/glade is <failed>".into(),
             impacted_by: impacted_by.map(str::to_owned),
+            impacted_reason: impacted_by.map(impacted_reason),
             maintenance: None,
             maintenance_url: None,
             maintenance_ended: None,
