@@ -26,8 +26,7 @@ fn rules_file(configured: Option<&Path>) -> anyhow::Result<Option<(PathBuf, Stri
         None if Path::new(DEFAULT_RULES_FILE).exists() => PathBuf::from(DEFAULT_RULES_FILE),
         None => return Ok(None),
     };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading the alert rules {} (SITREP_ALERTS_FILE)", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading the alert rules {}", path.display()))?;
     Ok(Some((path, text)))
 }
 

@@ -3,15 +3,17 @@
 //! [`sitrep_domain::alert::backtest`] over them in memory. It writes nothing and publishes
 //! nothing: every query here is a read.
 //!
-//! The evaluator starts from each component's last report before the range (and every
-//! maintenance window and outage before it), so a component already failing when the range
-//! begins is known to be; an alert it would raise for that starts before the range.
+//! The evaluator starts a warm-up before the range (the rules' longest `for` or flapping
+//! window, at most a day), from each component's last report before that and every
+//! maintenance window and outage before it. A condition already holding when the range begins
+//! has its true start; an alert firing when the range begins is reported with the time it was
+//! raised, before the range. The range ends at now at the latest.
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use serde::Serialize;
 use sitrep_domain::alert::backtest::{self, Actual, Backtest, Difference, RuleTotals, WouldBe};
-use sitrep_domain::alert::{Input, RuleSet};
+use sitrep_domain::alert::{Condition, Input, RuleSet};
 use sitrep_domain::component::{ComponentEvent, AGGREGATE_TYPE as COMPONENT};
 use sitrep_domain::maintenance::{MaintenanceEvent, AGGREGATE_TYPE as MAINTENANCE};
 use sitrep_domain::outage::{OutageEvent, AGGREGATE_TYPE as OUTAGE};
@@ -81,16 +83,37 @@ fn feed(b: &mut Backtest, e: &StoredEvent) -> anyhow::Result<bool> {
     Ok(false)
 }
 
-/// Runs `rules` over the log between `from` and `to`.
+/// How long before the range the evaluator starts reading, so that a condition already
+/// holding when the range begins has its true start: the longest `for` or flapping window of
+/// the rules, at most a day.
+fn warm_up(rules: &RuleSet) -> time::Duration {
+    let longest = rules
+        .rules
+        .iter()
+        .map(|r| match r.condition {
+            Condition::Status { for_seconds, .. } | Condition::Threshold { for_seconds, .. } => for_seconds,
+            Condition::Flapping { within_seconds, .. } => within_seconds,
+            Condition::Stale { .. } => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    time::Duration::seconds(i64::try_from(longest).unwrap_or(i64::MAX).min(86_400)) + time::Duration::MINUTE
+}
+
+/// Runs `rules` over the log between `from` and `to` (at most now: time that has not passed
+/// would make every component look quiet).
 pub async fn run(
     pool: &Pool,
     rules: RuleSet,
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> anyhow::Result<BacktestReport> {
-    anyhow::ensure!(from < to, "--from ({from}) must be before --to ({to})");
+    let to = to.min(OffsetDateTime::now_utc());
+    anyhow::ensure!(from < to, "--from ({from}) must be before --to ({to}) and before now");
     let client = pool.get().await.context("connecting to Postgres")?;
-    let first = position_at(&client, from).await?;
+    // Reading starts a warm-up before the range; what it raises and resolves before the range
+    // is left out below.
+    let first = position_at(&client, from - warm_up(&rules)).await?;
     let end = position_at(&client, to).await? - 1;
     let mut b = Backtest::new(rules);
     let mut events = 0_u64;
@@ -144,11 +167,12 @@ pub async fn run(
         }
         after = through;
     }
-    let mut alerts = b.finish(to, end + 1);
+    let mut alerts = b.finish(to);
+    alerts.retain(|a| a.resolved_at.is_none_or(|r| r > from));
     alerts.sort_by(|a, b| a.raised_at.cmp(&b.raised_at).then(a.rule.cmp(&b.rule)).then(a.component.cmp(&b.component)));
     let actual: Vec<Actual> = client
         .query(
-            "SELECT rule, system, component, raised_at, resolved_at FROM alerts
+            "SELECT rule, system, component, raised_at, resolved_at, severity FROM alerts
              WHERE raised_at < $2 AND (resolved_at IS NULL OR resolved_at >= $1) ORDER BY raised_at, rule, component",
             &[&from, &to],
         )
@@ -161,6 +185,7 @@ pub async fn run(
             component: r.get(2),
             raised_at: r.get(3),
             resolved_at: r.get(4),
+            severity: r.get(5),
         })
         .collect();
     Ok(BacktestReport {

@@ -28,7 +28,7 @@ pub enum RulesCommand {
         file: Option<PathBuf>,
     },
     /// Run rule tests: input reports at offsets, and the alerts that should be firing at given
-    /// offsets (see docs/alerts.md, "Testing rules"). Exits 1 when a test fails, with what was
+    /// offsets (see docs/alerts.md, "sitrep rules test"). Exits 1 when a test fails, with what was
     /// missing and what was not expected.
     Test {
         /// The tests file, such as alerts.test.toml.
@@ -178,13 +178,18 @@ pub fn text(r: &BacktestReport, rules: &Path) -> String {
     for a in &r.alerts {
         let until = a.resolved_at.map_or("still firing".to_owned(), |t| format!("until {}", when(t)));
         s.push_str(&format!(
-            "  {}  {:<18} {}:{} ({}), {until}; caused by event {}\n",
+            "  {}  {:<18} {}:{} ({}), {until}; {}\n",
             when(a.raised_at),
             a.rule,
             a.system,
             a.component,
             a.severity,
-            a.raised_by
+            match (a.raised_by, &a.impacted_by) {
+                (Some(p), None) => format!("raised by event {p}"),
+                (None, None) => format!("raised as time passed (condition since {})", when(a.since)),
+                (Some(p), Some(i)) => format!("raised by event {p}; impacted by {i}, notifies no one"),
+                (None, Some(i)) => format!("raised as time passed; impacted by {i}, notifies no one"),
+            }
         ));
     }
     s.push_str(&format!("\nThe rules in force raised {} alerts firing in the range.\n", r.actual.len()));

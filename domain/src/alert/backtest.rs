@@ -30,14 +30,22 @@ pub struct WouldBe {
     pub system: String,
     pub component: String,
     pub severity: String,
+    /// When its condition began (its `for` counts from here).
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub raised_at: OffsetDateTime,
     /// `None` while it would still fire at the end of the range.
     #[serde(with = "time::serde::rfc3339::option")]
     pub resolved_at: Option<OffsetDateTime>,
-    /// The position of the event that made it fire (a report, or the tick its `for` ran out at).
-    pub raised_by: i64,
+    /// The position of the report that made it fire; `None` when time passing did (its `for`
+    /// ran out, or its component went quiet).
+    pub raised_by: Option<i64>,
+    /// Likewise for its resolution.
     pub resolved_by: Option<i64>,
+    /// A failed parent (`system:component`) or `outage system/id` it would give way to: it
+    /// would notify no one.
+    pub impacted_by: Option<String>,
     pub summary: String,
     /// Raised inside this maintenance window (`system/id`): it would have notified no one then.
     pub maintenance: Option<String>,
@@ -51,6 +59,8 @@ pub struct Backtest {
     evaluator: Evaluator,
     alerts: Vec<WouldBe>,
     by_id: HashMap<Uuid, usize>,
+    /// Positions given to the ticks it makes up, below zero so that no event of the log has one.
+    ticks: i64,
 }
 
 impl Backtest {
@@ -60,14 +70,16 @@ impl Backtest {
         let loaded = EvaluatorEvent::RulesLoaded { rules, source: "backtest".into() };
         let decided = evaluator.handle(0, Input::Evaluator(&loaded));
         debug_assert!(decided.is_empty(), "no component is known yet");
-        Self { evaluator, alerts: vec![], by_id: HashMap::new() }
+        Self { evaluator, alerts: vec![], by_id: HashMap::new(), ticks: 0 }
     }
 
     /// Feeds one event of the log at `position`. Reports and maintenance windows count; the
     /// rest is passed over (see the module's notes).
     pub fn feed(&mut self, position: i64, input: Input<'_>) {
         match input {
-            Input::Reported(r) => self.pass_time(r.received_at, position),
+            // Time passes up to the report, its instant included: a `for` that runs out just as
+            // the report arrives has run out before the report changes anything.
+            Input::Reported(r) => self.pass_time(r.received_at),
             Input::Maintenance(_) | Input::Outage(_) => {}
             Input::Evaluator(_) | Input::Alert(..) => return,
         }
@@ -75,10 +87,13 @@ impl Backtest {
         self.apply(decided, position);
     }
 
-    /// Ticks as the live clock would, at each instant the evaluator is due, up to `until`.
-    pub fn pass_time(&mut self, until: OffsetDateTime, position: i64) {
+    /// Ticks as the live clock would, at each instant the evaluator is due, up to `until`
+    /// (inclusive).
+    pub fn pass_time(&mut self, until: OffsetDateTime) {
         while let Some(due) = self.evaluator.due().filter(|d| *d <= until) {
             let tick = EvaluatorEvent::Ticked { at: due };
+            self.ticks -= 1;
+            let position = self.ticks;
             let decided = self.evaluator.handle(position, Input::Evaluator(&tick));
             self.apply(decided, position);
             if self.evaluator.due().is_some_and(|next| next <= due) {
@@ -93,8 +108,8 @@ impl Backtest {
     }
 
     /// The would-be alerts, after time has passed up to `to`.
-    pub fn finish(mut self, to: OffsetDateTime, position: i64) -> Vec<WouldBe> {
-        self.pass_time(to, position);
+    pub fn finish(mut self, to: OffsetDateTime) -> Vec<WouldBe> {
+        self.pass_time(to);
         self.alerts
     }
 
@@ -108,10 +123,12 @@ impl Backtest {
                         system: info.system,
                         component: info.component,
                         severity: info.severity.as_str().to_owned(),
+                        since: info.since,
                         raised_at: at,
                         resolved_at: None,
-                        raised_by: cause,
+                        raised_by: (cause > 0).then_some(cause),
                         resolved_by: None,
+                        impacted_by: info.impacted_by,
                         summary: info.summary,
                         maintenance: info.maintenance,
                         alert_id: d.alert_id,
@@ -120,7 +137,7 @@ impl Backtest {
                 AlertCommand::Resolve { reason, at, cause } => {
                     if let Some(a) = self.by_id.get(&d.alert_id).map(|i| &mut self.alerts[*i]) {
                         a.resolved_at = Some(at);
-                        a.resolved_by = Some(cause);
+                        a.resolved_by = (cause > 0).then_some(cause);
                     }
                     let resolved = AlertEvent::Resolved { reason, at, cause };
                     let more = self.evaluator.handle(position, Input::Alert(d.alert_id, &resolved));
@@ -146,6 +163,7 @@ pub struct Actual {
     pub rule: String,
     pub system: String,
     pub component: String,
+    pub severity: String,
     #[serde(with = "time::serde::rfc3339")]
     pub raised_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -205,9 +223,11 @@ pub fn compare(would: &[WouldBe], actual: &[Actual], to: OffsetDateTime) -> Diff
             None => d.new.push(w.clone()),
             Some((i, a)) => {
                 taken[i] = true;
-                // To the microsecond, as the alerts read model keeps times.
+                // Within a second is the same time: the live clock ticks a little after an
+                // instant falls due, where the backtest ticks on it.
                 let micros = |t: OffsetDateTime| t.unix_timestamp_nanos() / 1_000;
                 let by = micros(w.raised_at) - micros(a.raised_at);
+                let by = if by.abs() < 1_000_000 { 0 } else { by };
                 let moved = Moved {
                     rule: w.rule.clone(),
                     system: w.system.clone(),
@@ -326,7 +346,7 @@ mod tests {
             let r = report("fs/glade", *used, m as i64);
             b.feed(m as i64 + 1, Input::Reported(&r));
         }
-        b.finish(at(60), 61)
+        b.finish(at(60))
     }
 
     #[test]
@@ -343,7 +363,9 @@ mod tests {
         let times: Vec<(OffsetDateTime, Option<OffsetDateTime>)> =
             low.iter().map(|w| (w.raised_at, w.resolved_at)).collect();
         assert_eq!(times, [(at(16), Some(at(20))), (at(36), None)]);
-        assert_eq!(low[0].raised_by, 17, "the report at minute 16 (position 17) made it fire");
+        assert_eq!(low[0].raised_by, None, "its `for` ran out: time passing raised it");
+        assert_eq!(low[0].since, at(11), "the condition began with the report at minute 11");
+        assert_eq!(low[0].resolved_by, Some(21), "and the one at minute 20 cleared it");
         let t = totals(&low, T0, at(60));
         assert_eq!((t[0].alerts, t[0].firing_seconds, t[0].longest_seconds), (2, 4 * 60 + 24 * 60, 24 * 60));
     }
@@ -356,6 +378,7 @@ mod tests {
                 rule: "full".into(),
                 system: "derecho".into(),
                 component: "fs/glade".into(),
+                severity: "warning".into(),
                 raised_at: at(18),
                 resolved_at: Some(at(20)),
             },
@@ -363,6 +386,7 @@ mod tests {
                 rule: "full".into(),
                 system: "derecho".into(),
                 component: "fs/home".into(),
+                severity: "warning".into(),
                 raised_at: at(5),
                 resolved_at: Some(at(9)),
             },

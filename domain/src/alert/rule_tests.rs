@@ -176,13 +176,25 @@ pub fn run(rules: &RuleSet, i: usize, t: &TestSpec) -> Result<Outcome, RuleError
         };
         steps.push((at, 0, Step::Report(Reported::new(report, START + at, false))));
     }
+    if t.expect.is_empty() {
+        return Err(RuleError {
+            at: format!("test[{i}] {:?}", t.name),
+            reason: "expects nothing: give [[test.expect]] entries with an offset and what is firing then".into(),
+        });
+    }
     for (j, e) in t.expect.iter().enumerate() {
         let at = offset(&e.at, &here("expect", j, "at"))?;
         for f in &e.firing {
-            let (_, key) = f.split_once(' ').ok_or_else(|| RuleError {
+            let (rule, key) = f.split_once(' ').ok_or_else(|| RuleError {
                 at: here("expect", j, "firing"),
                 reason: format!("{f:?} is not \"rule system:component\""),
             })?;
+            if !rules.rules.iter().any(|r| r.name == rule) {
+                return Err(RuleError {
+                    at: here("expect", j, "firing"),
+                    reason: format!("{rule:?} is not the name of a rule in the rules under test"),
+                });
+            }
             split(key.trim(), &here("expect", j, "firing"))?;
         }
         // Reports at the same offset come first: an expectation sees them.
@@ -193,6 +205,12 @@ pub fn run(rules: &RuleSet, i: usize, t: &TestSpec) -> Result<Outcome, RuleError
     for (j, w) in t.maintenance.iter().enumerate() {
         let (from, to) =
             (offset(&w.from, &here("maintenance", j, "from"))?, offset(&w.to, &here("maintenance", j, "to"))?);
+        if to <= from {
+            return Err(RuleError {
+                at: here("maintenance", j, "to"),
+                reason: format!("{:?} is not after from", w.to),
+            });
+        }
         let mut by_system: BTreeMap<String, Vec<ComponentName>> = BTreeMap::new();
         for c in &w.components {
             let (s, c) = split(c, &here("maintenance", j, "components"))?;
@@ -224,7 +242,7 @@ pub fn run(rules: &RuleSet, i: usize, t: &TestSpec) -> Result<Outcome, RuleError
             Step::Report(r) => b.feed(position, Input::Reported(r)),
             Step::Expect(j) => {
                 let now = START + *at;
-                b.pass_time(now, position);
+                b.pass_time(now);
                 let firing: BTreeSet<String> = b
                     .alerts()
                     .iter()
@@ -254,6 +272,9 @@ pub fn run(rules: &RuleSet, i: usize, t: &TestSpec) -> Result<Outcome, RuleError
 
 /// Runs every test of a file against `rules`.
 pub fn run_all(rules: &RuleSet, file: &TestFile) -> Result<Vec<Outcome>, RuleError> {
+    if file.test.is_empty() {
+        return Err(RuleError { at: "tests".into(), reason: "there is no [[test]] in the file".into() });
+    }
     file.test.iter().enumerate().map(|(i, t)| run(rules, i, t)).collect()
 }
 
@@ -358,6 +379,10 @@ firing = ["filesystem-full derecho:fs/glade"]
             ),
             ("[[test]]\nname='t'\n[[test.report]]\nat='1m'\ncomponent='derecho:x'\nstatus='bad'", "field \"status\""),
             ("[[test]]\nname='t'\n[[test.expect]]\nat='1m'\nfiring=['onlyrule']", "expect[0] field \"firing\""),
+            ("[[test]]\nname='t'\n[[test.expect]]\nat='1m'\nfiring=['nosuch derecho:x']", "not the name of a rule"),
+            ("[[test]]\nname='t'", "expects nothing"),
+            ("[[test]]\nname='t'\n[[test.maintenance]]\ncomponents=['derecho:x']\nfrom='1h'\nto='0m'\n[[test.expect]]\nat='1m'", "not after from"),
+            ("rules = 'alerts.toml'", "no [[test]]"),
         ] {
             let err = run_all(&rules, &parse(text).unwrap()).unwrap_err();
             assert!(err.to_string().contains(needle), "{text}: {err}");

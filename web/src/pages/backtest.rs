@@ -11,7 +11,7 @@ use crate::view::layout::{render, Layout};
 use crate::view::{self, uptime::Stretch};
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Html;
+use axum::response::{Html, IntoResponse};
 use axum::Form;
 use serde::{Deserialize, Serialize};
 use sitrep_domain::alert::RuleSet;
@@ -139,7 +139,7 @@ pub async fn run(
     viewer: Viewer,
     headers: HeaderMap,
     Form(f): Form<BacktestForm>,
-) -> Result<Html<String>, WebError> {
+) -> Result<axum::response::Response, WebError> {
     viewer.check_form(&headers, &f.csrf, Role::Operator)?;
     let now = state.now();
     let mut p = page(&state, f.rules.clone(), now - Duration::days(7), now);
@@ -160,7 +160,8 @@ pub async fn run(
         Ok(ok) => ok,
         Err(e) => {
             p.error = Some(e);
-            return render("alert_backtest", &p);
+            let html = render("alert_backtest", &p)?;
+            return Ok((axum::http::StatusCode::BAD_REQUEST, html).into_response());
         }
     };
     let report = sitrep_projections::backtest::run(&state.pool, rules, from, to).await.map_err(WebError::page)?;
@@ -176,11 +177,11 @@ pub async fn run(
         ));
     }
     for a in &report.actual {
-        let what = format!("raised {}", a.rule);
+        let what = format!("raised {} ({})", a.rule, a.severity);
         by_component.entry(format!("{}:{}", a.system, a.component)).or_default().1.push((
             a.raised_at,
             a.resolved_at,
-            "critical",
+            a.severity.as_str(),
             what,
         ));
     }
@@ -206,5 +207,5 @@ pub async fn run(
         later: d.later.len(),
     };
     p.report = Some(report);
-    render("alert_backtest", &p)
+    Ok(render("alert_backtest", &p)?.into_response())
 }
