@@ -242,7 +242,8 @@ impl Figures {
     }
 }
 
-fn availability(up: f64, down: f64) -> Option<f64> {
+/// Percent up of the counted time (`up + down`), or `None` when no time was counted.
+pub fn availability(up: f64, down: f64) -> Option<f64> {
     let counted = up + down;
     (counted > 0.0).then(|| (100.0 * up / counted).clamp(0.0, 100.0))
 }

@@ -88,7 +88,9 @@ async fn feed(state: &AppState, headers: &HeaderMap) -> Result<Feed, WebError> {
     let config = &state.public;
     let now = state.now();
     let mut entries = Vec::new();
-    let outages = public::public_outages(state, config, 0, ENTRIES as i64).await.map_err(WebError::page)?;
+    let mut outages = public::public_outages(state, config).await.map_err(WebError::page)?;
+    outages.truncate(ENTRIES);
+    public::with_updates(state, &mut outages).await.map_err(WebError::page)?;
     for (i, o) in outages.iter().enumerate() {
         let affects = format!("Affects {}.", o.groups.join(", "));
         // Where /status lists it: ten incidents a page, in this order.

@@ -115,7 +115,8 @@ pub async fn status_view(state: &AppState, now: OffsetDateTime, page: i64) -> Re
         notices.outages.extend(n.outages);
         notices.windows.extend(n.windows);
     }
-    let outages_90d = public_outages(state, config, 0, 1000).await.map_err(WebError::page)?;
+    // Every public outage, read once: for the days' bars, and a page of them with their updates.
+    let outages_90d = public_outages(state, config).await.map_err(WebError::page)?;
     for system in public::systems(config) {
         let live = crate::read::queries::system_components(&state.pool, system).await.map_err(WebError::page)?;
         let facts = crate::read::sla::system_facts(&state.pool, system, from, now).await.map_err(WebError::page)?;
@@ -183,9 +184,10 @@ pub async fn status_view(state: &AppState, now: OffsetDateTime, page: i64) -> Re
         }
     };
     let page = page.max(1);
-    let shown = public_outages(state, config, (page - 1) * INCIDENTS_PER_PAGE, INCIDENTS_PER_PAGE + 1)
-        .await
-        .map_err(WebError::page)?;
+    let skip = usize::try_from((page - 1) * INCIDENTS_PER_PAGE).unwrap_or(usize::MAX);
+    let mut shown: Vec<PublicOutage> =
+        outages_90d.iter().skip(skip).take(INCIDENTS_PER_PAGE as usize + 1).cloned().collect();
+    public::with_updates(state, &mut shown).await.map_err(WebError::page)?;
     let more = shown.len() as i64 > INCIDENTS_PER_PAGE;
     let incidents = shown.iter().take(INCIDENTS_PER_PAGE as usize).map(|o| incident_view(o, now)).collect();
     let windows = public_windows(config, &notices)

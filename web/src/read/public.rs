@@ -353,6 +353,7 @@ pub fn systems(config: &PublicConfig) -> Vec<&str> {
 }
 
 /// An outage that touches a public group, as the public face shows it.
+#[derive(Debug, Clone)]
 pub struct PublicOutage {
     pub system: String,
     pub id: String,
@@ -366,13 +367,9 @@ pub struct PublicOutage {
     pub updates: Vec<(i64, OffsetDateTime, String, Option<String>)>,
 }
 
-/// The outages of public systems that touch a public group, newest first, from `offset`.
-pub async fn public_outages(
-    state: &AppState,
-    config: &PublicConfig,
-    offset: i64,
-    limit: i64,
-) -> anyhow::Result<Vec<PublicOutage>> {
+/// The outages of public systems that touch a public group: ongoing first, then the newest.
+/// Their updates are not read ([`with_updates`] reads them for those shown).
+pub async fn public_outages(state: &AppState, config: &PublicConfig) -> anyhow::Result<Vec<PublicOutage>> {
     let systems: Vec<String> = systems(config).into_iter().map(str::to_owned).collect();
     let client = state.pool.get().await.context("connecting to Postgres")?;
     let rows = client
@@ -402,19 +399,31 @@ pub async fn public_outages(
             system,
         });
     }
-    let mut page: Vec<PublicOutage> =
-        out.into_iter().skip(usize::try_from(offset).unwrap_or(0)).take(usize::try_from(limit).unwrap_or(0)).collect();
-    for o in &mut page {
-        let rows = client
-            .query(
-                "SELECT position, at, kind, message FROM outage_updates WHERE system = $1 AND id = $2 ORDER BY position",
-                &[&o.system, &o.id],
-            )
-            .await
-            .context("reading outage_updates")?;
-        o.updates = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    Ok(out)
+}
+
+/// Reads the updates of `outages`, in one query.
+pub async fn with_updates(state: &AppState, outages: &mut [PublicOutage]) -> anyhow::Result<()> {
+    if outages.is_empty() {
+        return Ok(());
     }
-    Ok(page)
+    let keys: Vec<String> = outages.iter().map(|o| format!("{}/{}", o.system, o.id)).collect();
+    let client = state.pool.get().await.context("connecting to Postgres")?;
+    let rows = client
+        .query(
+            "SELECT system || '/' || id, position, at, kind, message FROM outage_updates
+             WHERE system || '/' || id = ANY($1) ORDER BY position",
+            &[&keys],
+        )
+        .await
+        .context("reading outage_updates")?;
+    for r in &rows {
+        let key: String = r.get(0);
+        if let Some(i) = keys.iter().position(|k| *k == key) {
+            outages[i].updates.push((r.get(1), r.get(2), r.get(3), r.get(4)));
+        }
+    }
+    Ok(())
 }
 
 /// The windows of public systems that touch a public group and are not over.

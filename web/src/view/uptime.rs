@@ -45,8 +45,7 @@ impl Uptime {
 
     /// Percent up, or `None` when no time was counted.
     pub fn percent(&self) -> Option<f64> {
-        let counted = self.up + self.down;
-        (counted > 0.0).then(|| (100.0 * (self.up / counted)).clamp(0.0, 100.0))
+        sla::availability(self.up, self.down)
     }
 
     /// "99.93 %", or "no data".
